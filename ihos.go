@@ -1,0 +1,13 @@
+// Package ihos holds the domain of the internet hospital platform: the types both
+// services share, the error codes every layer speaks, and the identifiers and
+// conventions that must agree on the appliance and the cloud.
+//
+// This package does no I/O and imports nothing else of the repository, so every
+// other package can depend on it without cycles.
+package ihos
+
+// Version and Commit identify a build; `make build` sets them with -ldflags.
+var (
+	Version = "dev"
+	Commit  = "unknown"
+)

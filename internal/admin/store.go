@@ -1,0 +1,910 @@
+package admin
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"ihos"
+	"ihos/internal/audit"
+	"ihos/internal/pii"
+	"ihos/internal/sqldb"
+)
+
+// Store reads and writes the registered resources.
+type Store struct {
+	DB      *sqldb.DB
+	Sealer  *pii.Sealer
+	Auth    Authorizer
+	OnWrite OnWrite // optional; the sync outbox hooks in here
+
+	resources []*Resource
+	byName    map[string]*Resource
+}
+
+// NewStore returns a Store for the given resources. It panics on a declaration
+// error (a Ref to an unknown resource, a Scope that is not a field), since those
+// are programming mistakes found at start-up.
+func NewStore(db *sqldb.DB, sealer *pii.Sealer, auth Authorizer, resources ...*Resource) *Store {
+	s := &Store{DB: db, Sealer: sealer, Auth: auth, byName: map[string]*Resource{}}
+	for _, r := range resources {
+		s.resources = append(s.resources, r)
+		s.byName[r.Name] = r
+	}
+	for _, r := range resources {
+		for _, f := range r.Fields {
+			if f.Type == Ref && s.byName[f.Ref] == nil {
+				panic(fmt.Sprintf("admin: %s.%s refers to unknown resource %q", r.Name, f.Name, f.Ref))
+			}
+			if f.Sensitive && sealer == nil {
+				panic(fmt.Sprintf("admin: %s.%s is sensitive but the store has no sealer", r.Name, f.Name))
+			}
+			if f.Type == Password && r.HashPassword == nil {
+				panic(fmt.Sprintf("admin: %s.%s is a password but the resource has no HashPassword", r.Name, f.Name))
+			}
+		}
+		if r.Scope != "" && r.Scope != "id" && r.field(r.Scope) == nil {
+			panic(fmt.Sprintf("admin: %s scope %q is not a field", r.Name, r.Scope))
+		}
+	}
+	return s
+}
+
+// Resources returns the registered resources in registration order.
+func (s *Store) Resources() []*Resource { return s.resources }
+
+// Resource returns the resource called name, or a not-found error.
+func (s *Store) Resource(name string) (*Resource, error) {
+	r := s.byName[name]
+	if r == nil {
+		return nil, ihos.Errorf(ihos.ENotFound, "没有这类数据：%s", name)
+	}
+	return r, nil
+}
+
+// Query selects records for List.
+type Query struct {
+	Q        string            // substring match over the Search fields
+	Filters  map[string]string // exact match by field name; "enabled" is also accepted
+	Page     int               // 1-based
+	PageSize int               // default 20, at most 100
+	Sort     string            // a Sort field, "-" prefix for descending
+}
+
+// Page is one page of a list.
+type Page struct {
+	Items    []Record `json:"items"`
+	Total    int      `json:"total"`
+	Page     int      `json:"page"`
+	PageSize int      `json:"page_size"`
+}
+
+// MaxPageSize bounds a list page.
+const MaxPageSize = 100
+
+func systemColumns() []string {
+	return []string{"id", "enabled", "version", "created_at", "updated_at"}
+}
+
+// columns lists the stored columns of r in scan order (Password fields are never read).
+func (r *Resource) columns() []string {
+	cols := systemColumns()
+	for _, f := range r.Fields {
+		if f.Type != Password {
+			cols = append(cols, f.Name)
+		}
+	}
+	return cols
+}
+
+// List returns a page of records the actor may see.
+func (s *Store) List(ctx context.Context, r *Resource, q Query) (*Page, error) {
+	if err := s.Auth.Authorize(ctx, r.Perm+".read", ""); err != nil {
+		return nil, err
+	}
+	where := []string{"deleted_at IS NULL"}
+	var args []any
+	if dept := scopedDept(ctx, r); dept != "" {
+		if r.Scope == "" {
+			// Scoped roles see unscoped resources in full (an institution list, say).
+		} else {
+			where = append(where, r.Scope+" = ?")
+			args = append(args, dept)
+		}
+	}
+	bad := map[string]string{}
+	names := make([]string, 0, len(q.Filters))
+	for name := range q.Filters {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		v := q.Filters[name]
+		if name == "enabled" {
+			b, msg := normalize(&Field{Type: Bool}, v)
+			if msg != "" {
+				bad[name] = msg
+				continue
+			}
+			where = append(where, "enabled = ?")
+			args = append(args, boolInt(b.(bool)))
+			continue
+		}
+		f := r.field(name)
+		if f == nil || !f.Filter {
+			bad[name] = "不能按此字段筛选"
+			continue
+		}
+		val, msg := normalize(f, v)
+		if msg != "" {
+			bad[name] = msg
+			continue
+		}
+		col := f.Name
+		if f.Sensitive {
+			col, val = f.Name+"_bidx", s.Sealer.Index(val.(string))
+		}
+		if b, ok := val.(bool); ok {
+			val = boolInt(b)
+		}
+		where = append(where, col+" = ?")
+		args = append(args, val)
+	}
+	if q.Q = strings.TrimSpace(q.Q); q.Q != "" {
+		if len([]rune(q.Q)) > 50 {
+			bad["q"] = "搜索内容不能超过 50 个字"
+		}
+		var ors []string
+		for _, f := range r.Fields {
+			if f.Search && !f.Sensitive {
+				ors = append(ors, f.Name+" LIKE ?"+sqldb.Escape)
+				args = append(args, sqldb.Contains(q.Q))
+			}
+			if f.Search && f.Sensitive {
+				ors = append(ors, f.Name+"_bidx = ?")
+				args = append(args, s.Sealer.Index(q.Q))
+			}
+		}
+		if len(ors) > 0 {
+			where = append(where, "("+strings.Join(ors, " OR ")+")")
+		}
+	}
+	order, msg := r.orderBy(q.Sort)
+	if msg != "" {
+		bad["sort"] = msg
+	}
+	if q.Page < 0 || q.PageSize < 0 || q.PageSize > MaxPageSize {
+		bad["page_size"] = fmt.Sprintf("每页条数应在 1 到 %d 之间", MaxPageSize)
+	}
+	if len(bad) > 0 {
+		return nil, ihos.Invalid(bad)
+	}
+	if q.Page == 0 {
+		q.Page = 1
+	}
+	if q.PageSize == 0 {
+		q.PageSize = 20
+	}
+	if q.Page > 1_000_000 {
+		q.Page = 1_000_000
+	}
+	cond := strings.Join(where, " AND ")
+	page := &Page{Page: q.Page, PageSize: q.PageSize, Items: []Record{}}
+	if err := s.DB.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+r.Table+" WHERE "+cond, args...).Scan(&page.Total); err != nil {
+		return nil, ihos.Internal(err)
+	}
+	if page.Total == 0 || (q.Page-1)*q.PageSize >= page.Total {
+		return page, nil
+	}
+	rows, err := s.DB.QueryContext(ctx, "SELECT "+strings.Join(r.columns(), ", ")+" FROM "+r.Table+" WHERE "+cond+
+		" ORDER BY "+order+" LIMIT ? OFFSET ?", append(args, q.PageSize, (q.Page-1)*q.PageSize)...)
+	if err != nil {
+		return nil, ihos.Internal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		rec, err := s.scan(r, rows)
+		if err != nil {
+			return nil, err
+		}
+		page.Items = append(page.Items, rec)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, ihos.Internal(err)
+	}
+	if err := s.resolveRefs(ctx, r, page.Items); err != nil {
+		return nil, err
+	}
+	for _, rec := range page.Items {
+		s.present(r, rec)
+	}
+	return page, nil
+}
+
+func (r *Resource) orderBy(sortParam string) (string, string) {
+	key := sortParam
+	if key == "" {
+		key = r.Sort
+	}
+	desc := strings.HasPrefix(key, "-")
+	key = strings.TrimPrefix(key, "-")
+	if key == "" {
+		key = "created_at"
+	}
+	ok := key == "created_at" || key == "updated_at"
+	if f := r.field(key); f != nil && (f.Sort || sortParam == "") {
+		ok = true
+	}
+	if !ok {
+		return "", "不能按此字段排序"
+	}
+	dir := " ASC"
+	if desc {
+		dir = " DESC"
+	}
+	// id breaks ties so paging is stable.
+	return key + dir + ", id" + dir, ""
+}
+
+// scopedDept returns the department an actor is confined to for r, or "".
+func scopedDept(ctx context.Context, r *Resource) string {
+	a, _ := ihos.ActorFrom(ctx)
+	if !a.Scoped {
+		return ""
+	}
+	if a.DepartmentID == "" {
+		return "-" // matches no record
+	}
+	return a.DepartmentID
+}
+
+func (s *Store) scan(r *Resource, rows interface{ Scan(...any) error }) (Record, error) {
+	cols := r.columns()
+	vals := make([]any, len(cols))
+	for i := range vals {
+		vals[i] = new(sql.NullString)
+	}
+	if err := rows.Scan(vals...); err != nil {
+		return nil, ihos.Internal(err)
+	}
+	rec := Record{}
+	for i, c := range cols {
+		ns := vals[i].(*sql.NullString)
+		switch c {
+		case "enabled":
+			rec[c] = ns.String == "1"
+			continue
+		case "version":
+			n, _ := toInt(ns.String)
+			rec[c] = n
+			continue
+		case "id", "created_at", "updated_at":
+			rec[c] = ns.String
+			continue
+		}
+		f := r.field(c)
+		switch f.Type {
+		case Int, Money:
+			n, _ := toInt(ns.String)
+			rec[c] = n
+		case Bool:
+			rec[c] = ns.String == "1"
+		default:
+			v := ns.String
+			if f.Sensitive && v != "" {
+				plain, err := s.Sealer.Open(v)
+				if err != nil {
+					return nil, ihos.Internal(fmt.Errorf("%s.%s: %w", r.Name, c, err))
+				}
+				v = plain
+			}
+			rec[c] = v
+		}
+	}
+	return rec, nil
+}
+
+// present prepares a record for display: times in Asia/Shanghai are left to the
+// pages; sensitive values are masked.
+func (s *Store) present(r *Resource, rec Record) {
+	for _, f := range r.Fields {
+		if f.Sensitive {
+			if v, _ := rec[f.Name].(string); v != "" {
+				rec[f.Name] = mask(f, v)
+			}
+		}
+	}
+}
+
+func mask(f Field, v string) string {
+	if f.Type == IDNumber {
+		return pii.Mask(v, 6, 2)
+	}
+	return pii.Mask(v, 3, 4)
+}
+
+// resolveRefs adds "<field>_name" with the referenced record's display value.
+func (s *Store) resolveRefs(ctx context.Context, r *Resource, items []Record) error {
+	for _, f := range r.Fields {
+		if f.Type != Ref {
+			continue
+		}
+		ref := s.byName[f.Ref]
+		ids := map[string]bool{}
+		for _, rec := range items {
+			if id, _ := rec[f.Name].(string); id != "" {
+				ids[id] = true
+			}
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		ph := make([]string, 0, len(ids))
+		args := make([]any, 0, len(ids))
+		for id := range ids {
+			ph = append(ph, "?")
+			args = append(args, id)
+		}
+		rows, err := s.DB.QueryContext(ctx, "SELECT id, "+ref.Display+" FROM "+ref.Table+" WHERE id IN ("+strings.Join(ph, ",")+")", args...)
+		if err != nil {
+			return ihos.Internal(err)
+		}
+		names := map[string]string{}
+		for rows.Next() {
+			var id, name string
+			if err := rows.Scan(&id, &name); err != nil {
+				rows.Close()
+				return ihos.Internal(err)
+			}
+			names[id] = name
+		}
+		rows.Close()
+		for _, rec := range items {
+			if id, _ := rec[f.Name].(string); id != "" {
+				rec[f.Name+"_name"] = names[id]
+			}
+		}
+	}
+	return nil
+}
+
+// Get returns one record.
+func (s *Store) Get(ctx context.Context, r *Resource, id string) (Record, error) {
+	if err := s.Auth.Authorize(ctx, r.Perm+".read", ""); err != nil {
+		return nil, err
+	}
+	rec, err := s.load(ctx, s.DB.DB, r, id, "")
+	if err != nil {
+		return nil, err
+	}
+	if dept := scopedDept(ctx, r); dept != "" && r.Scope != "" && rec[r.Scope] != dept {
+		return nil, notFound(r)
+	}
+	if err := s.resolveRefs(ctx, r, []Record{rec}); err != nil {
+		return nil, err
+	}
+	s.present(r, rec)
+	return rec, nil
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (s *Store) load(ctx context.Context, q querier, r *Resource, id, suffix string) (Record, error) {
+	if id == "" || len(id) > 36 {
+		return nil, notFound(r)
+	}
+	rec, err := s.scan(r, q.QueryRowContext(ctx, "SELECT "+strings.Join(r.columns(), ", ")+" FROM "+r.Table+
+		" WHERE id = ? AND deleted_at IS NULL"+suffix, id))
+	var e *ihos.Error
+	if errors.As(err, &e) && errors.Is(e.Err, sql.ErrNoRows) {
+		return nil, notFound(r)
+	}
+	return rec, err
+}
+
+func notFound(r *Resource) error {
+	return ihos.Errorf(ihos.ENotFound, "%s不存在或已删除", r.Noun)
+}
+
+// Create validates input and inserts a new record.
+func (s *Store) Create(ctx context.Context, r *Resource, input map[string]any) (Record, error) {
+	rec, err := s.merge(ctx, r, nil, input)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Auth.Authorize(ctx, r.Perm+".write", s.deptOf(r, rec)); err != nil {
+		return nil, err
+	}
+	id := ihos.NewID()
+	now := ihos.FormatTime(time.Now())
+	err = s.DB.Tx(ctx, func(tx *sql.Tx) error {
+		if err := s.checkRefsAndUnique(ctx, tx, r, id, rec); err != nil {
+			return err
+		}
+		row, err := s.storedRow(r, rec)
+		if err != nil {
+			return err
+		}
+		row["id"], row["enabled"], row["version"], row["created_at"], row["updated_at"] = id, 1, int64(1), now, now
+		if v, ok := input["enabled"]; ok {
+			if b, msg := normalize(&Field{Type: Bool}, v); msg == "" {
+				row["enabled"] = boolInt(b.(bool))
+			}
+		}
+		cols := sortedKeys(row)
+		ph := strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ")
+		args := make([]any, len(cols))
+		for i, c := range cols {
+			args[i] = row[c]
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO "+r.Table+" ("+strings.Join(cols, ", ")+") VALUES ("+ph+")", args...); err != nil {
+			return err
+		}
+		after, err := s.load(ctx, tx, r, id, "")
+		if err != nil {
+			return err
+		}
+		return s.record(ctx, tx, r, "create", id, nil, after, row)
+	})
+	if err != nil {
+		return nil, wrapDB(err)
+	}
+	s.afterWrite(ctx, r, id)
+	return s.Get(ctx, r, id)
+}
+
+// Update changes the fields present in input. input must carry the version the
+// client last read; a different current version is a conflict, so two people
+// editing one record cannot silently overwrite each other.
+func (s *Store) Update(ctx context.Context, r *Resource, id string, input map[string]any) (Record, error) {
+	version, ok := toInt(input["version"])
+	if !ok {
+		return nil, ihos.Invalid(map[string]string{"version": "缺少版本号（version），请先读取记录再修改"})
+	}
+	if err := s.Auth.Authorize(ctx, r.Perm+".write", "*"); err != nil {
+		return nil, err
+	}
+	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
+		old, err := s.load(ctx, tx, r, id, s.DB.ForUpdate())
+		if err != nil {
+			return err
+		}
+		if err := s.authorizeRecord(ctx, r, old); err != nil {
+			return err
+		}
+		if old["version"].(int64) != version {
+			return ihos.Errorf(ihos.EConflict, "该%s已被他人修改，请刷新后重试", r.Noun)
+		}
+		rec, err := s.merge(ctx, r, old, input)
+		if err != nil {
+			return err
+		}
+		if err := s.authorizeRecord(ctx, r, rec); err != nil {
+			return err
+		}
+		if err := s.checkRefsAndUnique(ctx, tx, r, id, rec); err != nil {
+			return err
+		}
+		row, err := s.storedRow(r, rec)
+		if err != nil {
+			return err
+		}
+		// Keep sealed values whose plain text did not change, so an update that
+		// touches only the name does not re-encrypt (and re-replicate) the phone.
+		for _, f := range r.Fields {
+			if f.Sensitive && rec[f.Name] == old[f.Name] {
+				delete(row, f.Name)
+				delete(row, f.Name+"_bidx")
+			}
+		}
+		row["version"], row["updated_at"] = version+1, ihos.FormatTime(time.Now())
+		return s.writeRow(ctx, tx, r, "update", id, old, row)
+	})
+	if err != nil {
+		return nil, wrapDB(err)
+	}
+	s.afterWrite(ctx, r, id)
+	return s.Get(ctx, r, id)
+}
+
+// SetEnabled enables or disables a record.
+func (s *Store) SetEnabled(ctx context.Context, r *Resource, id string, enabled bool) (Record, error) {
+	if err := s.Auth.Authorize(ctx, r.Perm+".write", "*"); err != nil {
+		return nil, err
+	}
+	op := "disable"
+	if enabled {
+		op = "enable"
+	}
+	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
+		old, err := s.load(ctx, tx, r, id, s.DB.ForUpdate())
+		if err != nil {
+			return err
+		}
+		if err := s.authorizeRecord(ctx, r, old); err != nil {
+			return err
+		}
+		if old["enabled"] == enabled {
+			return nil
+		}
+		row := map[string]any{"enabled": boolInt(enabled), "version": old["version"].(int64) + 1, "updated_at": ihos.FormatTime(time.Now())}
+		return s.writeRow(ctx, tx, r, op, id, old, row)
+	})
+	if err != nil {
+		return nil, wrapDB(err)
+	}
+	s.afterWrite(ctx, r, id)
+	return s.Get(ctx, r, id)
+}
+
+// Delete removes a record. The row stays as a tombstone (deleted_at), so the
+// deletion replicates and the audit trail keeps pointing at something; a record
+// that others still refer to cannot be deleted.
+func (s *Store) Delete(ctx context.Context, r *Resource, id string) error {
+	if r.NoDelete {
+		return ihos.Errorf(ihos.EForbidden, "%s不能删除，请改为停用", r.Noun)
+	}
+	if err := s.Auth.Authorize(ctx, r.Perm+".write", "*"); err != nil {
+		return err
+	}
+	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
+		old, err := s.load(ctx, tx, r, id, s.DB.ForUpdate())
+		if err != nil {
+			return err
+		}
+		if err := s.authorizeRecord(ctx, r, old); err != nil {
+			return err
+		}
+		if err := s.checkNotReferenced(ctx, tx, r, id); err != nil {
+			return err
+		}
+		now := ihos.FormatTime(time.Now())
+		row := map[string]any{"deleted_at": now, "version": old["version"].(int64) + 1, "updated_at": now}
+		return s.writeRow(ctx, tx, r, "delete", id, old, row)
+	})
+	if err != nil {
+		return wrapDB(err)
+	}
+	s.afterWrite(ctx, r, id)
+	return nil
+}
+
+// authorizeRecord confines department-scoped roles to their own department's
+// records, before and after a change.
+func (s *Store) authorizeRecord(ctx context.Context, r *Resource, rec Record) error {
+	if scopedDept(ctx, r) == "" {
+		return nil
+	}
+	return s.Auth.Authorize(ctx, r.Perm+".write", s.deptOf(r, rec))
+}
+
+func (s *Store) deptOf(r *Resource, rec Record) string {
+	switch r.Scope {
+	case "":
+		return ""
+	case "id":
+		id, _ := rec["id"].(string)
+		return id
+	}
+	d, _ := rec[r.Scope].(string)
+	return d
+}
+
+// writeRow updates columns of one row, then records the change.
+func (s *Store) writeRow(ctx context.Context, tx *sql.Tx, r *Resource, op, id string, old Record, row map[string]any) error {
+	cols := sortedKeys(row)
+	sets := make([]string, len(cols))
+	args := make([]any, 0, len(cols)+1)
+	for i, c := range cols {
+		sets[i] = c + " = ?"
+		args = append(args, row[c])
+	}
+	args = append(args, id)
+	if _, err := tx.ExecContext(ctx, "UPDATE "+r.Table+" SET "+strings.Join(sets, ", ")+" WHERE id = ?", args...); err != nil {
+		return err
+	}
+	var after Record
+	if op != "delete" {
+		var err error
+		if after, err = s.load(ctx, tx, r, id, ""); err != nil {
+			return err
+		}
+	}
+	return s.record(ctx, tx, r, op, id, old, after, row)
+}
+
+// record appends the audit entry and calls the OnWrite hook, in the transaction.
+func (s *Store) record(ctx context.Context, tx *sql.Tx, r *Resource, op, id string, before, after Record, row map[string]any) error {
+	name := ""
+	for _, rec := range []Record{after, before} {
+		if rec != nil {
+			name, _ = rec[r.Display].(string)
+			break
+		}
+	}
+	e := audit.Entry{Action: op, Resource: r.Name, RecordID: id,
+		Summary: fmt.Sprintf("%s%s：%s", opLabel(op), r.Noun, name)}
+	var err error
+	if e.Before, err = s.auditJSON(r, before); err != nil {
+		return err
+	}
+	if e.After, err = s.auditJSON(r, after); err != nil {
+		return err
+	}
+	if err := audit.Append(ctx, s.DB, tx, e); err != nil {
+		return err
+	}
+	if s.OnWrite != nil {
+		v, _ := row["version"].(int64)
+		return s.OnWrite(ctx, tx, Change{Resource: r, Op: op, ID: id, Version: v, Row: row})
+	}
+	return nil
+}
+
+func (s *Store) auditJSON(r *Resource, rec Record) (json.RawMessage, error) {
+	if rec == nil {
+		return nil, nil
+	}
+	c := Record{}
+	for k, v := range rec {
+		c[k] = v
+	}
+	s.present(r, c)
+	return json.Marshal(c)
+}
+
+func opLabel(op string) string {
+	switch op {
+	case "create":
+		return "新增"
+	case "update":
+		return "修改"
+	case "enable":
+		return "启用"
+	case "disable":
+		return "停用"
+	case "delete":
+		return "删除"
+	}
+	return op
+}
+
+func (s *Store) afterWrite(ctx context.Context, r *Resource, id string) {
+	if r.AfterWrite != nil {
+		if err := r.AfterWrite(ctx, id); err != nil {
+			// The change is committed; the follow-up failing must be seen by IT.
+			slog.ErrorContext(ctx, "admin: after-write hook failed", "resource", r.Name, "id", id, "err", err)
+		}
+	}
+}
+
+// merge validates input against r and returns the merged record (old values for
+// fields input leaves out). System fields and the "<ref>_name" helpers that a
+// GET returned are accepted and ignored, so a client can send back what it read.
+func (s *Store) merge(ctx context.Context, r *Resource, old Record, input map[string]any) (Record, error) {
+	bad := map[string]string{}
+	rec := Record{}
+	for k, v := range old {
+		rec[k] = v
+	}
+	for k, v := range input {
+		f := r.field(k)
+		if f == nil {
+			if isSystemField(k) || (strings.HasSuffix(k, "_name") && r.field(strings.TrimSuffix(k, "_name")) != nil) {
+				continue
+			}
+			bad[k] = "未知字段"
+			continue
+		}
+		if f.Immutable && old != nil {
+			if nv, msg := normalize(f, v); msg == "" && nv != old[k] {
+				bad[k] = "创建后不能修改"
+			}
+			continue
+		}
+		if f.Sensitive && old != nil {
+			// The client saw the masked value; sending it back means "unchanged".
+			if sv, _ := v.(string); sv != "" && sv == mask(*f, fmt.Sprint(old[k])) {
+				continue
+			}
+		}
+		if f.Type == Password {
+			pw, _ := v.(string)
+			if pw == "" {
+				continue // empty means keep the current password
+			}
+			h, err := r.HashPassword(pw)
+			if err != nil {
+				bad[k] = err.Error()
+				continue
+			}
+			rec[k] = h
+			continue
+		}
+		nv, msg := normalize(f, v)
+		if msg != "" {
+			bad[k] = msg
+			continue
+		}
+		rec[k] = nv
+	}
+	for _, f := range r.Fields {
+		v, present := rec[f.Name]
+		if f.Type == Password {
+			if old == nil && !present && f.Required {
+				bad[f.Name] = "请填写" + f.Label
+			}
+			continue
+		}
+		if !present || v == nil {
+			rec[f.Name] = zero(f)
+			v = rec[f.Name]
+		}
+		if f.Required && bad[f.Name] == "" && (v == "" || (f.Type == Ref && v == nil)) {
+			bad[f.Name] = "请填写" + f.Label
+		}
+	}
+	if len(bad) == 0 && r.Validate != nil {
+		for k, v := range r.Validate(ctx, rec, old) {
+			bad[k] = v
+		}
+	}
+	if len(bad) > 0 {
+		return nil, ihos.Invalid(bad)
+	}
+	return rec, nil
+}
+
+func zero(f Field) any {
+	switch f.Type {
+	case Int, Money:
+		return int64(0)
+	case Bool:
+		return false
+	}
+	return ""
+}
+
+func isSystemField(k string) bool {
+	switch k {
+	case "id", "version", "enabled", "created_at", "updated_at":
+		return true
+	}
+	return false
+}
+
+// storedRow turns a record's field values into column values: booleans as 0/1,
+// empty optional references as NULL, sensitive values sealed with their blind
+// index beside them.
+func (s *Store) storedRow(r *Resource, rec Record) (map[string]any, error) {
+	row := map[string]any{}
+	for _, f := range r.Fields {
+		v, ok := rec[f.Name]
+		if !ok {
+			continue
+		}
+		switch {
+		case f.Type == Password:
+			// Only the hash is stored, in "<name>_hash".
+			if v != nil {
+				row[f.Name+"_hash"] = v
+			}
+			continue
+		case f.Type == Bool:
+			v = boolInt(v.(bool))
+		case f.Type == Ref && v == "":
+			v = nil
+		case f.Sensitive:
+			plain, _ := v.(string)
+			sealed, err := s.Sealer.Seal(plain)
+			if err != nil {
+				return nil, err
+			}
+			v = sealed
+			row[f.Name+"_bidx"] = s.Sealer.Index(plain)
+		}
+		row[f.Name] = v
+	}
+	return row, nil
+}
+
+// checkRefsAndUnique checks, inside the write transaction, that references point
+// at live records and that unique fields are unique among live records.
+func (s *Store) checkRefsAndUnique(ctx context.Context, tx *sql.Tx, r *Resource, id string, rec Record) error {
+	bad := map[string]string{}
+	for _, f := range r.Fields {
+		v := rec[f.Name]
+		if f.Type == Ref {
+			ref, _ := v.(string)
+			if ref == "" {
+				continue
+			}
+			if ref == id {
+				bad[f.Name] = "不能引用自身"
+				continue
+			}
+			target := s.byName[f.Ref]
+			var n int
+			if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+target.Table+" WHERE id = ? AND deleted_at IS NULL", ref).Scan(&n); err != nil {
+				return err
+			}
+			if n == 0 {
+				bad[f.Name] = f.Label + "不存在或已删除"
+			}
+		}
+		if f.Unique {
+			col, val := f.Name, v
+			if f.Sensitive {
+				col, val = f.Name+"_bidx", s.Sealer.Index(fmt.Sprint(v))
+			}
+			if val == "" {
+				continue
+			}
+			var n int
+			if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+r.Table+" WHERE "+col+" = ? AND id <> ? AND deleted_at IS NULL", val, id).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				bad[f.Name] = f.Label + "已被使用"
+			}
+		}
+	}
+	if len(bad) > 0 {
+		return &ihos.Error{Code: ihos.EConflict, Message: "与已有数据冲突，请检查标出的字段", Fields: bad}
+	}
+	return nil
+}
+
+// checkNotReferenced refuses to delete a record that live records refer to.
+func (s *Store) checkNotReferenced(ctx context.Context, tx *sql.Tx, r *Resource, id string) error {
+	for _, other := range s.resources {
+		for _, f := range other.Fields {
+			if f.Type != Ref || f.Ref != r.Name {
+				continue
+			}
+			var n int
+			if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+other.Table+" WHERE "+f.Name+" = ? AND deleted_at IS NULL", id).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return ihos.Errorf(ihos.EConflict, "该%s下还有 %d 条%s（%s），请先处理后再删除", r.Noun, n, other.Noun, f.Label)
+			}
+		}
+	}
+	return nil
+}
+
+func wrapDB(err error) error {
+	var e *ihos.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if sqldb.IsUniqueViolation(err) {
+		return ihos.Errorf(ihos.EConflict, "与已有数据重复")
+	}
+	return ihos.Internal(err)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

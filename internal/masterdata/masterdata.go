@@ -1,0 +1,134 @@
+// Package masterdata declares the hospital's master data as admin resources:
+// institutions (医疗机构), departments (科室) and medical staff (医务人员). The
+// appliance owns and edits them; the cloud keeps a replica.
+package masterdata
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"ihos"
+	"ihos/internal/admin"
+)
+
+// Resources returns the master-data resources in menu order.
+func Resources() []*admin.Resource {
+	return []*admin.Resource{Institutions(), Departments(), Staff()}
+}
+
+// Institutions declares 医疗机构管理.
+func Institutions() *admin.Resource {
+	return &admin.Resource{
+		Name: "institutions", Title: "医疗机构管理", Noun: "医疗机构", Table: "institutions",
+		Perm: "masterdata", Display: "name", Sort: "code",
+		Fields: []admin.Field{
+			{Name: "code", Label: "机构编码", Type: admin.Text, Required: true, Max: 32, Unique: true, Search: true, List: true, Sort: true, Filter: true},
+			{Name: "name", Label: "机构名称", Type: admin.Text, Required: true, Max: 100, Search: true, List: true, Sort: true},
+			{Name: "short_name", Label: "简称", Type: admin.Text, Max: 50, Search: true},
+			{Name: "parent_id", Label: "上级机构（分院填写）", Type: admin.Ref, Ref: "institutions", Filter: true, List: true},
+			{Name: "grade", Label: "医院等级", Type: admin.Enum, Options: opts("三级甲等", "三级乙等", "三级", "二级甲等", "二级乙等", "二级", "一级", "未定级"), Filter: true, List: true},
+			{Name: "license_no", Label: "执业许可证登记号", Type: admin.Text, Max: 64},
+			{Name: "address", Label: "地址", Type: admin.Text, Max: 200},
+			{Name: "phone", Label: "联系电话", Type: admin.Phone, List: true},
+			{Name: "intro", Label: "机构简介", Type: admin.LongText},
+		},
+	}
+}
+
+// Departments declares 科室信息管理.
+func Departments() *admin.Resource {
+	return &admin.Resource{
+		Name: "departments", Title: "科室信息管理", Noun: "科室", Table: "departments",
+		Perm: "masterdata", Scope: "id", Display: "name", Sort: "sort_order",
+		Fields: []admin.Field{
+			{Name: "institution_id", Label: "所属机构", Type: admin.Ref, Ref: "institutions", Required: true, Filter: true, List: true},
+			{Name: "code", Label: "科室编码", Type: admin.Text, Required: true, Max: 32, Unique: true, Search: true, List: true, Sort: true, Filter: true,
+				Help: "与 HIS 中的科室编码一致"},
+			{Name: "name", Label: "科室名称", Type: admin.Text, Required: true, Max: 100, Search: true, List: true, Sort: true},
+			{Name: "parent_id", Label: "上级科室", Type: admin.Ref, Ref: "departments", Filter: true},
+			{Name: "category", Label: "科室类别", Type: admin.Enum, Required: true, Options: opts(ihos.DepartmentCategories...), Filter: true, List: true},
+			{Name: "location", Label: "位置", Type: admin.Text, Max: 200, List: true},
+			{Name: "phone", Label: "科室电话", Type: admin.Phone},
+			{Name: "online", Label: "开通互联网诊疗", Type: admin.Bool, Filter: true, List: true},
+			{Name: "sort_order", Label: "排序号", Type: admin.Int, Min: 0, Max: 9999, Sort: true},
+			{Name: "intro", Label: "科室简介", Type: admin.LongText},
+		},
+	}
+}
+
+// Staff declares 医务人员管理.
+func Staff() *admin.Resource {
+	var kinds []admin.Option
+	for _, k := range ihos.StaffKinds {
+		kinds = append(kinds, admin.Option{Value: k, Label: ihos.StaffKindLabels[k]})
+	}
+	var titles []string
+	for _, k := range ihos.StaffKinds {
+		titles = append(titles, ihos.Titles[k]...)
+	}
+	return &admin.Resource{
+		Name: "staff", Title: "医务人员管理", Noun: "医务人员", Table: "staff",
+		Perm: "masterdata", Scope: "department_id", Display: "name", Sort: "job_no",
+		Fields: []admin.Field{
+			{Name: "institution_id", Label: "所属机构", Type: admin.Ref, Ref: "institutions", Required: true, Filter: true},
+			{Name: "department_id", Label: "所属科室", Type: admin.Ref, Ref: "departments", Required: true, Filter: true, List: true},
+			{Name: "job_no", Label: "工号", Type: admin.Text, Required: true, Max: 32, Unique: true, Search: true, List: true, Sort: true, Filter: true},
+			{Name: "name", Label: "姓名", Type: admin.Text, Required: true, Max: 50, Search: true, List: true, Sort: true},
+			{Name: "gender", Label: "性别", Type: admin.Enum, Options: opts("男", "女"), Filter: true, List: true},
+			{Name: "kind", Label: "人员类别", Type: admin.Enum, Required: true, Options: kinds, Filter: true, List: true},
+			{Name: "title", Label: "职称", Type: admin.Enum, Options: opts(titles...), Filter: true, List: true},
+			{Name: "license_no", Label: "执业证书编码", Type: admin.Text, Max: 64, Search: true,
+				Help: "医师、护士、药师开通互联网诊疗须填写"},
+			{Name: "practice_since", Label: "执业起始年份", Type: admin.Int, Min: 0, Max: 2100},
+			{Name: "phone", Label: "手机号", Type: admin.Phone, Sensitive: true, Filter: true, Search: true, List: true},
+			{Name: "id_number", Label: "身份证号", Type: admin.IDNumber, Sensitive: true, Unique: true, Filter: true},
+			{Name: "specialty", Label: "擅长", Type: admin.Text, Max: 500},
+			{Name: "online", Label: "可互联网诊疗", Type: admin.Bool, Filter: true, List: true},
+			{Name: "intro", Label: "个人简介", Type: admin.LongText},
+		},
+		Validate: validateStaff,
+	}
+}
+
+// validateStaff enforces the title-kind pairing and the qualification rules of
+// internet diagnosis for staff who are opened for online work.
+func validateStaff(_ context.Context, rec, _ admin.Record) map[string]string {
+	bad := map[string]string{}
+	kind, _ := rec["kind"].(string)
+	title, _ := rec["title"].(string)
+	if title != "" && !slices.Contains(ihos.Titles[kind], title) {
+		bad["title"] = fmt.Sprintf("%s不能使用职称“%s”", ihos.StaffKindLabels[kind], title)
+	}
+	year := time.Now().In(ihos.Shanghai).Year()
+	since, _ := rec["practice_since"].(int64)
+	if since != 0 && (since < 1950 || int(since) > year) {
+		bad["practice_since"] = fmt.Sprintf("年份应在 1950 到 %d 之间", year)
+	}
+	if online, _ := rec["online"].(bool); online {
+		switch kind {
+		case ihos.StaffDoctor, ihos.StaffNurse, ihos.StaffPharmacist:
+		default:
+			bad["online"] = "只有医师、护士、药师可以开通互联网诊疗"
+		}
+		if lic, _ := rec["license_no"].(string); lic == "" {
+			bad["license_no"] = "开通互联网诊疗须填写执业证书编码"
+		}
+		if id, _ := rec["id_number"].(string); id == "" {
+			bad["id_number"] = "开通互联网诊疗须实名（填写身份证号）"
+		}
+		if kind == ihos.StaffDoctor && (since == 0 || year-int(since) < 3) && bad["practice_since"] == "" {
+			bad["practice_since"] = "医师须独立执业满 3 年方可开通互联网诊疗"
+		}
+	}
+	return bad
+}
+
+func opts(values ...string) []admin.Option {
+	o := make([]admin.Option, len(values))
+	for i, v := range values {
+		o[i] = admin.Option{Value: v, Label: v}
+	}
+	return o
+}

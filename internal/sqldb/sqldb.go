@@ -1,0 +1,142 @@
+// Package sqldb opens the relational database a service keeps its state in,
+// applies the embedded, versioned schema migrations, and runs transactions.
+//
+// Two engines are supported with one schema: SQLite (modernc.org/sqlite, pure Go,
+// the default on both services and the only engine on the appliance) and MySQL /
+// MariaDB (the cloud in production). The SQL in this repository is written in the
+// subset both engines accept: `?` placeholders, VARCHAR keys, times as fixed-width
+// UTC text (see ihos.TimeFormat), booleans as INTEGER 0/1. Where the engines
+// differ, DB.Engine tells callers which one they talk to.
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"ihos"
+)
+
+// Engines.
+const (
+	SQLite = "sqlite"
+	MySQL  = "mysql"
+)
+
+// DB is an open database. Reads go through the embedded *sql.DB; writes go through
+// Tx. On SQLite writes use a separate single-connection pool, so writers queue in
+// Go instead of spinning on SQLITE_BUSY while readers run in parallel under WAL.
+type DB struct {
+	*sql.DB
+	Engine string
+	w      *sql.DB
+}
+
+// Open opens the database named by dsn and migrates it to the newest schema.
+// A dsn starting with "mysql://" is a go-sql-driver/mysql DSN after the prefix
+// (user:pass@tcp(host:port)/db); anything else is a SQLite file path.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	var (
+		db  *DB
+		err error
+	)
+	if rest, ok := strings.CutPrefix(dsn, "mysql://"); ok {
+		db, err = openMySQL(ctx, rest)
+	} else {
+		db, err = openSQLite(ctx, dsn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	err := db.DB.Close()
+	if db.w != db.DB {
+		if werr := db.w.Close(); err == nil {
+			err = werr
+		}
+	}
+	return err
+}
+
+// Tx runs fn in a write transaction and commits when fn returns nil. On SQLite the
+// transaction takes the write lock when it begins (BEGIN IMMEDIATE), so two writers
+// never deadlock upgrading a read lock. A deadlock reported by MySQL is retried a
+// few times, since InnoDB resolves deadlocks by aborting one side.
+func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		err := db.tx(ctx, fn)
+		if err == nil || attempt >= 3 || !db.retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
+		}
+	}
+}
+
+func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func (db *DB) retryable(err error) bool {
+	var e *ihos.Error
+	if errors.As(err, &e) {
+		return false // a decision of the application, not the engine
+	}
+	s := err.Error()
+	return db.Engine == MySQL && (strings.Contains(s, "Error 1213") || strings.Contains(s, "Error 1205"))
+}
+
+// ForUpdate is the suffix that locks the selected rows for the rest of the
+// transaction. SQLite needs none: a write transaction already holds the database
+// write lock.
+func (db *DB) ForUpdate() string {
+	if db.Engine == MySQL {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// IsUniqueViolation reports whether err is a unique-constraint failure.
+func IsUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "Error 1062")
+}
+
+// Contains returns a LIKE pattern matching values that contain s, with the
+// wildcards in s escaped; use it with the Escape clause: `name LIKE ?` + Escape.
+// '!' is the escape character because a backslash means different things in
+// SQLite and MySQL string literals.
+func Contains(s string) string {
+	return "%" + strings.NewReplacer("!", "!!", "%", "!%", "_", "!_").Replace(s) + "%"
+}
+
+// Escape is the clause that goes after every LIKE whose pattern came from Contains.
+const Escape = " ESCAPE '!'"

@@ -1,0 +1,126 @@
+package sqldb_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"ihos"
+	"ihos/internal/sqldb"
+	"ihos/internal/sqldb/sqldbtest"
+)
+
+func TestMigrateAndChineseRoundTrip(t *testing.T) {
+	sqldbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		now := ihos.FormatTime(time.Now())
+		err := db.Tx(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO institutions (id, code, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
+				ihos.NewID(), "H001", "示例市第一人民医院（互联网医院）", now, now)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var name string
+		if err := db.QueryRowContext(ctx, `SELECT name FROM institutions WHERE code = ?`, "H001").Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		if name != "示例市第一人民医院（互联网医院）" {
+			t.Fatalf("name = %q", name)
+		}
+	})
+}
+
+func TestTxRollsBackOnError(t *testing.T) {
+	sqldbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		now := ihos.FormatTime(time.Now())
+		boom := errors.New("boom")
+		err := db.Tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO institutions (id, code, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
+				ihos.NewID(), "H002", "回滚测试", now, now); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("err = %v", err)
+		}
+		var n int
+		db.QueryRowContext(ctx, `SELECT COUNT(*) FROM institutions WHERE code = 'H002'`).Scan(&n)
+		if n != 0 {
+			t.Fatalf("rolled-back row is visible")
+		}
+	})
+}
+
+// Concurrent writers must all succeed: on SQLite they queue on the single write
+// connection instead of failing with SQLITE_BUSY.
+func TestConcurrentWriters(t *testing.T) {
+	sqldbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		var wg sync.WaitGroup
+		errs := make(chan error, 50)
+		for i := 0; i < 50; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- db.Tx(ctx, func(tx *sql.Tx) error {
+					var seq int64
+					if err := tx.QueryRowContext(ctx, `SELECT seq FROM audit_head WHERE id = 1`+db.ForUpdate()).Scan(&seq); err != nil {
+						return err
+					}
+					_, err := tx.ExecContext(ctx, `UPDATE audit_head SET seq = ? WHERE id = 1`, seq+1)
+					return err
+				})
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		var seq int64
+		db.QueryRowContext(ctx, `SELECT seq FROM audit_head WHERE id = 1`).Scan(&seq)
+		if seq != 50 {
+			t.Fatalf("seq = %d, want 50 (lost updates)", seq)
+		}
+	})
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	path := t.TempDir() + "/re.db"
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := ihos.FormatTime(time.Now())
+	db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO institutions (id, code, name, created_at, updated_at) VALUES (?, 'H3', '重启测试', ?, ?)`, ihos.NewID(), now, now)
+		return err
+	})
+	db.Close()
+	db, err = sqldb.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	db.QueryRowContext(ctx, `SELECT COUNT(*) FROM institutions WHERE code = 'H3'`).Scan(&n)
+	if n != 1 {
+		t.Fatalf("row lost across reopen")
+	}
+	var mode, sync string
+	db.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode)
+	db.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync)
+	if mode != "wal" || sync != "2" {
+		t.Fatalf("journal_mode=%s synchronous=%s, want wal and 2 (FULL)", mode, sync)
+	}
+}

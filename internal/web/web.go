@@ -1,0 +1,225 @@
+// Package web is the HTTP plumbing both services share: handlers that return
+// errors, the one place that maps an error to an HTTP status and JSON body,
+// request ids, access logs and panic recovery.
+//
+// Handlers never write errors themselves. They return an *ihos.Error (or any
+// error, which becomes an internal error whose details are logged, not shown),
+// and WriteError renders {"code","message","fields"} with the status for its code.
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"ihos"
+)
+
+// HandlerFunc is an HTTP handler that returns its error instead of writing it.
+type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// ServeHTTP makes HandlerFunc an http.Handler.
+func (h HandlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := h(w, r); err != nil {
+		WriteError(w, r, err)
+	}
+}
+
+// Status returns the HTTP status for an error code.
+func Status(code string) int {
+	switch code {
+	case ihos.EInvalid:
+		return http.StatusBadRequest
+	case ihos.EUnauthorized:
+		return http.StatusUnauthorized
+	case ihos.EForbidden:
+		return http.StatusForbidden
+	case ihos.ENotFound:
+		return http.StatusNotFound
+	case ihos.EConflict:
+		return http.StatusConflict
+	case ihos.EUnavailable:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// ErrorBody is the JSON every error response carries.
+type ErrorBody struct {
+	Code    string            `json:"code"`
+	Message string            `json:"message"`
+	Fields  map[string]string `json:"fields,omitempty"`
+}
+
+// WriteError writes err as JSON with the status of its code. Internal errors are
+// logged with their cause; the client sees only a generic message and the request
+// id to quote to IT.
+func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *ihos.Error
+	if !errors.As(err, &e) {
+		e = ihos.Internal(err)
+	}
+	status := Status(e.Code)
+	if status >= 500 {
+		slog.ErrorContext(r.Context(), "request failed", "err", err.Error(), "path", r.URL.Path)
+	}
+	body := ErrorBody{Code: e.Code, Message: e.Message, Fields: e.Fields}
+	if e.Code == ihos.EInternal {
+		body.Message = fmt.Sprintf("%s（请求编号 %s）", body.Message, RequestID(r.Context()))
+	}
+	WriteJSON(w, status, body)
+}
+
+// WriteJSON writes v as JSON with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+// MaxBody is the largest request body a JSON API accepts.
+const MaxBody = 1 << 20
+
+// DecodeJSON decodes the request body into v. Anything that is not a single JSON
+// value of the right shape is an invalid-input error with a Chinese message. The
+// Content-Type is not checked: scripts and tools often omit it, and cookie
+// sessions are protected by the CSRF token, not by the content type.
+func DecodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, MaxBody+1))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return ihos.Errorf(ihos.EInvalid, "请求内容为空")
+		}
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) && ute.Field != "" {
+			return &ihos.Error{Code: ihos.EInvalid, Message: "输入有误，请检查标出的字段", Fields: map[string]string{ute.Field: "类型不正确"}}
+		}
+		return ihos.Errorf(ihos.EInvalid, "请求内容不是合法的 JSON")
+	}
+	if dec.More() {
+		return ihos.Errorf(ihos.EInvalid, "请求内容只能包含一个 JSON 对象")
+	}
+	return nil
+}
+
+type requestIDKey struct{}
+
+// RequestID returns the request id carried by ctx, or "".
+func RequestID(ctx context.Context) string {
+	s, _ := ctx.Value(requestIDKey{}).(string)
+	return s
+}
+
+// WithRequestID returns a context carrying id; background jobs use it so their
+// log lines can be traced like requests.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// NewRequestID returns a random 16-hex-digit id.
+func NewRequestID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Middleware gives every request an id (kept from a sane X-Request-ID header, or
+// new), echoes it in the response, logs one access line per request, and turns a
+// panic into a logged internal error so one bad request never takes the
+// service down.
+func Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-ID")
+		if len(id) == 0 || len(id) > 64 || strings.ContainsFunc(id, func(c rune) bool { return c < '!' || c > '~' }) {
+			id = NewRequestID()
+		}
+		ctx := WithRequestID(r.Context(), id)
+		r = r.WithContext(ctx)
+		w.Header().Set("X-Request-ID", id)
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		start := time.Now()
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				slog.ErrorContext(ctx, "panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				if !rec.wrote {
+					WriteError(rec, r, ihos.Internal(fmt.Errorf("panic: %v", p)))
+				}
+			}
+			slog.InfoContext(ctx, "http", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+				"dur_ms", float64(time.Since(start).Microseconds())/1000, "remote", r.RemoteAddr)
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// ClientIP returns the remote address without its port. The console is served on
+// the LAN without a proxy, so RemoteAddr is the client.
+func ClientIP(r *http.Request) string {
+	host := r.RemoteAddr
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		host = host[:i]
+	}
+	return strings.Trim(host, "[]")
+}
+
+// LogHandler wraps a slog.Handler so every record logged with a context carries
+// that context's request id.
+type LogHandler struct{ slog.Handler }
+
+// Handle adds request_id when the context has one.
+func (h LogHandler) Handle(ctx context.Context, r slog.Record) error {
+	if id := RequestID(ctx); id != "" {
+		r.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+// WithAttrs keeps the wrapper around derived handlers.
+func (h LogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return LogHandler{h.Handler.WithAttrs(attrs)}
+}
+
+// WithGroup keeps the wrapper around derived handlers.
+func (h LogHandler) WithGroup(name string) slog.Handler { return LogHandler{h.Handler.WithGroup(name)} }
+
+// NewLogger returns the JSON logger services install as slog's default.
+func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(LogHandler{slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})})
+}
