@@ -8,8 +8,6 @@ package appliance
 import (
 	"context"
 	"flag"
-	"fmt"
-	"log/slog"
 	"net/http"
 
 	"ihos/internal/admin"
@@ -82,15 +80,11 @@ func Run(ctx context.Context, args []string) error {
 	path := cfg.Flags(fs)
 	fs.BoolVar(&cfg.Demo, "demo", cfg.Demo, "首次启动时生成演示医院数据")
 	fs.StringVar(&cfg.Credentials, "credentials", cfg.Credentials, "首次启动生成的登录账号写入此文件")
-	if err := node.Load(fs, args, &cfg, path); err != nil {
-		return err
-	}
-	a, err := New(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	return a.Node.Serve(ctx, a.Handler, func(addr string) {
-		slog.Info("console ready", "url", fmt.Sprintf("http://%s/console/", addr))
+	return node.Run(ctx, fs, args, &cfg, path, func(ctx context.Context) (*node.Node, http.Handler, error) {
+		a, err := New(ctx, cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		return a.Node, a.Handler, nil
 	})
 }

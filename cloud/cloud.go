@@ -54,15 +54,13 @@ func Run(ctx context.Context, args []string) error {
 	cfg := Config{Config: node.Config{HTTP: DefaultHTTP}}
 	fs := flag.NewFlagSet("ihos-cloud", flag.ContinueOnError)
 	path := cfg.Flags(fs)
-	if err := node.Load(fs, args, &cfg, path); err != nil {
-		return err
-	}
-	a, err := New(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	return a.Node.Serve(ctx, a.Handler, nil)
+	return node.Run(ctx, fs, args, &cfg, path, func(ctx context.Context) (*node.Node, http.Handler, error) {
+		a, err := New(ctx, cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		return a.Node, a.Handler, nil
+	})
 }
 
 var landing = template.Must(template.New("landing").Parse(`<!DOCTYPE html>

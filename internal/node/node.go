@@ -237,3 +237,18 @@ func (n *Node) Serve(ctx context.Context, h http.Handler, ready func(addr string
 	slog.Info("stopped", "kind", n.Kind)
 	return err
 }
+
+// Run is the body of both services' Run: parse args and config into cfg, start
+// the service with start, serve its handler until ctx ends, then close the node.
+func Run(ctx context.Context, fs *flag.FlagSet, args []string, cfg any, configPath *string,
+	start func(ctx context.Context) (*Node, http.Handler, error)) error {
+	if err := Load(fs, args, cfg, configPath); err != nil {
+		return err
+	}
+	n, h, err := start(ctx)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	return n.Serve(ctx, h, nil)
+}
