@@ -11,3 +11,13 @@ var (
 	Version = "dev"
 	Commit  = "unknown"
 )
+
+// Truncate returns s cut to at most n characters (runes), for values that must
+// fit a column or a log line.
+func Truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n])
+}

@@ -78,7 +78,7 @@ func Append(ctx context.Context, db *sqldb.DB, tx *sql.Tx, e Entry) error {
 	e.Seq = seq + 1
 	e.At = time.Now().UTC().Truncate(time.Microsecond)
 	e.PrevHash = prev
-	e.Summary = truncate(e.Summary, 500)
+	e.Summary = ihos.Truncate(e.Summary, 500)
 	e.Hash = hash(e)
 	_, err := tx.ExecContext(ctx, `INSERT INTO audit_log (id, seq, at, actor_id, actor_name, action, resource, record_id, summary, before_json, after_json, ip, request_id, prev_hash, hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -115,14 +115,6 @@ func nullJSON(b json.RawMessage) any {
 		return nil
 	}
 	return string(b)
-}
-
-func truncate(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n])
 }
 
 // Filter selects entries for List.

@@ -1,0 +1,71 @@
+package sync
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"time"
+
+	"ihos"
+)
+
+// Pending is an outbox message waiting for its acknowledgement.
+type Pending struct {
+	Seq      int64
+	ChangeID string
+	Hospital string
+	Payload  []byte
+	Created  time.Time
+}
+
+// Pending returns up to limit outbox messages in commit order.
+func (r *Replica) Pending(ctx context.Context, limit int) ([]Pending, error) {
+	rows, err := r.DB.QueryContext(ctx, `SELECT seq, change_id, hospital, payload, created_at FROM sync_outbox ORDER BY seq LIMIT ?`, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Pending
+	for rows.Next() {
+		var p Pending
+		var payload, created string
+		if err := rows.Scan(&p.Seq, &p.ChangeID, &p.Hospital, &payload, &created); err != nil {
+			return nil, err
+		}
+		p.Payload = []byte(payload)
+		p.Created, _ = ihos.ParseTime(created)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// Sent removes acknowledged messages from the outbox.
+func (r *Replica) Sent(ctx context.Context, seqs ...int64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	args := make([]any, len(seqs))
+	for i, s := range seqs {
+		args[i] = s
+	}
+	return r.DB.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM sync_outbox WHERE seq IN (`+strings.TrimSuffix(strings.Repeat("?,", len(seqs)), ",")+`)`, args...)
+		return err
+	})
+}
+
+// Backlog returns how many messages wait in the outbox and when the oldest was
+// committed (zero when empty).
+func (r *Replica) Backlog(ctx context.Context) (int, time.Time, error) {
+	var n int
+	var oldest sql.NullString
+	err := r.DB.QueryRowContext(ctx, `SELECT COUNT(*), MIN(created_at) FROM sync_outbox`).Scan(&n, &oldest)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	var t time.Time
+	if oldest.Valid {
+		t, _ = ihos.ParseTime(oldest.String)
+	}
+	return n, t, nil
+}

@@ -1,0 +1,254 @@
+package sync
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"ihos"
+	"ihos/internal/sqldb"
+)
+
+// Replica is one node's end of replication: its database, the entities it
+// replicates, who it is, and its clock. Capture writes outgoing changes to the
+// outbox; Apply writes incoming ones with the inbox.
+type Replica struct {
+	DB       *sqldb.DB
+	Entities *Registry
+	Side     Side
+	Origin   string // this node's id, unique among all nodes
+	Clock    *Clock
+}
+
+// NewReplica resolves the entities' columns and restores the clock.
+func NewReplica(ctx context.Context, db *sqldb.DB, side Side, origin string, entities *Registry) (*Replica, error) {
+	if side != Appliance && side != Cloud {
+		return nil, fmt.Errorf("sync: side must be appliance or cloud, not %q", side)
+	}
+	if err := entities.Resolve(ctx, db); err != nil {
+		return nil, err
+	}
+	var floor string
+	if err := db.QueryRowContext(ctx, `SELECT value FROM sync_state WHERE name = 'hlc'`).Scan(&floor); err != nil {
+		return nil, fmt.Errorf("sync: read clock: %w", err)
+	}
+	h, err := ParseHLC(floor)
+	if err != nil {
+		return nil, err
+	}
+	return &Replica{DB: db, Entities: entities, Side: side, Origin: origin, Clock: NewClock(h)}, nil
+}
+
+// Ref names a row to capture.
+type Ref struct {
+	Entity string
+	ID     string
+}
+
+// Capture records the rows named by refs, as they stand inside tx, as one
+// outbox message for hospital. Call it in the transaction that made the change,
+// so the change and its record commit or vanish together.
+func (r *Replica) Capture(ctx context.Context, tx *sql.Tx, hospital string, refs ...Ref) error {
+	if hospital == "" {
+		return errors.New("sync: capture without a hospital")
+	}
+	env := Envelope{ChangeID: ihos.NewID(), Hospital: hospital, Origin: r.Origin, Side: r.Side,
+		HLC: r.Clock.Tick(), At: time.Now().UTC().Truncate(time.Microsecond)}
+	for _, ref := range refs {
+		e, ok := r.Entities.Entity(ref.Entity)
+		if !ok {
+			return fmt.Errorf("sync: capture of undeclared entity %q", ref.Entity)
+		}
+		if e.Owner != r.Side && e.Owner != Shared {
+			return fmt.Errorf("sync: %s is owned by the %s and cannot be written here", e.Name, e.Owner)
+		}
+		values, err := readRow(ctx, tx, e, ref.ID)
+		if err != nil {
+			return err
+		}
+		version, _ := strconv.ParseInt(deref(values["version"]), 10, 64)
+		env.Rows = append(env.Rows, RowChange{Entity: e.Name, ID: ref.ID, Version: version, Values: values})
+	}
+	if len(env.Rows) == 0 {
+		return nil
+	}
+	var seqText string
+	if err := tx.QueryRowContext(ctx, `SELECT value FROM sync_state WHERE name = 'outbox_seq'`+r.DB.ForUpdate()).Scan(&seqText); err != nil {
+		return fmt.Errorf("sync: outbox seq: %w", err)
+	}
+	seq, _ := strconv.ParseInt(seqText, 10, 64)
+	env.Seq = seq + 1
+	payload, err := json.Marshal(env)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE sync_state SET value = ? WHERE name = 'outbox_seq'`, strconv.FormatInt(env.Seq, 10)); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE sync_state SET value = ? WHERE name = 'hlc'`, env.HLC.String()); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO sync_outbox (seq, change_id, hospital, payload, created_at) VALUES (?, ?, ?, ?, ?)`,
+		env.Seq, env.ChangeID, hospital, string(payload), ihos.FormatTime(env.At))
+	return err
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// readRow reads the replicated columns of one row as text.
+func readRow(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, e *Entity, id string) (map[string]*string, error) {
+	cols := e.Columns()
+	vals := make([]sql.NullString, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := q.QueryRowContext(ctx, "SELECT "+strings.Join(cols, ", ")+" FROM "+e.Table+" WHERE id = ?", id).Scan(ptrs...); err != nil {
+		return nil, fmt.Errorf("sync: read %s %s: %w", e.Name, id, err)
+	}
+	out := make(map[string]*string, len(cols))
+	for i, c := range cols {
+		if vals[i].Valid {
+			s := vals[i].String
+			out[c] = &s
+		} else {
+			out[c] = nil
+		}
+	}
+	return out, nil
+}
+
+// RejectError is a message that can never be applied: malformed, claiming
+// another hospital, writing what its side does not own, or naming an unknown
+// entity. It is recorded and acknowledged so it does not block the stream.
+type RejectError struct{ Reason string }
+
+func (e *RejectError) Error() string { return "sync: rejected: " + e.Reason }
+
+func reject(format string, args ...any) error {
+	return &RejectError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// Apply applies an envelope that arrived on hospital's channel. It returns
+// false without changing anything when the change was applied before. Rows
+// whose local version is already as new are left alone, so a replayed snapshot
+// or an out-of-order duplicate never moves a row backwards.
+func (r *Replica) Apply(ctx context.Context, hospital string, env *Envelope) (applied bool, err error) {
+	if env.Hospital != hospital {
+		return false, reject("message for hospital %q arrived on hospital %q's channel", env.Hospital, hospital)
+	}
+	if env.Side == r.Side {
+		return false, reject("message from the %s side arrived at the %s side", env.Side, r.Side)
+	}
+	for _, row := range env.Rows {
+		e, ok := r.Entities.Entity(row.Entity)
+		if !ok {
+			return false, reject("unknown entity %q", row.Entity)
+		}
+		if e.Owner != env.Side && e.Owner != Shared {
+			return false, reject("%s is owned by the %s; the %s may not write it", e.Name, e.Owner, env.Side)
+		}
+	}
+	err = r.DB.Tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sync_inbox WHERE change_id = ?`, env.ChangeID).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+		for _, row := range env.Rows {
+			e, _ := r.Entities.Entity(row.Entity)
+			if err := r.applyRow(ctx, tx, e, hospital, row); err != nil {
+				return err
+			}
+		}
+		applied = true
+		_, err := tx.ExecContext(ctx, `INSERT INTO sync_inbox (change_id, hospital, origin, origin_seq, committed_at, applied_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			env.ChangeID, hospital, env.Origin, env.Seq, ihos.FormatTime(env.At), ihos.FormatTime(time.Now()))
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	r.Clock.Observe(env.HLC)
+	return applied, nil
+}
+
+func (r *Replica) applyRow(ctx context.Context, tx *sql.Tx, e *Entity, hospital string, row RowChange) error {
+	var version int64
+	var owner string
+	err := tx.QueryRowContext(ctx, "SELECT version, hospital_id FROM "+e.Table+" WHERE id = ?"+r.DB.ForUpdate(), row.ID).Scan(&version, &owner)
+	exists := err == nil
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if exists && owner != "" && owner != hospital {
+		return reject("%s %s belongs to hospital %q, not %q", e.Name, row.ID, owner, hospital)
+	}
+	if exists && version >= row.Version {
+		return nil
+	}
+	// Columns this node knows; a column only a newer peer has is skipped, so the
+	// two sides can be upgraded one at a time.
+	var cols []string
+	var args []any
+	for _, c := range e.Columns() {
+		v, ok := row.Values[c]
+		switch {
+		case c == "id":
+			continue
+		case c == "version":
+			args = append(args, row.Version)
+		case c == "hospital_id":
+			args = append(args, hospital)
+		case !ok:
+			continue
+		case v == nil:
+			args = append(args, nil)
+		default:
+			args = append(args, *v)
+		}
+		cols = append(cols, c)
+	}
+	if exists {
+		sets := make([]string, len(cols))
+		for i, c := range cols {
+			sets[i] = c + " = ?"
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE "+e.Table+" SET "+strings.Join(sets, ", ")+" WHERE id = ?", append(args, row.ID)...)
+	} else {
+		cols = append(cols, "id")
+		args = append(args, row.ID)
+		ph := strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ")
+		_, err = tx.ExecContext(ctx, "INSERT INTO "+e.Table+" ("+strings.Join(cols, ", ")+") VALUES ("+ph+")", args...)
+	}
+	if err != nil {
+		return fmt.Errorf("sync: apply %s %s: %w", e.Name, row.ID, err)
+	}
+	return nil
+}
+
+// Reject records a refused message for IT and the status page.
+func (r *Replica) Reject(ctx context.Context, hospital, reason string, payload []byte) error {
+	if len(payload) > 1<<20 {
+		payload = payload[:1<<20]
+	}
+	return r.DB.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO sync_rejects (id, at, hospital, reason, payload) VALUES (?, ?, ?, ?, ?)`,
+			ihos.NewID(), ihos.FormatTime(time.Now()), ihos.Truncate(hospital, 36), ihos.Truncate(reason, 500), string(payload))
+		return err
+	})
+}
