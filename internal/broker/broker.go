@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -28,12 +29,22 @@ import (
 // zero value; new fields (leafnode remotes, accounts) must keep it that way, so
 // existing callers keep working when they are added.
 type Options struct {
-	Name       string       // server name, e.g. "appliance-h1"
-	StoreDir   string       // JetStream store directory (inside the data dir)
-	Domain     string       // JetStream domain ("" = none)
-	Listen     string       // "" (default) = no client port at all; else "host:port" for a client listener, port 0 = any free port
-	SyncAlways bool         // fsync every JetStream write (the appliance sets it: nothing acknowledged may be lost)
-	Logger     *slog.Logger // nats-server logs routed into slog; nil = discard
+	Name       string // server name, e.g. "appliance-h1"
+	StoreDir   string // JetStream store directory (inside the data dir)
+	Domain     string // JetStream domain ("" = none)
+	Listen     string // "" (default) = no client port at all; else "host:port" for a client listener, port 0 = any free port
+	SyncAlways bool   // fsync every JetStream write (the appliance sets it: nothing acknowledged may be lost)
+	// LeafListen makes this server a hub: "host:port" accepts leafnode
+	// connections from hospitals (port 0 = a free port, see LeafAddr). Port 4222
+	// is refused like Listen.
+	LeafListen string
+	// LeafRemotes makes this server a leaf: the hub URLs it dials out to
+	// (nats-leaf://host:port). The hospital always dials out; the cloud never
+	// dials in.
+	LeafRemotes []string
+	// LeafReconnect is how often a leaf retries a lost hub (default 1s).
+	LeafReconnect time.Duration
+	Logger        *slog.Logger // nats-server logs routed into slog; nil = discard
 }
 
 // ForbiddenPort is the standard NATS client port. A system NATS server runs there
@@ -46,7 +57,8 @@ const startTimeout = 10 * time.Second
 
 // Broker is a running embedded NATS server.
 type Broker struct {
-	srv *server.Server
+	srv      *server.Server
+	leafAddr string
 }
 
 // Start starts the server with JetStream and waits until it accepts connections,
@@ -86,8 +98,15 @@ func Start(opts Options) (*Broker, error) {
 		srv.WaitForShutdown()
 		return nil, startError(errors.New("JetStream did not start"))
 	}
-	return &Broker{srv: srv}, nil
+	b := &Broker{srv: srv}
+	if sopts.LeafNode.Port != 0 {
+		b.leafAddr = net.JoinHostPort(sopts.LeafNode.Host, strconv.Itoa(sopts.LeafNode.Port))
+	}
+	return b, nil
 }
+
+// LeafAddr returns the "host:port" hubs accept leafnodes on, or "".
+func (b *Broker) LeafAddr() string { return b.leafAddr }
 
 // startError is the error of a failed start. Its message reaches the operator
 // through the service's exit; the cause (nats-server's words) is for the log.
@@ -124,7 +143,52 @@ func serverOptions(opts Options) (*server.Options, error) {
 		o.Host = host
 		o.Port = port
 	}
+	if opts.LeafListen != "" {
+		host, port, err := splitListen(opts.LeafListen)
+		if err != nil {
+			return nil, err
+		}
+		if port == server.RANDOM_PORT {
+			// Pick the port here so LeafAddr can report it.
+			if port, err = freePort(host); err != nil {
+				return nil, startError(err)
+			}
+		}
+		o.LeafNode.Host, o.LeafNode.Port = host, port
+		// Hospitals reach the hub through the address they were given (often a
+		// load balancer or proxy); the hub's internal addresses are not
+		// advertised to them.
+		o.LeafNode.NoAdvertise = true
+	}
+	for _, u := range opts.LeafRemotes {
+		parsed, err := url.Parse(u)
+		if err != nil || parsed.Host == "" {
+			return nil, invalidError("云端消息服务地址 %q 无效，应为 nats-leaf://主机:端口", u)
+		}
+		o.LeafNode.Remotes = append(o.LeafNode.Remotes, &server.RemoteLeafOpts{URLs: []*url.URL{parsed}})
+	}
+	if len(opts.LeafRemotes) > 0 {
+		o.LeafNode.ReconnectInterval = opts.LeafReconnect
+		if o.LeafNode.ReconnectInterval == 0 {
+			o.LeafNode.ReconnectInterval = time.Second
+		}
+	}
 	return o, nil
+}
+
+// freePort asks the OS for a free port (never ForbiddenPort).
+func freePort(host string) (int, error) {
+	for {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if port != ForbiddenPort {
+			return port, nil
+		}
+	}
 }
 
 // splitListen parses "host:port" into nats-server's Host and Port, where port 0

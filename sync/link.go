@@ -1,0 +1,339 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	stdsync "sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"ihos"
+)
+
+// HubDomain is the cloud's JetStream domain. Each hospital's appliance runs its
+// own domain (its hospital id), so the two JetStream APIs never mix across the
+// leafnode link.
+const HubDomain = "hub"
+
+// Stream limits per hospital and direction. Discard=New makes a full stream
+// refuse new messages (the sender keeps them in its outbox and retries) rather
+// than silently drop old ones.
+const (
+	StreamMaxMsgs  = 5_000_000
+	StreamMaxBytes = 8 << 30
+	// DedupeWindow is JetStream's Nats-Msg-Id window: a first line of defence;
+	// the inbox table is the guarantee.
+	DedupeWindow = 10 * time.Minute
+)
+
+var hospitalIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,36}$`)
+
+// ValidHospitalID reports whether id can name a hospital's subjects and streams.
+func ValidHospitalID(id string) bool { return hospitalIDRE.MatchString(id) }
+
+// UpSubject carries hospital → cloud changes; DownSubject cloud → hospital.
+func UpSubject(hospital string) string   { return "ihos.sync." + hospital + ".up" }
+func DownSubject(hospital string) string { return "ihos.sync." + hospital + ".down" }
+
+// UpStream and DownStream are the hub's per-hospital streams.
+func UpStream(hospital string) string   { return "SYNC_UP_" + hospital }
+func DownStream(hospital string) string { return "SYNC_DOWN_" + hospital }
+
+// Consumer names.
+const (
+	CloudConsumer     = "cloud"
+	ApplianceConsumer = "appliance"
+)
+
+// Link moves changes between a replica and the hub's streams: a relay that
+// publishes the outbox and consumers that apply incoming changes. The cloud runs
+// one Link for all its hospitals; an appliance runs one for its own.
+type Link struct {
+	Replica *Replica
+	JS      jetstream.JetStream // on the cloud: its own; on an appliance: the hub's domain
+	NC      *nats.Conn
+	// Hospital is the appliance's own hospital id; empty on the cloud.
+	Hospital string
+	// Connected reports whether the link to the other side is up (an appliance
+	// asks its leafnode; the cloud is always "up" for its own streams).
+	Connected func() bool
+
+	kick        chan struct{}
+	lastContact atomic.Int64 // unix ms of the last successful exchange with the other side
+	applyLagMs  atomic.Int64
+	applied     atomic.Int64
+	rejected    atomic.Int64
+	mu          stdsync.Mutex
+	consuming   map[string]context.CancelFunc
+	wg          stdsync.WaitGroup
+}
+
+// NewLink returns a link; Start runs it.
+func NewLink(r *Replica, nc *nats.Conn, js jetstream.JetStream, hospital string) *Link {
+	return &Link{Replica: r, NC: nc, JS: js, Hospital: hospital, kick: make(chan struct{}, 1),
+		consuming: map[string]context.CancelFunc{}, Connected: func() bool { return nc.IsConnected() }}
+}
+
+// Kick wakes the relay: call it after committing a captured change so it
+// leaves at once instead of at the next poll.
+func (l *Link) Kick() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// EnsureHospital creates (or updates) a hospital's two streams and their
+// durable consumers on the hub. The cloud calls it for every enrolled hospital.
+func EnsureHospital(ctx context.Context, js jetstream.JetStream, hospital string) error {
+	if !ValidHospitalID(hospital) {
+		return fmt.Errorf("sync: bad hospital id %q", hospital)
+	}
+	for _, st := range []struct{ name, subject, consumer string }{
+		{UpStream(hospital), UpSubject(hospital), CloudConsumer},
+		{DownStream(hospital), DownSubject(hospital), ApplianceConsumer},
+	} {
+		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name: st.name, Subjects: []string{st.subject},
+			Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardNew,
+			MaxMsgs: StreamMaxMsgs, MaxBytes: StreamMaxBytes,
+			Storage: jetstream.FileStorage, Duplicates: DedupeWindow,
+		})
+		if err != nil {
+			return fmt.Errorf("sync: stream %s: %w", st.name, err)
+		}
+		_, err = js.CreateOrUpdateConsumer(ctx, st.name, jetstream.ConsumerConfig{
+			Durable: st.consumer, AckPolicy: jetstream.AckExplicitPolicy,
+			AckWait: 30 * time.Second, MaxAckPending: 1000, DeliverPolicy: jetstream.DeliverAllPolicy,
+		})
+		if err != nil {
+			return fmt.Errorf("sync: consumer %s/%s: %w", st.name, st.consumer, err)
+		}
+	}
+	return nil
+}
+
+// Start runs the relay, and on an appliance the consumer of its down stream,
+// until ctx ends. The cloud adds its hospitals' consumers with Consume.
+func (l *Link) Start(ctx context.Context) {
+	l.wg.Add(1)
+	go func() { defer l.wg.Done(); l.relay(ctx) }()
+	if l.Hospital != "" {
+		l.Consume(ctx, l.Hospital)
+	}
+}
+
+// Wait waits for the link's goroutines after its context ended.
+func (l *Link) Wait() { l.wg.Wait() }
+
+// relay publishes outbox messages in commit order and removes each only after
+// the hub's stream acknowledged it. On failure it keeps the rest and retries
+// with backoff, so the backlog drains in order when the link returns.
+func (l *Link) relay(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		pending, err := l.Replica.Pending(ctx, 512)
+		if err == nil && len(pending) > 0 {
+			var sent int
+			sent, err = l.publish(ctx, pending)
+			if sent > 0 {
+				backoff = 100 * time.Millisecond
+				l.lastContact.Store(time.Now().UnixMilli())
+			}
+			if err == nil {
+				continue // more may be waiting
+			}
+		}
+		wait := 50 * time.Millisecond
+		if err != nil {
+			if ctx.Err() == nil {
+				slog.WarnContext(ctx, "sync relay: publish failed, will retry", "err", err, "retry_in", backoff.String())
+			}
+			wait, backoff = backoff, min(backoff*2, 5*time.Second)
+		}
+		select {
+		case <-ctx.Done():
+		case <-l.kick:
+		case <-time.After(wait):
+		}
+	}
+}
+
+// publish sends a batch asynchronously and waits for the acks; it removes the
+// acknowledged prefix from the outbox and returns how many that was.
+func (l *Link) publish(ctx context.Context, pending []Pending) (int, error) {
+	futures := make([]jetstream.PubAckFuture, 0, len(pending))
+	var firstErr error
+	for _, p := range pending {
+		subject := UpSubject(p.Hospital)
+		stream := UpStream(p.Hospital)
+		if l.Replica.Side == Cloud {
+			subject, stream = DownSubject(p.Hospital), DownStream(p.Hospital)
+		}
+		msg := &nats.Msg{Subject: subject, Data: p.Payload, Header: nats.Header{}}
+		f, err := l.JS.PublishMsgAsync(msg, jetstream.WithMsgID(p.ChangeID), jetstream.WithExpectStream(stream))
+		if err != nil {
+			firstErr = err
+			break
+		}
+		futures = append(futures, f)
+	}
+	acked := make([]int64, 0, len(futures))
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+wait:
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+			acked = append(acked, pending[i].Seq)
+		case err := <-f.Err():
+			if firstErr == nil {
+				firstErr = err
+			}
+			break wait
+		case <-timeout.C:
+			if firstErr == nil {
+				firstErr = errors.New("no acknowledgement from the hub within 10s")
+			}
+			break wait
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	if err := l.Replica.Sent(context.WithoutCancel(ctx), acked...); err != nil {
+		return 0, err // they will be sent again and deduplicated by the inbox
+	}
+	return len(acked), firstErr
+}
+
+// Consume starts applying hospital's incoming stream: the down stream on an
+// appliance, the up stream on the cloud.
+func (l *Link) Consume(ctx context.Context, hospital string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.consuming[hospital]; ok {
+		return
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	l.consuming[hospital] = cancel
+	l.wg.Add(1)
+	go func() { defer l.wg.Done(); l.consume(cctx, hospital) }()
+}
+
+func (l *Link) consume(ctx context.Context, hospital string) {
+	stream, durable := UpStream(hospital), CloudConsumer
+	if l.Replica.Side == Appliance {
+		stream, durable = DownStream(hospital), ApplianceConsumer
+	}
+	backoff := 100 * time.Millisecond
+	var cons jetstream.Consumer
+	for ctx.Err() == nil {
+		var err error
+		if cons == nil {
+			cons, err = l.JS.Consumer(ctx, stream, durable)
+		}
+		if err == nil {
+			var batch jetstream.MessageBatch
+			batch, err = cons.Fetch(256, jetstream.FetchMaxWait(time.Second))
+			if err == nil {
+				for msg := range batch.Messages() {
+					l.handle(ctx, hospital, msg)
+				}
+				err = batch.Error()
+				if err == nil || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+					l.lastContact.Store(time.Now().UnixMilli())
+					backoff = 100 * time.Millisecond
+					continue
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		slog.WarnContext(ctx, "sync consumer: fetch failed, will retry", "hospital", hospital, "err", err, "retry_in", backoff.String())
+		cons = nil
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// handle applies one message and acknowledges it only after the apply
+// committed. A message that can never apply is recorded and terminated so it
+// does not block the stream; a database failure is retried later.
+func (l *Link) handle(ctx context.Context, hospital string, msg jetstream.Msg) {
+	env, err := Decode(msg.Data())
+	if err == nil {
+		_, err = l.Replica.Apply(ctx, hospital, env)
+	}
+	var rej *RejectError
+	switch {
+	case err == nil:
+		l.applied.Add(1)
+		l.applyLagMs.Store(time.Since(env.At).Milliseconds())
+		msg.Ack()
+	case errors.As(err, &rej) || env == nil:
+		l.rejected.Add(1)
+		slog.ErrorContext(ctx, "sync: message rejected", "hospital", hospital, "err", err)
+		if rerr := l.Replica.Reject(context.WithoutCancel(ctx), hospital, err.Error(), msg.Data()); rerr != nil {
+			msg.NakWithDelay(time.Second)
+			return
+		}
+		msg.Term()
+	case ctx.Err() != nil:
+		// Shutting down: the message is redelivered after AckWait.
+	default:
+		slog.ErrorContext(ctx, "sync: apply failed, will retry", "hospital", hospital, "err", err)
+		msg.NakWithDelay(time.Second)
+	}
+}
+
+// Status is what the status endpoint and the console show.
+type Status struct {
+	State            string    `json:"state"` // connected or disconnected
+	Side             Side      `json:"side"`
+	Node             string    `json:"node"`
+	Hospital         string    `json:"hospital,omitempty"`
+	LastContact      time.Time `json:"last_contact,omitzero"`
+	Backlog          int       `json:"backlog"`
+	OldestUnsentAgeS float64   `json:"oldest_unsent_age_s"`
+	ApplyLagMs       int64     `json:"apply_lag_ms"`
+	Applied          int64     `json:"applied"`
+	Conflicts        int       `json:"conflicts"`
+	Rejected         int       `json:"rejected"`
+}
+
+// Status reports the link's state.
+func (l *Link) Status(ctx context.Context) (Status, error) {
+	s := Status{State: "disconnected", Side: l.Replica.Side, Node: l.Replica.Origin, Hospital: l.Hospital,
+		ApplyLagMs: l.applyLagMs.Load(), Applied: l.applied.Load()}
+	if l.Connected() {
+		s.State = "connected"
+	}
+	if ms := l.lastContact.Load(); ms > 0 {
+		s.LastContact = time.UnixMilli(ms).UTC()
+	}
+	n, oldest, err := l.Replica.Backlog(ctx)
+	if err != nil {
+		return s, ihos.Internal(err)
+	}
+	s.Backlog = n
+	if !oldest.IsZero() {
+		s.OldestUnsentAgeS = time.Since(oldest).Seconds()
+	}
+	if err := l.Replica.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM sync_conflicts`).Scan(&s.Conflicts); err != nil {
+		return s, ihos.Internal(err)
+	}
+	if err := l.Replica.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM sync_rejects`).Scan(&s.Rejected); err != nil {
+		return s, ihos.Internal(err)
+	}
+	return s, nil
+}

@@ -1,0 +1,216 @@
+package sync_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	stdsync "sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"ihos/internal/broker"
+	"ihos/internal/sqldb"
+	"ihos/internal/sqldb/sqldbtest"
+	"ihos/sync"
+)
+
+// proxy is a TCP proxy between the leaf and the hub whose link a test can cut.
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     stdsync.Mutex
+	conns  []net.Conn
+	down   bool
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target}
+	go p.serve()
+	t.Cleanup(p.cut)
+	return p
+}
+
+func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+func (p *proxy) serve() {
+	p.mu.Lock()
+	ln := p.ln
+	p.mu.Unlock()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.down {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		p.conns = append(p.conns, c, s)
+		p.mu.Unlock()
+		go func() { io.Copy(s, c); s.Close() }()
+		go func() { io.Copy(c, s); c.Close() }()
+	}
+}
+
+// cut closes the listener and every connection: the leaf's redials are refused,
+// as across a real partition.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	p.ln.Close()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *proxy) restore() {
+	p.mu.Lock()
+	addr := p.ln.Addr().String()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		p.mu.Unlock()
+		panic(err)
+	}
+	p.ln, p.down = ln, false
+	p.mu.Unlock()
+	go p.serve()
+}
+
+type pair struct {
+	app, cloud         *side
+	appLink, cloudLink *sync.Link
+	proxy              *proxy
+	leaf               *broker.Broker
+}
+
+func startPair(t *testing.T, cloudDB *sqldb.DB) *pair {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	hub, err := broker.Start(broker.Options{Name: "hub", StoreDir: t.TempDir(), Domain: sync.HubDomain, LeafListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := newProxy(t, hub.LeafAddr())
+	leaf, err := broker.Start(broker.Options{Name: "h1", StoreDir: t.TempDir(), Domain: "h1", SyncAlways: true,
+		LeafRemotes: []string{"nats-leaf://" + px.addr()}, LeafReconnect: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pair{proxy: px, leaf: leaf}
+	p.cloud = newSide(t, cloudDB, sync.Cloud, "cloud", "")
+	p.app = newSide(t, sqldbtest.SQLite(t), sync.Appliance, "appliance-h1", "h1")
+
+	hnc, _ := hub.Connect()
+	hjs, _ := jetstream.New(hnc)
+	if err := sync.EnsureHospital(ctx, hjs, "h1"); err != nil {
+		t.Fatal(err)
+	}
+	p.cloudLink = sync.NewLink(p.cloud.replica, hnc, hjs, "")
+	p.cloudLink.Start(ctx)
+	p.cloudLink.Consume(ctx, "h1")
+
+	lnc, _ := leaf.Connect()
+	ljs, _ := jetstream.NewWithDomain(lnc, sync.HubDomain)
+	p.appLink = sync.NewLink(p.app.replica, lnc, ljs, "h1")
+	p.appLink.Connected = func() bool { return leaf.Server().NumLeafNodes() > 0 }
+	p.appLink.Start(ctx)
+	t.Cleanup(func() {
+		cancel()
+		p.appLink.Wait()
+		p.cloudLink.Wait()
+		lnc.Close()
+		hnc.Close()
+		leaf.Shutdown()
+		hub.Shutdown()
+	})
+	waitFor(t, 10*time.Second, "leafnode connected", func() bool { return leaf.Server().NumLeafNodes() == 1 })
+	return p
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < d {
+		if ok() {
+			return time.Since(start)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %v waiting for %s", d, what)
+	return 0
+}
+
+func count(db *sqldb.DB, q string, args ...any) int {
+	var n int
+	db.QueryRow(q, args...).Scan(&n)
+	return n
+}
+
+func TestLinkRoundTripAndPartition(t *testing.T) {
+	sqldbtest.Each(t, func(t *testing.T, cloudDB *sqldb.DB) {
+		p := startPair(t, cloudDB)
+		inst, _ := p.app.store.Resource("institutions")
+		dept, _ := p.app.store.Resource("departments")
+		i, err := p.app.store.Create(sys, inst, map[string]any{"code": "H1", "name": "第一医院"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := p.app.store.Create(sys, dept, map[string]any{"institution_id": i["id"], "code": "XNK", "name": "心血管内科", "category": "临床"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.appLink.Kick()
+		took := waitFor(t, 5*time.Second, "department on the cloud", func() bool {
+			return count(cloudDB, `SELECT COUNT(*) FROM departments WHERE id = ? AND hospital_id = 'h1'`, d["id"]) == 1
+		})
+		t.Logf("round trip appliance→cloud: %v", took)
+		if took > time.Second {
+			t.Errorf("round trip took %v, want under 1s", took)
+		}
+
+		// Cut the link; the appliance keeps working and queues.
+		p.proxy.cut()
+		waitFor(t, 10*time.Second, "leafnode down", func() bool { return p.leaf.Server().NumLeafNodes() == 0 })
+		const n = 300
+		for k := 0; k < n; k++ {
+			if _, err := p.app.store.Create(sys, dept, map[string]any{"institution_id": i["id"], "code": fmt.Sprintf("P%04d", k),
+				"name": fmt.Sprintf("分区科室%d", k), "category": "临床"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, _ := p.appLink.Status(context.Background())
+		if st.State != "disconnected" || st.Backlog == 0 {
+			t.Fatalf("status during partition: %+v", st)
+		}
+		// Restore: the backlog drains, each change applied exactly once.
+		p.proxy.restore()
+		waitFor(t, 60*time.Second, "backlog drained", func() bool {
+			return count(cloudDB, `SELECT COUNT(*) FROM departments WHERE hospital_id = 'h1'`) == n+1
+		})
+		waitFor(t, 10*time.Second, "outbox empty", func() bool { n, _, _ := p.app.replica.Backlog(context.Background()); return n == 0 })
+		if got := count(cloudDB, `SELECT COUNT(*) FROM sync_inbox`); got != n+2 {
+			t.Fatalf("inbox has %d changes, want %d", got, n+2)
+		}
+		st, _ = p.appLink.Status(context.Background())
+		if st.State != "connected" || st.Backlog != 0 || st.LastContact.IsZero() {
+			t.Fatalf("status after partition: %+v", st)
+		}
+	})
+}
