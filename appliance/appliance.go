@@ -7,13 +7,17 @@ package appliance
 
 import (
 	"context"
+	"database/sql"
 	"flag"
 	"net/http"
+
+	"ihos"
 
 	"ihos/internal/admin"
 	"ihos/internal/console"
 	"ihos/internal/masterdata"
 	"ihos/internal/node"
+	"ihos/sync"
 )
 
 // Config is the appliance's configuration.
@@ -28,7 +32,16 @@ type Config struct {
 	// SecureCookies marks the session cookie Secure; set it when the console is
 	// served over HTTPS by a front proxy.
 	SecureCookies bool `json:"secure_cookies" env:"IHOS_SECURE_COOKIES"`
+	// HospitalID names this hospital to the cloud (its subjects, streams and
+	// JetStream domain).
+	HospitalID string `json:"hospital_id" env:"IHOS_HOSPITAL_ID"`
+	// CloudLeaf is the cloud hub's leafnode URL (nats-leaf://host:7422); the
+	// appliance dials out to it. Empty: run standalone, changes wait in the outbox.
+	CloudLeaf string `json:"cloud_leaf" env:"IHOS_CLOUD_LEAF"`
 }
+
+// DefaultHospitalID is the hospital id of a standalone or demo appliance.
+const DefaultHospitalID = "h1"
 
 // DefaultHTTP is where the console listens unless told otherwise.
 const DefaultHTTP = "127.0.0.1:8090"
@@ -41,18 +54,46 @@ type App struct {
 	Node    *node.Node
 	Store   *admin.Store
 	Console *console.Console
+	Replica *sync.Replica
+	Link    *sync.Link
 	Handler http.Handler
+	stop    context.CancelFunc
 }
 
 // New opens the appliance's node and wires its routes; Run serves it.
 func New(ctx context.Context, cfg Config) (*App, error) {
-	n, err := node.Open(ctx, cfg.Config, node.Options{Kind: "appliance", SyncAlways: true})
+	if cfg.HospitalID == "" {
+		cfg.HospitalID = DefaultHospitalID
+	}
+	if !sync.ValidHospitalID(cfg.HospitalID) {
+		return nil, ihos.Errorf(ihos.EInvalid, "医院编号 %q 无效：只能包含字母、数字、- 和 _，最长 36 位", cfg.HospitalID)
+	}
+	if cfg.NodeID == "" {
+		cfg.NodeID = "appliance-" + cfg.HospitalID
+	}
+	opts := node.Options{Kind: "appliance", SyncAlways: true, JetStreamDom: cfg.HospitalID}
+	if cfg.CloudLeaf != "" {
+		opts.LeafRemotes = []string{cfg.CloudLeaf}
+	}
+	n, err := node.Open(ctx, cfg.Config, opts)
 	if err != nil {
+		return nil, err
+	}
+	replica, err := sync.NewReplica(ctx, n.DB, sync.Appliance, cfg.NodeID, sync.NewRegistry(masterdata.Entities()...))
+	if err != nil {
+		n.Close()
 		return nil, err
 	}
 	resources := append(masterdata.Resources(), n.Auth.UsersResource())
 	store := admin.NewStore(n.DB, n.Sealer, n.Auth, resources...)
-	a := &App{Node: n, Store: store, Console: console.New(store, n.Auth, Product)}
+	// Every change of replicated master data is captured in its own transaction.
+	store.OnWrite = func(ctx context.Context, tx *sql.Tx, c admin.Change) error {
+		if _, ok := replica.Entities.Entity(c.Resource.Name); !ok {
+			return nil
+		}
+		return replica.Capture(ctx, tx, cfg.HospitalID, sync.Ref{Entity: c.Resource.Name, ID: c.ID})
+	}
+	a := &App{Node: n, Store: store, Console: console.New(store, n.Auth, Product), Replica: replica}
 	a.Console.Secure = cfg.SecureCookies
 
 	mux := http.NewServeMux()
@@ -67,11 +108,24 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		n.Close()
 		return nil, err
 	}
+	// The link lives until Close, whatever ctx New was given.
+	lctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	if a.Link, err = sync.StartLeaf(lctx, n.Broker, replica, cfg.HospitalID); err != nil {
+		stop()
+		n.Close()
+		return nil, err
+	}
+	a.stop = stop
+	mux.Handle("GET /api/sync/status", a.Link.StatusHandler())
 	return a, nil
 }
 
-// Close releases the node.
-func (a *App) Close() { a.Node.Close() }
+// Close stops the sync link and releases the node.
+func (a *App) Close() {
+	a.stop()
+	a.Link.Close()
+	a.Node.Close()
+}
 
 // Run is the appliance's main: it parses args, starts, and serves until ctx ends.
 func Run(ctx context.Context, args []string) error {
@@ -80,6 +134,8 @@ func Run(ctx context.Context, args []string) error {
 	path := cfg.Flags(fs)
 	fs.BoolVar(&cfg.Demo, "demo", cfg.Demo, "首次启动时生成演示医院数据")
 	fs.StringVar(&cfg.Credentials, "credentials", cfg.Credentials, "首次启动生成的登录账号写入此文件")
+	fs.StringVar(&cfg.HospitalID, "hospital-id", cfg.HospitalID, "本院在云端的医院编号")
+	fs.StringVar(&cfg.CloudLeaf, "cloud-leaf", cfg.CloudLeaf, "云端同步地址，如 nats-leaf://cloud.example.com:7422")
 	return node.Run(ctx, fs, args, &cfg, path, func(ctx context.Context) (*node.Node, http.Handler, error) {
 		a, err := New(ctx, cfg)
 		if err != nil {

@@ -3,7 +3,8 @@
 // It runs on SQLite by default and on MySQL/MariaDB in production, and never
 // dials into a hospital: hospitals dial out to it.
 //
-// This first version serves its health and a landing page; the patient, doctor
+// It holds a replica of every connected hospital's master data (through package
+// sync) and serves the public catalogue patients browse; the patient, doctor
 // and nurse journeys arrive with their issues.
 package cloud
 
@@ -11,15 +12,26 @@ import (
 	"context"
 	"flag"
 	"html/template"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 
 	"ihos"
+	"ihos/internal/masterdata"
 	"ihos/internal/node"
+	"ihos/sync"
 )
 
 // Config is the cloud's configuration.
 type Config struct {
 	node.Config
+	// LeafListen is where hospitals' appliances connect their sync link
+	// ("host:port"; port 0 picks a free one, reported by /api/sync/status).
+	// Empty: no hospital can connect.
+	LeafListen string `json:"leaf_listen" env:"IHOS_LEAF_LISTEN"`
+	// Hospitals are the hospital ids whose data this cloud replicates.
+	Hospitals []string `json:"hospitals" env:"IHOS_HOSPITALS"`
 }
 
 // DefaultHTTP is where the cloud listens unless told otherwise.
@@ -28,32 +40,76 @@ const DefaultHTTP = "127.0.0.1:8080"
 // App is a running cloud node.
 type App struct {
 	Node    *node.Node
+	Replica *sync.Replica
+	Link    *sync.Link
 	Handler http.Handler
+	stop    context.CancelFunc
 }
 
 // New opens the cloud's node and wires its routes.
 func New(ctx context.Context, cfg Config) (*App, error) {
-	n, err := node.Open(ctx, cfg.Config, node.Options{Kind: "cloud", AllowMySQL: true})
+	if cfg.NodeID == "" {
+		cfg.NodeID = "cloud"
+	}
+	if len(cfg.Hospitals) == 0 {
+		cfg.Hospitals = []string{"h1"}
+	}
+	for _, h := range cfg.Hospitals {
+		if !sync.ValidHospitalID(h) {
+			return nil, ihos.Errorf(ihos.EInvalid, "医院编号 %q 无效：只能包含字母、数字、- 和 _，最长 36 位", h)
+		}
+	}
+	n, err := node.Open(ctx, cfg.Config, node.Options{Kind: "cloud", AllowMySQL: true,
+		JetStreamDom: sync.HubDomain, LeafListen: cfg.LeafListen})
 	if err != nil {
 		return nil, err
 	}
+	replica, err := sync.NewReplica(ctx, n.DB, sync.Cloud, cfg.Config.NodeID, sync.NewRegistry(masterdata.Entities()...))
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	lctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	link, err := sync.StartHub(lctx, n.Broker, replica, cfg.Hospitals...)
+	if err != nil {
+		stop()
+		n.Close()
+		return nil, err
+	}
+	a := &App{Node: n, Replica: replica, Link: link, stop: stop}
+	if addr := n.Broker.LeafAddr(); addr != "" {
+		// Scripts and operators read the bound address (a port of 0 picks one).
+		if err := os.WriteFile(filepath.Join(n.Config.DataDir, "leaf.addr"), []byte(addr+"\n"), 0o644); err != nil {
+			a.Close()
+			return nil, err
+		}
+		slog.Info("sync: accepting hospital links", "leaf", addr)
+	}
 	mux := http.NewServeMux()
+	mux.Handle("GET /api/sync/status", link.StatusHandler())
+	catalog{db: n.DB}.routes(mux)
 	mux.Handle("GET /healthz", n.Health())
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		landing.Execute(w, map[string]string{"Version": ihos.Version, "Database": n.DB.Engine})
 	})
-	return &App{Node: n, Handler: n.Auth.Middleware(mux)}, nil
+	a.Handler = n.Auth.Middleware(mux)
+	return a, nil
 }
 
-// Close releases the node.
-func (a *App) Close() { a.Node.Close() }
+// Close stops the sync link and releases the node.
+func (a *App) Close() {
+	a.stop()
+	a.Link.Close()
+	a.Node.Close()
+}
 
 // Run is the cloud's main: it parses args, starts, and serves until ctx ends.
 func Run(ctx context.Context, args []string) error {
 	cfg := Config{Config: node.Config{HTTP: DefaultHTTP}}
 	fs := flag.NewFlagSet("ihos-cloud", flag.ContinueOnError)
 	path := cfg.Flags(fs)
+	fs.StringVar(&cfg.LeafListen, "leaf-listen", cfg.LeafListen, "医院同步连接的监听地址，如 0.0.0.0:7422")
 	return node.Run(ctx, fs, args, &cfg, path, func(ctx context.Context) (*node.Node, http.Handler, error) {
 		a, err := New(ctx, cfg)
 		if err != nil {

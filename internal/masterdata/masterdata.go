@@ -11,6 +11,7 @@ import (
 
 	"ihos"
 	"ihos/internal/admin"
+	"ihos/sync"
 )
 
 // Resources returns the master-data resources in menu order.
@@ -131,4 +132,15 @@ func opts(values ...string) []admin.Option {
 		o[i] = admin.Option{Value: v, Label: v}
 	}
 	return o
+}
+
+// Entities declares the master data as replicated entities: the appliance owns
+// them and the cloud holds a replica. Staff personal data is sealed under the
+// appliance's own key and stays in the hospital.
+func Entities() []sync.Entity {
+	return []sync.Entity{
+		{Name: "institutions", Table: "institutions", Owner: sync.Appliance},
+		{Name: "departments", Table: "departments", Owner: sync.Appliance},
+		{Name: "staff", Table: "staff", Owner: sync.Appliance, Local: []string{"phone", "id_number"}},
+	}
 }

@@ -95,10 +95,12 @@ type Node struct {
 
 // Options are the per-service choices Open needs.
 type Options struct {
-	Kind         string // "appliance" or "cloud"
-	SyncAlways   bool   // fsync every JetStream write (the appliance)
-	AllowMySQL   bool   // the appliance runs on SQLite only
-	JetStreamDom string // JetStream domain; default the node id
+	Kind         string   // "appliance" or "cloud"
+	SyncAlways   bool     // fsync every JetStream write (the appliance)
+	AllowMySQL   bool     // the appliance runs on SQLite only
+	JetStreamDom string   // JetStream domain; default the node id
+	LeafListen   string   // the cloud: where hospitals' leafnodes connect
+	LeafRemotes  []string // an appliance: the cloud hub it dials out to
 }
 
 // Open prepares a node: creates the data dir, installs the JSON logger as slog's
@@ -146,6 +148,9 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Node, error) {
 		Listen:     cfg.NATSListen,
 		SyncAlways: opts.SyncAlways,
 		Logger:     slog.Default(),
+
+		LeafListen:  opts.LeafListen,
+		LeafRemotes: opts.LeafRemotes,
 	})
 	if err != nil {
 		n.Close()

@@ -1,0 +1,87 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"ihos/internal/broker"
+	"ihos/internal/web"
+)
+
+// StartLeaf starts an appliance's link: it publishes to and consumes from the
+// hub's streams for hospital, through the leafnode the broker dials out on.
+// The link runs until ctx ends; then call Close.
+func StartLeaf(ctx context.Context, b *broker.Broker, r *Replica, hospital string) (*Link, error) {
+	if !ValidHospitalID(hospital) {
+		return nil, fmt.Errorf("sync: bad hospital id %q", hospital)
+	}
+	nc, err := b.Connect(nats.Name("sync-" + hospital))
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.NewWithDomain(nc, HubDomain)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	l := NewLink(r, nc, js, hospital)
+	l.Connected = func() bool { return b.Server().NumLeafNodes() > 0 }
+	l.Start(ctx)
+	return l, nil
+}
+
+// StartHub starts the cloud's link: streams and consumers for every hospital,
+// and the relay of the cloud's outbox. More hospitals join with AddHospital.
+func StartHub(ctx context.Context, b *broker.Broker, r *Replica, hospitals ...string) (*Link, error) {
+	nc, err := b.Connect(nats.Name("sync-hub"))
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	l := NewLink(r, nc, js, "")
+	for _, h := range hospitals {
+		if err := l.AddHospital(ctx, h); err != nil {
+			nc.Close()
+			return nil, err
+		}
+	}
+	l.Start(ctx)
+	return l, nil
+}
+
+// AddHospital creates a hospital's streams on the hub and starts applying its
+// changes.
+func (l *Link) AddHospital(ctx context.Context, hospital string) error {
+	if err := EnsureHospital(ctx, l.JS, hospital); err != nil {
+		return err
+	}
+	l.Consume(ctx, hospital)
+	return nil
+}
+
+// Close waits for the link's goroutines (its context must have ended) and
+// closes its connection.
+func (l *Link) Close() {
+	l.Wait()
+	l.NC.Close()
+}
+
+// StatusHandler serves GET /api/sync/status.
+func (l *Link) StatusHandler() http.Handler {
+	return web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		s, err := l.Status(r.Context())
+		if err != nil {
+			return err
+		}
+		web.WriteJSON(w, http.StatusOK, s)
+		return nil
+	})
+}
