@@ -17,6 +17,7 @@ import (
 	"ihos/internal/console"
 	"ihos/internal/masterdata"
 	"ihos/internal/node"
+	"ihos/internal/patients"
 	"ihos/sync"
 )
 
@@ -79,7 +80,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	replica, err := sync.NewReplica(ctx, n.DB, sync.Appliance, cfg.NodeID, sync.NewRegistry(masterdata.Entities()...))
+	replica, err := sync.NewReplica(ctx, n.DB, sync.Appliance, cfg.NodeID, sync.NewRegistry(append(masterdata.Entities(), patients.Entity())...))
 	if err != nil {
 		n.Close()
 		return nil, err

@@ -10,6 +10,7 @@ package cloud
 
 import (
 	"context"
+	"database/sql"
 	"flag"
 	"html/template"
 	"log/slog"
@@ -18,8 +19,10 @@ import (
 	"path/filepath"
 
 	"ihos"
+	"ihos/internal/admin"
 	"ihos/internal/masterdata"
 	"ihos/internal/node"
+	"ihos/internal/patients"
 	"ihos/sync"
 )
 
@@ -40,6 +43,7 @@ const DefaultHTTP = "127.0.0.1:8080"
 // App is a running cloud node.
 type App struct {
 	Node    *node.Node
+	Store   *admin.Store
 	Replica *sync.Replica
 	Link    *sync.Link
 	Handler http.Handler
@@ -64,10 +68,15 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	replica, err := sync.NewReplica(ctx, n.DB, sync.Cloud, cfg.Config.NodeID, sync.NewRegistry(masterdata.Entities()...))
+	replica, err := sync.NewReplica(ctx, n.DB, sync.Cloud, cfg.Config.NodeID,
+		sync.NewRegistry(append(masterdata.Entities(), patients.Entity())...))
 	if err != nil {
 		n.Close()
 		return nil, err
+	}
+	store := admin.NewStore(n.DB, n.Sealer, n.Auth, patients.Resource())
+	store.OnWrite = func(ctx context.Context, tx *sql.Tx, c admin.Change) error {
+		return replica.Capture(ctx, tx, "", sync.Ref{Entity: c.Resource.Name, ID: c.ID})
 	}
 	lctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	link, err := sync.StartHub(lctx, n.Broker, replica, cfg.Hospitals...)
@@ -76,7 +85,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		n.Close()
 		return nil, err
 	}
-	a := &App{Node: n, Replica: replica, Link: link, stop: stop}
+	a := &App{Node: n, Store: store, Replica: replica, Link: link, stop: stop}
 	if addr := n.Broker.LeafAddr(); addr != "" {
 		// Scripts and operators read the bound address (a port of 0 picks one).
 		if err := os.WriteFile(filepath.Join(n.Config.DataDir, "leaf.addr"), []byte(addr+"\n"), 0o644); err != nil {
@@ -88,6 +97,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/sync/status", link.StatusHandler())
 	catalog{db: n.DB}.routes(mux)
+	signup{store: store, hospitals: cfg.Hospitals, link: link}.routes(mux)
 	mux.Handle("GET /healthz", n.Health())
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")

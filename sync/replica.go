@@ -52,12 +52,10 @@ type Ref struct {
 
 // Capture records the rows named by refs, as they stand inside tx, as one
 // outbox message for hospital. Call it in the transaction that made the change,
-// so the change and its record commit or vanish together.
+// so the change and its record commit or vanish together. On the cloud, pass
+// hospital "" to send the rows to the hospital in their hospital_id column.
 func (r *Replica) Capture(ctx context.Context, tx *sql.Tx, hospital string, refs ...Ref) error {
-	if hospital == "" {
-		return errors.New("sync: capture without a hospital")
-	}
-	env := Envelope{ChangeID: ihos.NewID(), Hospital: hospital, Origin: r.Origin, Side: r.Side,
+	env := Envelope{ChangeID: ihos.NewID(), Origin: r.Origin, Side: r.Side,
 		HLC: r.Clock.Tick(), At: time.Now().UTC().Truncate(time.Microsecond)}
 	for _, ref := range refs {
 		e, ok := r.Entities.Entity(ref.Entity)
@@ -73,10 +71,23 @@ func (r *Replica) Capture(ctx context.Context, tx *sql.Tx, hospital string, refs
 		}
 		version, _ := strconv.ParseInt(deref(values["version"]), 10, 64)
 		env.Rows = append(env.Rows, RowChange{Entity: e.Name, ID: ref.ID, Version: version, Values: values})
+		if r.Side == Cloud {
+			rowHospital := deref(values["hospital_id"])
+			if hospital == "" {
+				hospital = rowHospital
+			}
+			if rowHospital != hospital {
+				return fmt.Errorf("sync: one transaction captures rows of hospitals %q and %q", hospital, rowHospital)
+			}
+		}
 	}
 	if len(env.Rows) == 0 {
 		return nil
 	}
+	if hospital == "" {
+		return errors.New("sync: capture without a hospital")
+	}
+	env.Hospital = hospital
 	var seqText string
 	if err := tx.QueryRowContext(ctx, `SELECT value FROM sync_state WHERE name = 'outbox_seq'`+r.DB.ForUpdate()).Scan(&seqText); err != nil {
 		return fmt.Errorf("sync: outbox seq: %w", err)

@@ -1,0 +1,166 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"ihos"
+	"ihos/appliance"
+	"ihos/cloud"
+	"ihos/internal/admin"
+	"ihos/internal/auth"
+	"ihos/internal/node"
+	"ihos/internal/web"
+)
+
+type system struct {
+	cloud     *cloud.App
+	appliance *appliance.App
+	cloudURL  string
+	appURL    string
+}
+
+func start(t *testing.T) *system {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	c, err := cloud.New(ctx, cloud.Config{Config: node.Config{DataDir: filepath.Join(dir, "cloud")}, LeafListen: "127.0.0.1:0", Hospitals: []string{"h1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := appliance.New(ctx, appliance.Config{Config: node.Config{DataDir: filepath.Join(dir, "appliance")}, Demo: true,
+		Credentials: filepath.Join(dir, "creds.json"), HospitalID: "h1", CloudLeaf: "nats-leaf://" + c.Node.Broker.LeafAddr()})
+	if err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	cs := httptest.NewServer(web.Middleware(c.Handler))
+	as := httptest.NewServer(web.Middleware(a.Handler))
+	t.Cleanup(func() { as.Close(); cs.Close(); a.Close(); c.Close() })
+	return &system{cloud: c, appliance: a, cloudURL: cs.URL, appURL: as.URL}
+}
+
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	json.NewDecoder(resp.Body).Decode(v)
+	return resp.StatusCode
+}
+
+func eventually(t *testing.T, d time.Duration, what string, ok func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < d {
+		if ok() {
+			return time.Since(start)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %v", what, d)
+	return 0
+}
+
+type list[T any] struct {
+	Items []T `json:"items"`
+}
+
+func TestMasterDataReachesCloudCatalogue(t *testing.T) {
+	s := start(t)
+	// The demo hospital's seed flows to the cloud on first connect.
+	eventually(t, 10*time.Second, "demo departments in the public catalogue", func() bool {
+		var l list[cloud.PublicDepartment]
+		getJSON(t, s.cloudURL+"/api/public/departments?hospital=h1", &l)
+		return len(l.Items) >= 8
+	})
+	eventually(t, 10*time.Second, "demo doctors in the public catalogue", func() bool {
+		var docs list[cloud.PublicDoctor]
+		getJSON(t, s.cloudURL+"/api/public/doctors?hospital=h1", &docs)
+		return len(docs.Items) >= 10
+	})
+
+	// A department edited in the console shows in the cloud within a second.
+	ctx := ihos.WithActor(context.Background(), ihos.Actor{UserID: "t", Username: "t", Role: auth.RoleSysAdmin})
+	res, _ := s.appliance.Store.Resource("departments")
+	page, err := s.appliance.Store.List(ctx, res, admin.Query{Filters: map[string]string{"code": "XNK"}})
+	if err != nil || page.Total != 1 {
+		t.Fatalf("find XNK: %v %+v", err, page)
+	}
+	d := page.Items[0]
+	if _, err := s.appliance.Store.Update(ctx, res, d["id"].(string), map[string]any{"version": d["version"], "name": "心血管内科（胸痛中心）"}); err != nil {
+		t.Fatal(err)
+	}
+	took := eventually(t, 5*time.Second, "renamed department on the cloud", func() bool {
+		var l list[cloud.PublicDepartment]
+		getJSON(t, s.cloudURL+"/api/public/departments?hospital=h1", &l)
+		for _, it := range l.Items {
+			if it.Name == "心血管内科（胸痛中心）" {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("console edit visible in the cloud catalogue after %v", took)
+	if took > time.Second {
+		t.Errorf("took %v, want under 1s", took)
+	}
+}
+
+func TestPatientSignupReachesAppliance(t *testing.T) {
+	s := start(t)
+	body, _ := json.Marshal(map[string]any{"hospital_id": "h1", "name": "陈小明", "gender": "男", "birth_year": 1985, "phone": "13712345678"})
+	start := time.Now()
+	resp, err := http.Post(s.cloudURL+"/api/public/patients", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	json.NewDecoder(resp.Body).Decode(&rec)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || rec["phone"] != "137****5678" {
+		t.Fatalf("signup: %d %v", resp.StatusCode, rec)
+	}
+	took := eventually(t, 5*time.Second, "patient on the appliance", func() bool {
+		var name string
+		s.appliance.Node.DB.QueryRow(`SELECT name FROM patients WHERE id = ? AND hospital_id = 'h1'`, rec["id"]).Scan(&name)
+		return name == "陈小明"
+	})
+	t.Logf("patient visible on the appliance after %v (%v from the request)", took, time.Since(start))
+	if took > time.Second {
+		t.Errorf("took %v, want under 1s", took)
+	}
+	// The phone stays sealed on the cloud.
+	var phone string
+	s.appliance.Node.DB.QueryRow(`SELECT phone FROM patients WHERE id = ?`, rec["id"]).Scan(&phone)
+	if phone != "" {
+		t.Fatalf("phone replicated: %q", phone)
+	}
+	// Signing up twice with one phone is a conflict; a closed hospital is refused.
+	resp, _ = http.Post(s.cloudURL+"/api/public/patients", "application/json", bytes.NewReader(body))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict {
+		t.Fatalf("duplicate phone: %d", resp.StatusCode)
+	}
+	bad, _ := json.Marshal(map[string]any{"hospital_id": "h9", "name": "x", "phone": "13700000000"})
+	resp, _ = http.Post(s.cloudURL+"/api/public/patients", "application/json", bytes.NewReader(bad))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("unknown hospital: %d", resp.StatusCode)
+	}
+	// Both sides report a connected link.
+	for _, u := range []string{s.cloudURL, s.appURL} {
+		var st map[string]any
+		if code := getJSON(t, u+"/api/sync/status", &st); code != 200 || st["state"] != "connected" {
+			t.Fatalf("%s status: %d %v", u, code, st)
+		}
+	}
+}
