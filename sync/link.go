@@ -68,6 +68,7 @@ type Link struct {
 	lastContact atomic.Int64 // unix ms of the last successful exchange with the other side
 	applyLagMs  atomic.Int64
 	applied     atomic.Int64
+	duplicates  atomic.Int64
 	rejected    atomic.Int64
 	mu          stdsync.Mutex
 	consuming   map[string]context.CancelFunc
@@ -271,14 +272,19 @@ func (l *Link) consume(ctx context.Context, hospital string) {
 // does not block the stream; a database failure is retried later.
 func (l *Link) handle(ctx context.Context, hospital string, msg jetstream.Msg) {
 	env, err := Decode(msg.Data())
+	applied := false
 	if err == nil {
-		_, err = l.Replica.Apply(ctx, hospital, env)
+		applied, err = l.Replica.Apply(ctx, hospital, env)
 	}
 	var rej *RejectError
 	switch {
 	case err == nil:
-		l.applied.Add(1)
-		l.applyLagMs.Store(time.Since(env.At).Milliseconds())
+		if applied {
+			l.applied.Add(1)
+			l.applyLagMs.Store(time.Since(env.At).Milliseconds())
+		} else {
+			l.duplicates.Add(1)
+		}
 		msg.Ack()
 	case errors.As(err, &rej) || env == nil:
 		l.rejected.Add(1)
@@ -306,7 +312,8 @@ type Status struct {
 	Backlog          int       `json:"backlog"`
 	OldestUnsentAgeS float64   `json:"oldest_unsent_age_s"`
 	ApplyLagMs       int64     `json:"apply_lag_ms"`
-	Applied          int64     `json:"applied"`
+	Applied          int64     `json:"applied"`    // changes applied since start
+	Duplicates       int64     `json:"duplicates"` // redelivered changes skipped since start
 	Conflicts        int       `json:"conflicts"`
 	Rejected         int       `json:"rejected"`
 }
@@ -314,7 +321,7 @@ type Status struct {
 // Status reports the link's state.
 func (l *Link) Status(ctx context.Context) (Status, error) {
 	s := Status{State: "disconnected", Side: l.Replica.Side, Node: l.Replica.Origin, Hospital: l.Hospital,
-		ApplyLagMs: l.applyLagMs.Load(), Applied: l.applied.Load()}
+		ApplyLagMs: l.applyLagMs.Load(), Applied: l.applied.Load(), Duplicates: l.duplicates.Load()}
 	if l.Connected() {
 		s.State = "connected"
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	stdsync "sync"
 	"testing"
 	"time"
@@ -98,6 +99,7 @@ type pair struct {
 	appLink, cloudLink *sync.Link
 	proxy              *proxy
 	leaf               *broker.Broker
+	hubJS              jetstream.JetStream
 }
 
 func startPair(t *testing.T, cloudDB *sqldb.DB) *pair {
@@ -122,6 +124,7 @@ func startPair(t *testing.T, cloudDB *sqldb.DB) *pair {
 	if err := sync.EnsureHospital(ctx, hjs, "h1"); err != nil {
 		t.Fatal(err)
 	}
+	p.hubJS = hjs
 	p.cloudLink = sync.NewLink(p.cloud.replica, hnc, hjs, "")
 	p.cloudLink.Start(ctx)
 	p.cloudLink.Consume(ctx, "h1")
@@ -213,4 +216,50 @@ func TestLinkRoundTripAndPartition(t *testing.T) {
 			t.Fatalf("status after partition: %+v", st)
 		}
 	})
+}
+
+// A change delivered twice (a second copy with another Nats-Msg-Id, so JetStream's
+// dedupe cannot catch it) is applied once; malformed messages, messages claiming
+// another hospital and unknown entities are rejected, counted, and do not stop
+// the stream.
+func TestLinkRedeliveryAndBadInput(t *testing.T) {
+	p := startPair(t, sqldbtest.SQLite(t))
+	ctx := context.Background()
+	inst, _ := p.app.store.Resource("institutions")
+	if _, err := p.app.store.Create(sys, inst, map[string]any{"code": "H1", "name": "第一医院"}); err != nil {
+		t.Fatal(err)
+	}
+	pending, _ := p.app.replica.Pending(ctx, 1)
+	if len(pending) != 1 {
+		t.Fatal("nothing captured")
+	}
+	payload := pending[0].Payload
+	waitFor(t, 5*time.Second, "first copy applied", func() bool { return count(p.cloud.db, `SELECT COUNT(*) FROM institutions`) == 1 })
+
+	publish := func(data []byte) {
+		t.Helper()
+		if _, err := p.hubJS.Publish(ctx, sync.UpSubject("h1"), data, jetstream.WithMsgID(fmt.Sprint(time.Now().UnixNano()))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(payload) // the same change again
+	publish([]byte("这不是 JSON"))
+	other := strings.Replace(string(payload), `"hospital":"h1"`, `"hospital":"h2"`, 1)
+	publish([]byte(other))
+	unknown := strings.Replace(string(payload), `"entity":"institutions"`, `"entity":"spaceships"`, 1)
+	unknown = strings.Replace(unknown, pending[0].ChangeID, "00000000-0000-7000-8000-000000000001", 1)
+	publish([]byte(unknown))
+	// A good change after the bad ones still flows.
+	if _, err := p.app.store.Create(sys, inst, map[string]any{"code": "H2", "name": "第二医院"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "change after bad input applied", func() bool { return count(p.cloud.db, `SELECT COUNT(*) FROM institutions`) == 2 })
+	waitFor(t, 5*time.Second, "rejects recorded", func() bool { return count(p.cloud.db, `SELECT COUNT(*) FROM sync_rejects`) == 3 })
+	st, _ := p.cloudLink.Status(ctx)
+	if st.Rejected != 3 || st.Duplicates != 1 || st.Applied != 2 {
+		t.Fatalf("status: %+v", st)
+	}
+	if n := count(p.cloud.db, `SELECT COUNT(*) FROM sync_inbox WHERE change_id = ?`, pending[0].ChangeID); n != 1 {
+		t.Fatalf("inbox rows for the change: %d", n)
+	}
 }
