@@ -7,7 +7,6 @@ package appliance
 
 import (
 	"context"
-	"database/sql"
 	"flag"
 	"net/http"
 
@@ -88,12 +87,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	resources := append(masterdata.Resources(), n.Auth.UsersResource())
 	store := admin.NewStore(n.DB, n.Sealer, n.Auth, resources...)
 	// Every change of replicated master data is captured in its own transaction.
-	store.OnWrite = func(ctx context.Context, tx *sql.Tx, c admin.Change) error {
-		if _, ok := replica.Entities.Entity(c.Resource.Name); !ok {
-			return nil
-		}
-		return replica.Capture(ctx, tx, cfg.HospitalID, sync.Ref{Entity: c.Resource.Name, ID: c.ID})
-	}
+	store.OnWrite = replica.OnWrite(cfg.HospitalID)
 	a := &App{Node: n, Store: store, Console: console.New(store, n.Auth, Product), Replica: replica}
 	a.Console.Secure = cfg.SecureCookies
 

@@ -10,7 +10,6 @@ package cloud
 
 import (
 	"context"
-	"database/sql"
 	"flag"
 	"html/template"
 	"log/slog"
@@ -75,9 +74,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	store := admin.NewStore(n.DB, n.Sealer, n.Auth, patients.Resource())
-	store.OnWrite = func(ctx context.Context, tx *sql.Tx, c admin.Change) error {
-		return replica.Capture(ctx, tx, "", sync.Ref{Entity: c.Resource.Name, ID: c.ID})
-	}
+	store.OnWrite = replica.OnWrite("")
 	lctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	link, err := sync.StartHub(lctx, n.Broker, replica, cfg.Hospitals...)
 	if err != nil {

@@ -27,6 +27,17 @@ type RowChange struct {
 	ID      string             `json:"id"`
 	Version int64              `json:"version"`
 	Values  map[string]*string `json:"values"`
+	// Stamps, for Shared entities, holds the clock of each field this change
+	// wrote and the clock of the value it overwrote.
+	Stamps map[string]FieldStamp `json:"stamps,omitempty"`
+}
+
+// FieldStamp is the clock of one field write: who wrote it when, and which
+// write it replaced. An incoming write whose Prev is the local stamp follows the
+// local value; any other is concurrent with it, and the later stamp wins.
+type FieldStamp struct {
+	Stamp
+	Prev Stamp `json:"prev"`
 }
 
 // MaxRows bounds the rows of one envelope; a bigger local transaction is a bug

@@ -44,10 +44,13 @@ func NewReplica(ctx context.Context, db *sqldb.DB, side Side, origin string, ent
 	return &Replica{DB: db, Entities: entities, Side: side, Origin: origin, Clock: NewClock(h)}, nil
 }
 
-// Ref names a row to capture.
+// Ref names a row to capture. For a Shared entity, Fields lists the columns
+// this transaction changed (nil on insert means every column): only those get
+// this write's clock stamp and can win or lose against the other side.
 type Ref struct {
 	Entity string
 	ID     string
+	Fields []string
 }
 
 // Capture records the rows named by refs, as they stand inside tx, as one
@@ -70,7 +73,13 @@ func (r *Replica) Capture(ctx context.Context, tx *sql.Tx, hospital string, refs
 			return err
 		}
 		version, _ := strconv.ParseInt(deref(values["version"]), 10, 64)
-		env.Rows = append(env.Rows, RowChange{Entity: e.Name, ID: ref.ID, Version: version, Values: values})
+		rc := RowChange{Entity: e.Name, ID: ref.ID, Version: version, Values: values}
+		if e.Owner == Shared {
+			if rc.Stamps, err = r.stampFields(ctx, tx, e, ref, env.HLC); err != nil {
+				return err
+			}
+		}
+		env.Rows = append(env.Rows, rc)
 		if r.Side == Cloud {
 			rowHospital := deref(values["hospital_id"])
 			if hospital == "" {
@@ -199,6 +208,9 @@ func (r *Replica) Apply(ctx context.Context, hospital string, env *Envelope) (ap
 }
 
 func (r *Replica) applyRow(ctx context.Context, tx *sql.Tx, e *Entity, hospital string, row RowChange) error {
+	if e.Owner == Shared {
+		return r.mergeRow(ctx, tx, e, hospital, row)
+	}
 	var version int64
 	var owner string
 	err := tx.QueryRowContext(ctx, "SELECT version, hospital_id FROM "+e.Table+" WHERE id = ?"+r.DB.ForUpdate(), row.ID).Scan(&version, &owner)

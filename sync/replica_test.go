@@ -2,10 +2,10 @@ package sync_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"ihos"
 	"ihos/internal/admin"
@@ -18,11 +18,7 @@ import (
 )
 
 func entities() *sync.Registry {
-	return sync.NewRegistry(
-		sync.Entity{Name: "institutions", Table: "institutions", Owner: sync.Appliance},
-		sync.Entity{Name: "departments", Table: "departments", Owner: sync.Appliance},
-		sync.Entity{Name: "staff", Table: "staff", Owner: sync.Appliance, Local: []string{"phone", "id_number"}},
-	)
+	return sync.NewRegistry(masterdata.Entities()...)
 }
 
 type side struct {
@@ -41,9 +37,7 @@ func newSide(t *testing.T, db *sqldb.DB, s sync.Side, origin, hospital string) *
 	sealer, _ := pii.LoadOrCreate(filepath.Join(t.TempDir(), "k"))
 	a := auth.New(db)
 	st := admin.NewStore(db, sealer, a, masterdata.Resources()...)
-	st.OnWrite = func(ctx context.Context, tx *sql.Tx, c admin.Change) error {
-		return r.Capture(ctx, tx, hospital, sync.Ref{Entity: c.Resource.Name, ID: c.ID})
-	}
+	st.OnWrite = r.OnWrite(hospital)
 	return &side{db: db, replica: r, store: st}
 }
 
@@ -193,4 +187,69 @@ func TestRejects(t *testing.T) {
 			t.Errorf("malformed %q decoded", b)
 		}
 	}
+}
+
+// A doctor profile edited on both sides during a partition ends the same on
+// both: fields edited on one side only are merged, the field edited on both goes
+// to the later write, and the losing value is in both conflict logs.
+func TestSharedEntityMergesPerField(t *testing.T) {
+	sqldbtest.Each(t, func(t *testing.T, cloudDB *sqldb.DB) {
+		app := newSide(t, sqldbtest.SQLite(t), sync.Appliance, "appliance-h1", "h1")
+		cloud := newSide(t, cloudDB, sync.Cloud, "cloud", "")
+		res := func(s *side, n string) *admin.Resource { r, _ := s.store.Resource(n); return r }
+		i, _ := app.store.Create(sys, res(app, "institutions"), map[string]any{"code": "H1", "name": "第一医院"})
+		d, _ := app.store.Create(sys, res(app, "departments"), map[string]any{"institution_id": i["id"], "code": "XNK", "name": "心内科", "category": "临床"})
+		s, _ := app.store.Create(sys, res(app, "staff"), map[string]any{"institution_id": i["id"], "department_id": d["id"], "job_no": "D1", "name": "王医生", "kind": "doctor"})
+		p, err := app.store.Create(sys, res(app, "doctor_profiles"), map[string]any{"staff_id": s["id"], "specialty": "高血压", "notice": "请带齐检查报告", "intro": "从医二十年"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ship(t, app, cloud, "h1")
+		id := p["id"].(string)
+
+		// Partition: each side edits.
+		if _, err := app.store.Update(sys, res(app, "doctor_profiles"), id, map[string]any{"version": 1, "notice": "本周三停诊", "intro": "心内科主任，从医二十年"}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond) // the cloud's edit is the later one
+		if _, err := cloud.store.Update(sys, res(cloud, "doctor_profiles"), id, map[string]any{"version": 1, "notice": "线上复诊请提前预约", "specialty": "高血压、冠心病"}); err != nil {
+			t.Fatal(err)
+		}
+		// Heal: both directions.
+		ship(t, app, cloud, "h1")
+		ship(t, cloud, app, "h1")
+
+		want := map[string]string{"notice": "线上复诊请提前预约", "specialty": "高血压、冠心病", "intro": "心内科主任，从医二十年"}
+		for name, db := range map[string]*sqldb.DB{"appliance": app.db, "cloud": cloudDB} {
+			var notice, specialty, intro string
+			db.QueryRow(`SELECT notice, specialty, intro FROM doctor_profiles WHERE id = ?`, id).Scan(&notice, &specialty, &intro)
+			got := map[string]string{"notice": notice, "specialty": specialty, "intro": intro}
+			for k, v := range want {
+				if got[k] != v {
+					t.Errorf("%s: %s = %q, want %q", name, k, got[k], v)
+				}
+			}
+			var field, winner, loser, loserOrigin string
+			if err := db.QueryRow(`SELECT field, winner_value, loser_value, loser_origin FROM sync_conflicts WHERE record_id = ?`, id).Scan(&field, &winner, &loser, &loserOrigin); err != nil {
+				t.Fatalf("%s: no conflict logged: %v", name, err)
+			}
+			if field != "notice" || winner != "线上复诊请提前预约" || loser != "本周三停诊" || loserOrigin != "appliance-h1" {
+				t.Errorf("%s conflict: %s %q beat %q from %s", name, field, winner, loser, loserOrigin)
+			}
+			if n := count(db, `SELECT COUNT(*) FROM sync_conflicts`); n != 1 {
+				t.Errorf("%s: %d conflicts, want 1", name, n)
+			}
+		}
+		// A later edit that saw the merged value is not a conflict.
+		cur, _ := app.store.Get(sys, res(app, "doctor_profiles"), id)
+		if _, err := app.store.Update(sys, res(app, "doctor_profiles"), id, map[string]any{"version": cur["version"], "notice": "恢复门诊"}); err != nil {
+			t.Fatal(err)
+		}
+		ship(t, app, cloud, "h1")
+		var notice string
+		cloudDB.QueryRow(`SELECT notice FROM doctor_profiles WHERE id = ?`, id).Scan(&notice)
+		if notice != "恢复门诊" || count(cloudDB, `SELECT COUNT(*) FROM sync_conflicts`) != 1 {
+			t.Fatalf("sequential edit: notice %q, conflicts %d", notice, count(cloudDB, `SELECT COUNT(*) FROM sync_conflicts`))
+		}
+	})
 }

@@ -1,9 +1,13 @@
 package admin
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"ihos"
 	"ihos/internal/audit"
@@ -30,6 +34,45 @@ func (s *Store) Routes(mux *http.ServeMux, prefix string) {
 	mux.Handle("DELETE "+prefix+"/{resource}/{id}", s.handle(s.apiDelete))
 	mux.Handle("POST "+prefix+"/{resource}/{id}/enable", s.handle(s.apiEnable(true)))
 	mux.Handle("POST "+prefix+"/{resource}/{id}/disable", s.handle(s.apiEnable(false)))
+	mux.Handle(prefix+"/", fallback(mux, prefix))
+}
+
+// fallback answers every other path under prefix with a JSON error, as the rest
+// of the API does, instead of the mux's plain-text 404 and 405: 405 (with Allow)
+// when the path exists for other methods, 404 otherwise.
+func fallback(mux *http.ServeMux, prefix string) http.Handler {
+	return web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		if _, ok := ihos.ActorFrom(r.Context()); !ok {
+			return ihos.Errorf(ihos.EUnauthorized, "未登录或登录已过期，请重新登录")
+		}
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "" && pattern != prefix+"/" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) == 0 {
+			return ihos.Errorf(ihos.ENotFound, "接口不存在")
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		web.WriteJSON(w, http.StatusMethodNotAllowed, web.ErrorBody{Code: web.EMethodNotAllowed, Message: "此接口不支持该请求方法"})
+		return nil
+	})
+}
+
+// badText returns a Chinese message when s is not text a person could have
+// typed: invalid UTF-8 or control characters. Query parameters are not decoded
+// by a JSON parser, so nothing else has replaced invalid bytes.
+func badText(s string) string {
+	if !utf8.ValidString(s) {
+		return "包含无效字符"
+	}
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		return "包含控制字符"
+	}
+	return ""
 }
 
 type resourceHandler func(w http.ResponseWriter, r *http.Request, res *Resource) error
@@ -52,6 +95,9 @@ func (s *Store) handle(h resourceHandler) http.Handler {
 func ParseQuery(v url.Values) (Query, error) {
 	q := Query{Q: v.Get("q"), Sort: v.Get("sort"), Filters: map[string]string{}}
 	bad := map[string]string{}
+	if msg := badText(q.Q); msg != "" {
+		bad["q"] = msg
+	}
 	for _, p := range []struct {
 		name string
 		dst  *int
@@ -131,6 +177,9 @@ func (s *Store) apiUpdate(w http.ResponseWriter, r *http.Request, res *Resource)
 	if err != nil {
 		return err
 	}
+	if err := s.preauthorize(r, res, input); err != nil {
+		return err
+	}
 	rec, err := s.Update(r.Context(), res, r.PathValue("id"), input)
 	if err != nil {
 		return err
@@ -140,6 +189,9 @@ func (s *Store) apiUpdate(w http.ResponseWriter, r *http.Request, res *Resource)
 }
 
 func (s *Store) apiDelete(w http.ResponseWriter, r *http.Request, res *Resource) error {
+	if err := s.preauthorize(r, res, nil); err != nil {
+		return err
+	}
 	if err := s.Delete(r.Context(), res, r.PathValue("id")); err != nil {
 		return err
 	}
@@ -149,6 +201,9 @@ func (s *Store) apiDelete(w http.ResponseWriter, r *http.Request, res *Resource)
 
 func (s *Store) apiEnable(enabled bool) resourceHandler {
 	return func(w http.ResponseWriter, r *http.Request, res *Resource) error {
+		if err := s.preauthorize(r, res, nil); err != nil {
+			return err
+		}
 		rec, err := s.SetEnabled(r.Context(), res, r.PathValue("id"), enabled)
 		if err != nil {
 			return err
@@ -157,6 +212,39 @@ func (s *Store) apiEnable(enabled bool) resourceHandler {
 		return nil
 	}
 }
+
+// preauthorize refuses a department-scoped actor's change to a record outside
+// its department (or, with input, a move of one into another department) before
+// the store opens its write transaction. Update, SetEnabled and Delete check the
+// same inside that transaction, but a denial there is audited through a second
+// write transaction, which on SQLite (one writer connection) waits for the first
+// forever and stalls every write of the service. Checking here first keeps the
+// denial outside; the store's own check remains the authority.
+func (s *Store) preauthorize(r *http.Request, res *Resource, input map[string]any) error {
+	ctx := r.Context()
+	if scopedDept(ctx, res) == "" || res.Scope == "" {
+		return nil
+	}
+	old, err := s.load(ctx, s.DB.DB, res, r.PathValue("id"), "")
+	if err != nil {
+		return err
+	}
+	if err := s.authorizeRecord(ctx, res, old); err != nil {
+		return err
+	}
+	if v, ok := input[res.Scope].(string); ok && res.Scope != "id" {
+		if dept := strings.TrimSpace(v); dept != "" && dept != s.deptOf(res, old) {
+			return s.Auth.Authorize(ctx, res.Perm+".write", dept)
+		}
+	}
+	return nil
+}
+
+// MaxAuditPageSize bounds a page of the audit log.
+const MaxAuditPageSize = 200
+
+// maxPage bounds a page number, so page × page size cannot overflow.
+const maxPage = 1_000_000
 
 // AuditRoutes registers GET {prefix}/audit: the audit log as JSON, filtered by
 // resource, record_id, actor_id, action and q, newest first; and GET
@@ -167,10 +255,39 @@ func (s *Store) AuditRoutes(mux *http.ServeMux, prefix string) {
 			return err
 		}
 		q := r.URL.Query()
-		page, _ := strconv.Atoi(q.Get("page"))
-		size, _ := strconv.Atoi(q.Get("page_size"))
 		f := audit.Filter{Resource: q.Get("resource"), RecordID: q.Get("record_id"), ActorID: q.Get("actor_id"),
-			Action: q.Get("action"), Q: q.Get("q"), Page: page, PageSize: size}
+			Action: q.Get("action"), Q: q.Get("q")}
+		bad := map[string]string{}
+		for _, p := range []struct {
+			name string
+			dst  *int
+			max  int
+		}{{"page", &f.Page, 0}, {"page_size", &f.PageSize, MaxAuditPageSize}} {
+			v := q.Get(p.name)
+			if v == "" {
+				continue
+			}
+			n, err := strconv.Atoi(v)
+			switch {
+			case err != nil || n < 1:
+				bad[p.name] = "应为正整数"
+				continue
+			case p.max != 0 && n > p.max:
+				bad[p.name] = fmt.Sprintf("每页条数应在 1 到 %d 之间", p.max)
+				continue
+			}
+			*p.dst = min(n, maxPage)
+		}
+		for name, v := range map[string]string{"resource": f.Resource, "record_id": f.RecordID, "actor_id": f.ActorID, "action": f.Action, "q": f.Q} {
+			if msg := badText(v); msg != "" {
+				bad[name] = msg
+			} else if utf8.RuneCountInString(v) > 100 {
+				bad[name] = "不能超过 100 个字"
+			}
+		}
+		if len(bad) > 0 {
+			return ihos.Invalid(bad)
+		}
 		entries, total, err := audit.List(r.Context(), s.DB, f)
 		if err != nil {
 			return ihos.Internal(err)

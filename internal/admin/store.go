@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"ihos"
@@ -26,13 +27,16 @@ type Store struct {
 
 	resources []*Resource
 	byName    map[string]*Resource
+
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt // List's prepared statements by SQL text (SQLite)
 }
 
 // NewStore returns a Store for the given resources. It panics on a declaration
 // error (a Ref to an unknown resource, a Scope that is not a field), since those
 // are programming mistakes found at start-up.
 func NewStore(db *sqldb.DB, sealer *pii.Sealer, auth Authorizer, resources ...*Resource) *Store {
-	s := &Store{DB: db, Sealer: sealer, Auth: auth, byName: map[string]*Resource{}}
+	s := &Store{DB: db, Sealer: sealer, Auth: auth, byName: map[string]*Resource{}, stmts: map[string]*sql.Stmt{}}
 	for _, r := range resources {
 		s.resources = append(s.resources, r)
 		s.byName[r.Name] = r
@@ -196,20 +200,34 @@ func (s *Store) List(ctx context.Context, r *Resource, q Query) (*Page, error) {
 	}
 	cond := strings.Join(where, " AND ")
 	page := &Page{Page: q.Page, PageSize: q.PageSize, Items: []Record{}}
-	if err := s.DB.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+r.Table+" WHERE "+cond, args...).Scan(&page.Total); err != nil {
+	count, err := s.query(ctx, "SELECT COUNT(*) FROM "+r.Table+" WHERE "+cond, args...)
+	if err != nil {
+		return nil, ihos.Internal(err)
+	}
+	for count.Next() {
+		err = count.Scan(&page.Total)
+	}
+	if err == nil {
+		err = count.Err()
+	}
+	count.Close()
+	if err != nil {
 		return nil, ihos.Internal(err)
 	}
 	if page.Total == 0 || (q.Page-1)*q.PageSize >= page.Total {
 		return page, nil
 	}
-	rows, err := s.DB.QueryContext(ctx, "SELECT "+strings.Join(r.columns(), ", ")+" FROM "+r.Table+" WHERE "+cond+
-		" ORDER BY "+order+" LIMIT ? OFFSET ?", append(args, q.PageSize, (q.Page-1)*q.PageSize)...)
+	// The page's ids are found first, from the filter index alone (no table row
+	// is read for the rows an OFFSET skips), then only those rows are read, with
+	// the display names of their references joined in: one query per page.
+	rows, err := s.query(ctx, r.listSQL(s, cond, order), append(args, q.PageSize, (q.Page-1)*q.PageSize)...)
 	if err != nil {
 		return nil, ihos.Internal(err)
 	}
 	defer rows.Close()
+	refs := r.refFields()
 	for rows.Next() {
-		rec, err := s.scan(r, rows)
+		rec, err := s.scanWithRefs(r, rows, refs)
 		if err != nil {
 			return nil, err
 		}
@@ -218,16 +236,103 @@ func (s *Store) List(ctx context.Context, r *Resource, q Query) (*Page, error) {
 	if err := rows.Err(); err != nil {
 		return nil, ihos.Internal(err)
 	}
-	if err := s.resolveRefs(ctx, r, page.Items); err != nil {
-		return nil, err
-	}
 	for _, rec := range page.Items {
 		s.present(r, rec)
 	}
 	return page, nil
 }
 
-func (r *Resource) orderBy(sortParam string) (string, string) {
+// maxStmts bounds the prepared statements a Store keeps: one per distinct list
+// query (resource, filter set, search, sort), which the console's lists stay
+// well within; past it, queries are prepared each time as before.
+const maxStmts = 256
+
+// query runs a read-only list query. On SQLite it keeps the statement prepared
+// (on each pooled connection that runs it), since preparing a join costs about
+// as much as running it for a page. MySQL is left to the driver: a server-side
+// prepared statement per pooled connection would count against the server's
+// max_prepared_stmt_count, shared with every other client.
+func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if s.DB.Engine != sqldb.SQLite {
+		return s.DB.QueryContext(ctx, query, args...)
+	}
+	s.stmtMu.Lock()
+	st := s.stmts[query]
+	s.stmtMu.Unlock()
+	if st == nil {
+		var err error
+		if st, err = s.DB.PrepareContext(ctx, query); err != nil {
+			return nil, err
+		}
+		s.stmtMu.Lock()
+		switch cur := s.stmts[query]; {
+		case cur != nil:
+			st.Close()
+			st = cur
+		case len(s.stmts) < maxStmts:
+			s.stmts[query] = st
+		default:
+			// database/sql finalizes it once the rows give back their connection.
+			defer st.Close()
+		}
+		s.stmtMu.Unlock()
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// listSQL is the page query of List: the ids of the page, in order, from a
+// subquery the filter index answers; then their rows and, per Ref field, the
+// referenced record's display value (deleted or not, as resolveRefs gives).
+func (r *Resource) listSQL(s *Store, cond string, o order) string {
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	for i, c := range r.columns() {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("t." + c)
+	}
+	var joins strings.Builder
+	for i, f := range r.refFields() {
+		ref := s.byName[f.Ref]
+		alias := fmt.Sprintf("r%d", i)
+		b.WriteString(", " + alias + "." + ref.Display)
+		joins.WriteString(" LEFT JOIN " + ref.Table + " " + alias + " ON " + alias + ".id = t." + f.Name)
+	}
+	b.WriteString(" FROM (SELECT id FROM " + r.Table + " WHERE " + cond + " ORDER BY " + o.sql("") + " LIMIT ? OFFSET ?) p")
+	b.WriteString(" JOIN " + r.Table + " t ON t.id = p.id")
+	b.WriteString(joins.String())
+	b.WriteString(" ORDER BY " + o.sql("t."))
+	return b.String()
+}
+
+// refFields returns r's Ref fields in declaration order.
+func (r *Resource) refFields() []*Field {
+	var refs []*Field
+	for i := range r.Fields {
+		if r.Fields[i].Type == Ref {
+			refs = append(refs, &r.Fields[i])
+		}
+	}
+	return refs
+}
+
+// order is a list's sort: a column and a direction; id breaks ties so paging
+// is stable.
+type order struct {
+	key  string
+	desc bool
+}
+
+func (o order) sql(prefix string) string {
+	dir := " ASC"
+	if o.desc {
+		dir = " DESC"
+	}
+	return prefix + o.key + dir + ", " + prefix + "id" + dir
+}
+
+func (r *Resource) orderBy(sortParam string) (order, string) {
 	key := sortParam
 	if key == "" {
 		key = r.Sort
@@ -242,14 +347,9 @@ func (r *Resource) orderBy(sortParam string) (string, string) {
 		ok = true
 	}
 	if !ok {
-		return "", "不能按此字段排序"
+		return order{}, "不能按此字段排序"
 	}
-	dir := " ASC"
-	if desc {
-		dir = " DESC"
-	}
-	// id breaks ties so paging is stable.
-	return key + dir + ", id" + dir, ""
+	return order{key: key, desc: desc}, ""
 }
 
 // scopedDept returns the department an actor is confined to for r, or "".
@@ -265,14 +365,34 @@ func scopedDept(ctx context.Context, r *Resource) string {
 }
 
 func (s *Store) scan(r *Resource, rows interface{ Scan(...any) error }) (Record, error) {
+	return s.scanWithRefs(r, rows, nil)
+}
+
+// scanWithRefs scans r's columns followed by the display value of each of
+// refs, which it adds as "<field>_name" when the field is set.
+func (s *Store) scanWithRefs(r *Resource, rows interface{ Scan(...any) error }, refs []*Field) (Record, error) {
 	cols := r.columns()
-	vals := make([]any, len(cols))
+	vals := make([]any, len(cols)+len(refs))
 	for i := range vals {
 		vals[i] = new(sql.NullString)
 	}
 	if err := rows.Scan(vals...); err != nil {
 		return nil, ihos.Internal(err)
 	}
+	rec, err := s.toRecord(r, cols, vals)
+	if err != nil {
+		return nil, err
+	}
+	for i, f := range refs {
+		if id, _ := rec[f.Name].(string); id != "" {
+			rec[f.Name+"_name"] = vals[len(cols)+i].(*sql.NullString).String
+		}
+	}
+	return rec, nil
+}
+
+// toRecord turns scanned columns into a Record, opening sealed values.
+func (s *Store) toRecord(r *Resource, cols []string, vals []any) (Record, error) {
 	rec := Record{}
 	for i, c := range cols {
 		ns := vals[i].(*sql.NullString)
@@ -497,10 +617,11 @@ func (s *Store) Update(ctx context.Context, r *Resource, id string, input map[st
 		if err != nil {
 			return err
 		}
-		// Keep sealed values whose plain text did not change, so an update that
-		// touches only the name does not re-encrypt (and re-replicate) the phone.
+		// Write only what changed: a sealed value whose plain text is the same is
+		// not re-encrypted, and the change hook sees exactly the changed columns
+		// (sync merges a shared record field by field on them).
 		for _, f := range r.Fields {
-			if f.Sensitive && rec[f.Name] == old[f.Name] {
+			if f.Type != Password && rec[f.Name] == old[f.Name] {
 				delete(row, f.Name)
 				delete(row, f.Name+"_bidx")
 			}

@@ -66,7 +66,7 @@ func Append(ctx context.Context, db *sqldb.DB, tx *sql.Tx, e Entry) error {
 			e.RequestID = a.RequestID
 		}
 	}
-	if e.ActorID == "" {
+	if e.ActorID == "" && e.ActorName == "" {
 		e.ActorID, e.ActorName = ihos.System.UserID, ihos.System.Username
 	}
 	var seq int64

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -144,7 +145,7 @@ func (s *Service) CreateUser(ctx context.Context, u User, password string) (User
 			return err
 		}
 		return audit.Append(ctx, s.db, tx, audit.Entry{Action: "create", Resource: "users", RecordID: u.ID,
-			Summary: "创建控制台用户 " + u.Username})
+			Summary: "新增控制台用户：" + u.Username})
 	})
 	return u, err
 }
@@ -173,7 +174,9 @@ func (s *Service) Login(ctx context.Context, username, password, ip, userAgent s
 		Scan(&u.ID, &u.Username, &u.DisplayName, &hash, &u.Role, &dept, &failed, &lockedUntil, &enabled, &deleted)
 	if errors.Is(err, sql.ErrNoRows) || deleted.Valid {
 		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
-		s.auditFailure(ctx, "", username, ip, "用户不存在")
+		// The audit layer files an entry without an actor id under "system", so the
+		// name that was tried must go into the summary to be kept.
+		s.auditFailure(ctx, "", username, ip, "用户不存在（尝试的用户名："+truncate(username, 64)+"）")
 		return nil, bad
 	}
 	if err != nil {
@@ -184,7 +187,7 @@ func (s *Service) Login(ctx context.Context, username, password, ip, userAgent s
 	if lockedUntil.Valid {
 		if t, err := ihos.ParseTime(lockedUntil.String); err == nil && now.Before(t) {
 			s.auditFailure(ctx, u.ID, username, ip, "账号锁定中")
-			mins := int(t.Sub(now).Minutes()) + 1
+			mins := int(math.Ceil(t.Sub(now).Minutes()))
 			return nil, ihos.Errorf(ihos.EForbidden, "连续登录失败次数过多，账号已锁定，请 %d 分钟后再试或联系系统管理员", mins)
 		}
 	}

@@ -7,7 +7,9 @@
 package console
 
 import (
+	"bytes"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -60,8 +62,9 @@ func New(store *admin.Store, a *auth.Service, product string) *Console {
 			}
 			return fmt.Sprint(v)
 		},
-		"isType": func(f admin.Field, name string) bool { return typeName(f.Type) == name },
-		"add":    func(a, b int) int { return a + b },
+		"isType":  func(f admin.Field, name string) bool { return typeName(f.Type) == name },
+		"add":     func(a, b int) int { return a + b },
+		"changes": c.changes,
 		"actionLabel": func(a string) string {
 			if l, ok := actionLabels[a]; ok {
 				return l
@@ -129,6 +132,94 @@ func cell(f admin.Field, rec admin.Record) string {
 		return ""
 	}
 	return fmt.Sprint(v)
+}
+
+// change is one field of an audit entry's record before and after, for people.
+type change struct {
+	Label, Before, After string
+}
+
+// changes lists the fields an audited change touched, with the resource's Chinese
+// labels and values shown as in the list (option labels, 是/否, names of
+// referenced records). For a create or a delete, where only one side exists, it
+// lists every field that has a value. Bookkeeping fields are left out.
+func (c *Console) changes(resource string, before, after json.RawMessage) []change {
+	decode := func(raw json.RawMessage) map[string]any {
+		if len(raw) == 0 {
+			return nil
+		}
+		m := map[string]any{}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		if dec.Decode(&m) != nil {
+			return nil
+		}
+		return m
+	}
+	b, a := decode(before), decode(after)
+	if b == nil && a == nil {
+		return nil
+	}
+	res, _ := c.Store.Resource(resource)
+	var fields []admin.Field
+	if res != nil {
+		fields = append(fields, res.Fields...)
+	}
+	fields = append(fields, admin.Field{Name: "enabled", Label: "状态", Type: admin.Bool})
+	show := func(f admin.Field, rec map[string]any) string {
+		if rec == nil {
+			return ""
+		}
+		v, ok := rec[f.Name]
+		if !ok || v == nil {
+			return ""
+		}
+		switch f.Type {
+		case admin.Bool:
+			on, _ := v.(bool)
+			switch {
+			case f.Name == "enabled" && on:
+				return "启用"
+			case f.Name == "enabled":
+				return "停用"
+			case on:
+				return "是"
+			}
+			return "否"
+		case admin.Money:
+			if n, err := v.(json.Number).Int64(); err == nil {
+				return fmt.Sprintf("¥%.2f", float64(n)/100)
+			}
+		case admin.Ref:
+			if name, _ := rec[f.Name+"_name"].(string); name != "" {
+				return name
+			}
+		case admin.Enum:
+			for _, o := range f.Options {
+				if o.Value == v {
+					return o.Label
+				}
+			}
+		}
+		return fmt.Sprint(v)
+	}
+	var out []change
+	for _, f := range fields {
+		if _, inB := b[f.Name]; !inB {
+			if _, inA := a[f.Name]; !inA {
+				continue
+			}
+		}
+		ch := change{Label: f.Label, Before: show(f, b), After: show(f, a)}
+		if b != nil && a != nil && ch.Before == ch.After {
+			continue
+		}
+		if (b == nil || a == nil) && ch.Before+ch.After == "" {
+			continue
+		}
+		out = append(out, ch)
+	}
+	return out
 }
 
 // Routes registers the pages under /console/ and the static files.
@@ -325,6 +416,7 @@ type listView struct {
 	NextURL   string
 	CanWrite  bool
 	CanDelete bool
+	Back      string // this page's URL, so row actions return to the same search and page
 }
 
 func (c *Console) list(w http.ResponseWriter, r *http.Request, v *view) (string, error) {
@@ -347,6 +439,10 @@ func (c *Console) list(w http.ResponseWriter, r *http.Request, v *view) (string,
 		CanWrite:  auth.Can(v.User.Role, res.Perm+".write"),
 		CanDelete: auth.Can(v.User.Role, res.Perm+".write") && !res.NoDelete}
 	lv.Pages = int(math.Ceil(float64(page.Total) / float64(page.PageSize)))
+	lv.Back = "/console/r/" + res.Name
+	if len(query) > 0 {
+		lv.Back += "?" + query.Encode()
+	}
 	for _, f := range res.Fields {
 		if f.List {
 			lv.Columns = append(lv.Columns, f)
@@ -510,6 +606,21 @@ func formInput(res *admin.Resource, form url.Values) (map[string]any, map[string
 		switch f.Type {
 		case admin.Bool:
 			input[f.Name] = form.Get(f.Name) == "true"
+		case admin.Int:
+			// An empty number box means 0 for an optional field (what the store
+			// stores for a missing one), and "missing" for a required one.
+			if _, ok := form[f.Name]; !ok {
+				continue
+			}
+			s := strings.TrimSpace(form.Get(f.Name))
+			if s == "" {
+				if f.Required {
+					bad[f.Name] = "请填写" + f.Label
+					continue
+				}
+				s = "0"
+			}
+			input[f.Name] = s
 		case admin.Money:
 			s := strings.TrimSpace(form.Get(f.Name))
 			if s == "" {

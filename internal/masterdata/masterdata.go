@@ -16,7 +16,24 @@ import (
 
 // Resources returns the master-data resources in menu order.
 func Resources() []*admin.Resource {
-	return []*admin.Resource{Institutions(), Departments(), Staff()}
+	return []*admin.Resource{Institutions(), Departments(), Staff(), DoctorProfiles()}
+}
+
+// DoctorProfiles declares 医生个人主页: what patients read about a doctor. The
+// doctor edits it in the app and the hospital in the console; sync merges the
+// two field by field.
+func DoctorProfiles() *admin.Resource {
+	return &admin.Resource{
+		Name: "doctor_profiles", Title: "医生主页管理", Noun: "医生主页", Table: "doctor_profiles",
+		Perm: "masterdata", Display: "specialty", Sort: "-updated_at",
+		Fields: []admin.Field{
+			{Name: "staff_id", Label: "医生", Type: admin.Ref, Ref: "staff", Required: true, Immutable: true, Unique: true, Filter: true, List: true},
+			{Name: "specialty", Label: "擅长", Type: admin.Text, Max: 500, Search: true, List: true},
+			{Name: "notice", Label: "问诊须知", Type: admin.Text, Max: 500, List: true},
+			{Name: "accepting", Label: "正在接诊", Type: admin.Bool, Filter: true, List: true},
+			{Name: "intro", Label: "个人简介", Type: admin.LongText},
+		},
+	}
 }
 
 // Institutions declares 医疗机构管理.
@@ -142,5 +159,6 @@ func Entities() []sync.Entity {
 		{Name: "institutions", Table: "institutions", Owner: sync.Appliance},
 		{Name: "departments", Table: "departments", Owner: sync.Appliance},
 		{Name: "staff", Table: "staff", Owner: sync.Appliance, Local: []string{"phone", "id_number"}},
+		{Name: "doctor_profiles", Table: "doctor_profiles", Owner: sync.Shared},
 	}
 }

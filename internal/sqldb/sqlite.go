@@ -15,12 +15,17 @@ import (
 // sqlitePragmas are set on every connection. WAL lets readers run beside the
 // writer; synchronous=FULL fsyncs the WAL on every commit, so a committed change
 // survives power loss (the appliance promises that nothing acknowledged is lost);
-// the busy timeout covers the brief moments a checkpoint holds a lock.
+// the busy timeout covers the brief moments a checkpoint holds a lock. Reads
+// map the database file (up to 256 MB) instead of copying each page into every
+// connection's own 2 MB cache with a read system call: with 100,000 staff the
+// list indexes outgrow that cache, and the copies were a third of a list
+// request's CPU (docs/benchmarks.md). Writes still go through write and fsync.
 var sqlitePragmas = []string{
 	"busy_timeout(10000)",
 	"journal_mode(WAL)",
 	"synchronous(FULL)",
 	"foreign_keys(1)",
+	"mmap_size(268435456)",
 }
 
 func sqliteDSN(path string, txlock string) string {
@@ -58,7 +63,11 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	n := max(4, 2*runtime.GOMAXPROCS(0))
+	// Readers are cheap (a file handle; pages come from the shared mapping), and
+	// database/sql hands a freed connection to a random waiter, so a pool much
+	// smaller than the number of concurrent requests turns into long tail
+	// latencies; 16 keeps a busy console's requests off that queue.
+	n := max(16, 2*runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	r.SetConnMaxLifetime(0)

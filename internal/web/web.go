@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -93,25 +94,54 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 // MaxBody is the largest request body a JSON API accepts.
 const MaxBody = 1 << 20
 
+// EMethodNotAllowed is the code of a 405 answer: the path exists but does not
+// take the request's method. It is not an ihos error code because no
+// application layer ever returns it; only routers do.
+const EMethodNotAllowed = "method_not_allowed"
+
 // DecodeJSON decodes the request body into v. Anything that is not a single JSON
 // value of the right shape is an invalid-input error with a Chinese message. The
 // Content-Type is not checked: scripts and tools often omit it, and cookie
 // sessions are protected by the CSRF token, not by the content type.
 func DecodeJSON(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, MaxBody+1))
+	if r.Body == nil {
+		return ihos.Errorf(ihos.EInvalid, "请求内容为空")
+	}
+	body := &io.LimitedReader{R: r.Body, N: MaxBody + 1}
+	tooLarge := func() error {
+		return ihos.Errorf(ihos.EInvalid, "请求内容过大（不能超过 %d KB）", MaxBody>>10)
+	}
+	dec := json.NewDecoder(body)
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
+		if body.N <= 0 {
+			return tooLarge()
+		}
 		if errors.Is(err, io.EOF) {
 			return ihos.Errorf(ihos.EInvalid, "请求内容为空")
 		}
 		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) && ute.Field != "" {
-			return &ihos.Error{Code: ihos.EInvalid, Message: "输入有误，请检查标出的字段", Fields: map[string]string{ute.Field: "类型不正确"}}
+		if errors.As(err, &ute) {
+			if ute.Field != "" {
+				return &ihos.Error{Code: ihos.EInvalid, Message: "输入有误，请检查标出的字段", Fields: map[string]string{ute.Field: "类型不正确"}}
+			}
+			if ute.Type != nil && (ute.Type.Kind() == reflect.Map || ute.Type.Kind() == reflect.Struct) {
+				return ihos.Errorf(ihos.EInvalid, "请求内容必须是 JSON 对象")
+			}
+			return ihos.Errorf(ihos.EInvalid, "请求内容的类型不正确")
 		}
 		return ihos.Errorf(ihos.EInvalid, "请求内容不是合法的 JSON")
 	}
-	if dec.More() {
+	// Only white space may follow the value: not a second value, and not a
+	// stray closing bracket (which Decoder.More would not notice).
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if body.N <= 0 {
+			return tooLarge()
+		}
 		return ihos.Errorf(ihos.EInvalid, "请求内容只能包含一个 JSON 对象")
+	}
+	if body.N <= 0 {
+		return tooLarge()
 	}
 	return nil
 }
