@@ -69,6 +69,9 @@ type Service struct {
 
 	mu    sync.Mutex
 	cache map[string]*cached // by token hash
+
+	dummyOnce sync.Once
+	dummy     []byte
 }
 
 type cached struct {
@@ -152,7 +155,13 @@ func (s *Service) CreateUser(ctx context.Context, u User, password string) (User
 
 // dummyHash is compared against when the username is unknown, so a wrong
 // username takes as long as a wrong password and does not reveal which users exist.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not-a-real-password-0"), bcrypt.DefaultCost+2)
+// It is made on first use, at the service's cost, so start-up does not pay for it.
+func (s *Service) dummyHash() []byte {
+	s.dummyOnce.Do(func() {
+		s.dummy, _ = bcrypt.GenerateFromPassword([]byte("not-a-real-password-0"), s.BcryptCost)
+	})
+	return s.dummy
+}
 
 // Login checks a username and password and opens a session. Five wrong passwords
 // in a row lock the account for LockFor; every failure is audited.
@@ -173,7 +182,7 @@ func (s *Service) Login(ctx context.Context, username, password, ip, userAgent s
 		FROM console_users WHERE username = ?`, username).
 		Scan(&u.ID, &u.Username, &u.DisplayName, &hash, &u.Role, &dept, &failed, &lockedUntil, &enabled, &deleted)
 	if errors.Is(err, sql.ErrNoRows) || deleted.Valid {
-		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		bcrypt.CompareHashAndPassword(s.dummyHash(), []byte(password))
 		// The audit layer files an entry without an actor id under "system", so the
 		// name that was tried must go into the summary to be kept.
 		s.auditFailure(ctx, "", username, ip, "用户不存在（尝试的用户名："+truncate(username, 64)+"）")
