@@ -18,6 +18,9 @@ type Envelope struct {
 	HLC      HLC         `json:"hlc"`
 	At       time.Time   `json:"at"` // commit time at the origin
 	Rows     []RowChange `json:"rows"`
+	// Snapshot marks a resync: the owner's rows replace the replica's whatever
+	// their versions.
+	Snapshot bool `json:"snapshot,omitempty"`
 }
 
 // RowChange is the new state of one row. Values holds every replicated column

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"ihos"
 	"ihos/internal/broker"
 	"ihos/internal/sqldb"
 	"ihos/internal/sqldb/sqldbtest"
@@ -261,5 +262,72 @@ func TestLinkRedeliveryAndBadInput(t *testing.T) {
 	}
 	if n := count(p.cloud.db, `SELECT COUNT(*) FROM sync_inbox WHERE change_id = ?`, pending[0].ChangeID); n != 1 {
 		t.Fatalf("inbox rows for the change: %d", n)
+	}
+}
+
+// Verify finds rows a replica lost or holds at another version, resync repairs
+// them, and RPC fails fast with a clear error when the link is down.
+func TestVerifyResyncAndRPC(t *testing.T) {
+	p := startPair(t, sqldbtest.SQLite(t))
+	ctx := context.Background()
+	if err := p.appLink.ServeSync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cloudLink.ServeSync(); err != nil {
+		t.Fatal(err)
+	}
+	inst, _ := p.app.store.Resource("institutions")
+	dept, _ := p.app.store.Resource("departments")
+	i, _ := p.app.store.Create(sys, inst, map[string]any{"code": "H1", "name": "第一医院"})
+	for k := 0; k < 20; k++ {
+		if _, err := p.app.store.Create(sys, dept, map[string]any{"institution_id": i["id"], "code": fmt.Sprintf("D%02d", k), "name": fmt.Sprintf("科室%d", k), "category": "临床"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "replicated", func() bool { return count(p.cloud.db, `SELECT COUNT(*) FROM departments`) == 20 })
+	rep, err := p.appLink.Verify(ctx, "h1")
+	if err != nil || !rep.InSync {
+		t.Fatalf("verify after replication: %v %+v", err, rep)
+	}
+	// Damage the cloud's replica: lose one row, roll another back.
+	var lost, stale string
+	p.cloud.db.QueryRow(`SELECT id FROM departments WHERE code = 'D03'`).Scan(&lost)
+	p.cloud.db.QueryRow(`SELECT id FROM departments WHERE code = 'D07'`).Scan(&stale)
+	p.cloud.db.Exec(`DELETE FROM departments WHERE id = ?`, lost)
+	p.cloud.db.Exec(`UPDATE departments SET version = 7, name = '被改坏' WHERE id = ?`, stale)
+	rep, err = p.appLink.Verify(ctx, "h1")
+	if err != nil || rep.InSync || len(rep.Differences) != 2 {
+		t.Fatalf("verify after damage: %v %+v", err, rep)
+	}
+	got := map[string]sync.Difference{}
+	for _, d := range rep.Differences {
+		got[d.ID] = d
+	}
+	if got[lost].Remote != 0 || got[lost].Local != 1 || got[stale].Remote != 7 {
+		t.Fatalf("differences: %+v", rep.Differences)
+	}
+	n, err := p.appLink.Resync(ctx, "h1", "departments")
+	if err != nil || n != 20 {
+		t.Fatalf("resync: %d %v", n, err)
+	}
+	waitFor(t, 10*time.Second, "in sync after resync", func() bool {
+		rep, err := p.appLink.Verify(ctx, "h1")
+		return err == nil && rep.InSync
+	})
+	var name string
+	p.cloud.db.QueryRow(`SELECT name FROM departments WHERE id = ?`, stale).Scan(&name)
+	if name != "科室7" {
+		t.Fatalf("stale row not repaired: %q", name)
+	}
+	// The cloud can verify too, and a cut link fails fast in Chinese.
+	if rep, err := p.cloudLink.Verify(ctx, "h1"); err != nil || !rep.InSync {
+		t.Fatalf("cloud-side verify: %v %+v", err, rep)
+	}
+	p.proxy.cut()
+	waitFor(t, 10*time.Second, "leafnode down", func() bool { return p.leaf.Server().NumLeafNodes() == 0 })
+	start := time.Now()
+	_, err = p.cloudLink.Verify(ctx, "h1")
+	if ihos.ErrorCode(err) != ihos.EUnavailable || ihos.ErrorMessage(err) != "医院系统暂时无法连接，请稍后再试" || time.Since(start) > 6*time.Second {
+		t.Fatalf("verify across a cut link: %v after %v", err, time.Since(start))
 	}
 }

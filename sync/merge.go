@@ -42,6 +42,30 @@ func (r *Replica) stampFields(ctx context.Context, tx *sql.Tx, e *Entity, ref Re
 	return stamps, nil
 }
 
+// currentStamps returns the stored stamps of a row's fields, each as its own
+// predecessor, for a snapshot: a side that already has the value sees no change.
+func (r *Replica) currentStamps(ctx context.Context, tx *sql.Tx, e *Entity, id string) (map[string]FieldStamp, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT field, hlc, origin FROM sync_field_stamps WHERE entity = ? AND record_id = ?`, e.Name, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]FieldStamp{}
+	for rows.Next() {
+		var f, h, origin string
+		if err := rows.Scan(&f, &h, &origin); err != nil {
+			return nil, err
+		}
+		hlc, err := ParseHLC(h)
+		if err != nil {
+			return nil, err
+		}
+		st := Stamp{HLC: hlc, Origin: origin}
+		out[f] = FieldStamp{Stamp: st, Prev: st}
+	}
+	return out, rows.Err()
+}
+
 func (r *Replica) fieldStamp(ctx context.Context, tx *sql.Tx, e *Entity, id, field string) (Stamp, error) {
 	var h, origin string
 	err := tx.QueryRowContext(ctx, `SELECT hlc, origin FROM sync_field_stamps WHERE entity = ? AND record_id = ? AND field = ?`+r.DB.ForUpdate(),

@@ -58,7 +58,11 @@ type Ref struct {
 // so the change and its record commit or vanish together. On the cloud, pass
 // hospital "" to send the rows to the hospital in their hospital_id column.
 func (r *Replica) Capture(ctx context.Context, tx *sql.Tx, hospital string, refs ...Ref) error {
-	env := Envelope{ChangeID: ihos.NewID(), Origin: r.Origin, Side: r.Side,
+	return r.capture(ctx, tx, hospital, false, refs...)
+}
+
+func (r *Replica) capture(ctx context.Context, tx *sql.Tx, hospital string, snapshot bool, refs ...Ref) error {
+	env := Envelope{ChangeID: ihos.NewID(), Origin: r.Origin, Side: r.Side, Snapshot: snapshot,
 		HLC: r.Clock.Tick(), At: time.Now().UTC().Truncate(time.Microsecond)}
 	for _, ref := range refs {
 		e, ok := r.Entities.Entity(ref.Entity)
@@ -75,7 +79,12 @@ func (r *Replica) Capture(ctx context.Context, tx *sql.Tx, hospital string, refs
 		version, _ := strconv.ParseInt(deref(values["version"]), 10, 64)
 		rc := RowChange{Entity: e.Name, ID: ref.ID, Version: version, Values: values}
 		if e.Owner == Shared {
-			if rc.Stamps, err = r.stampFields(ctx, tx, e, ref, env.HLC); err != nil {
+			if snapshot {
+				rc.Stamps, err = r.currentStamps(ctx, tx, e, ref.ID)
+			} else {
+				rc.Stamps, err = r.stampFields(ctx, tx, e, ref, env.HLC)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -191,7 +200,7 @@ func (r *Replica) Apply(ctx context.Context, hospital string, env *Envelope) (ap
 		}
 		for _, row := range env.Rows {
 			e, _ := r.Entities.Entity(row.Entity)
-			if err := r.applyRow(ctx, tx, e, hospital, row); err != nil {
+			if err := r.applyRow(ctx, tx, e, hospital, row, env.Snapshot); err != nil {
 				return err
 			}
 		}
@@ -207,7 +216,7 @@ func (r *Replica) Apply(ctx context.Context, hospital string, env *Envelope) (ap
 	return applied, nil
 }
 
-func (r *Replica) applyRow(ctx context.Context, tx *sql.Tx, e *Entity, hospital string, row RowChange) error {
+func (r *Replica) applyRow(ctx context.Context, tx *sql.Tx, e *Entity, hospital string, row RowChange, snapshot bool) error {
 	if e.Owner == Shared {
 		return r.mergeRow(ctx, tx, e, hospital, row)
 	}
@@ -221,7 +230,7 @@ func (r *Replica) applyRow(ctx context.Context, tx *sql.Tx, e *Entity, hospital 
 	if exists && owner != "" && owner != hospital {
 		return reject("%s %s belongs to hospital %q, not %q", e.Name, row.ID, owner, hospital)
 	}
-	if exists && version >= row.Version {
+	if exists && version >= row.Version && !snapshot {
 		return nil
 	}
 	// Columns this node knows; a column only a newer peer has is skipped, so the
