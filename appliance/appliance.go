@@ -9,6 +9,7 @@ import (
 	"context"
 	"flag"
 	"net/http"
+	"os"
 
 	"ihos"
 
@@ -96,7 +97,6 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	n.Auth.Routes(mux, "/api/admin", cfg.SecureCookies)
 	store.AuditRoutes(mux, "/api/admin")
 	store.Routes(mux, "/api/admin")
-	a.Console.Routes(mux)
 	a.Handler = n.Auth.Middleware(mux)
 
 	if err := a.firstStart(ctx, cfg); err != nil {
@@ -111,7 +111,18 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	a.stop = stop
-	mux.Handle("GET /api/sync/status", a.Link.StatusHandler())
+	if err := a.Link.ServeSync(); err != nil {
+		a.Close()
+		return nil, err
+	}
+	sa, err := newSyncAdmin(n.Config.DataDir, a.Link, cfg.HospitalID)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	sa.routes(mux, n.Auth)
+	a.Console.AddPage(sa.page(n.Auth))
+	a.Console.Routes(mux)
 	return a, nil
 }
 
@@ -124,6 +135,9 @@ func (a *App) Close() {
 
 // Run is the appliance's main: it parses args, starts, and serves until ctx ends.
 func Run(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "sync" {
+		return SyncCLI(ctx, args[1:], os.Stdout)
+	}
 	cfg := Config{Config: node.Config{HTTP: DefaultHTTP}}
 	fs := flag.NewFlagSet("ihos-appliance", flag.ContinueOnError)
 	path := cfg.Flags(fs)

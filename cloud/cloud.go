@@ -83,6 +83,10 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	a := &App{Node: n, Store: store, Replica: replica, Link: link, stop: stop}
+	if err := link.ServeSync(); err != nil {
+		a.Close()
+		return nil, err
+	}
 	if addr := n.Broker.LeafAddr(); addr != "" {
 		// Scripts and operators read the bound address (a port of 0 picks one).
 		if err := os.WriteFile(filepath.Join(n.Config.DataDir, "leaf.addr"), []byte(addr+"\n"), 0o644); err != nil {

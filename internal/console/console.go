@@ -42,6 +42,31 @@ type Console struct {
 	Secure  bool   // set the Secure flag on the session cookie (console served over TLS)
 
 	pages map[string]*template.Template
+	funcs template.FuncMap
+	extra []*Page
+}
+
+// Page is a page a service adds to the console beside the resource pages: the
+// sync status, later the printers and the kiosk. It is served at
+// /console/x/<Name> and listed in the menu for roles holding Perm.
+type Page struct {
+	Name     string
+	Title    string
+	Perm     string
+	Template string // the page's {{define "content"}}…{{end}}, rendered inside the layout with Data's result as .Data
+	Data     func(r *http.Request) (any, error)
+	// Post, if set, handles POST /console/x/<Name>/<action> (with the CSRF
+	// token) and returns the key of a Flashes message to show after redirect.
+	Post    func(r *http.Request, action string) (flash string, err error)
+	Flashes map[string]string
+
+	tmpl *template.Template
+}
+
+// AddPage adds p; call it before Routes. A template error panics: it is a bug.
+func (c *Console) AddPage(p Page) {
+	p.tmpl = template.Must(template.Must(template.New("layout.html").Funcs(c.funcs).ParseFS(templateFS, "templates/layout.html")).Parse(p.Template))
+	c.extra = append(c.extra, &p)
 }
 
 // New parses the templates; it panics on a template error, which is a bug.
@@ -72,6 +97,7 @@ func New(store *admin.Store, a *auth.Service, product string) *Console {
 			return a
 		},
 	}
+	c.funcs = funcs
 	for _, page := range []string{"login", "home", "list", "form", "audit", "error"} {
 		t := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html"))
 		c.pages[page] = t
@@ -238,6 +264,47 @@ func (c *Console) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /console/r/{resource}/{id}", c.page(c.form, true))
 	mux.Handle("POST /console/r/{resource}/{id}", c.page(c.form, true))
 	mux.Handle("POST /console/r/{resource}/{id}/{action}", c.page(c.action, true))
+	for _, p := range c.extra {
+		mux.Handle("GET /console/x/"+p.Name, c.page(c.extraPage(p), true))
+		if p.Post != nil {
+			mux.Handle("POST /console/x/"+p.Name+"/{action}", c.page(c.extraPost(p), true))
+		}
+	}
+}
+
+func (c *Console) extraPage(p *Page) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, v *view) (string, error) {
+		if err := c.Auth.Authorize(r.Context(), p.Perm, ""); err != nil {
+			return "", err
+		}
+		data, err := p.Data(r)
+		if err != nil {
+			return "", err
+		}
+		v.Title, v.Active, v.Data = p.Title, "x-"+p.Name, data
+		if msg := p.Flashes[r.URL.Query().Get("msg")]; msg != "" {
+			v.Flash = msg
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if err := p.tmpl.Execute(w, v); err != nil {
+			web.WriteError(httptestDiscard{}, r, err)
+		}
+		return "", nil
+	}
+}
+
+func (c *Console) extraPost(p *Page) pageFunc {
+	return func(w http.ResponseWriter, r *http.Request, v *view) (string, error) {
+		if err := c.Auth.Authorize(r.Context(), p.Perm, ""); err != nil {
+			return "", err
+		}
+		flash, err := p.Post(r, r.PathValue("action"))
+		if err != nil {
+			return "", err
+		}
+		http.Redirect(w, r, "/console/x/"+p.Name+"?msg="+url.QueryEscape(flash), http.StatusSeeOther)
+		return "", nil
+	}
 }
 
 // view is what every page template receives.
@@ -324,6 +391,11 @@ func (c *Console) menu(role string) []menuItem {
 	for _, res := range c.Store.Resources() {
 		if auth.Can(role, res.Perm+".read") {
 			m = append(m, menuItem{Href: "/console/r/" + res.Name, Label: res.Title, Name: res.Name})
+		}
+	}
+	for _, p := range c.extra {
+		if auth.Can(role, p.Perm) {
+			m = append(m, menuItem{Href: "/console/x/" + p.Name, Label: p.Title, Name: "x-" + p.Name})
 		}
 	}
 	if auth.Can(role, "audit.read") {
