@@ -30,14 +30,26 @@ type system struct {
 
 func start(t *testing.T) *system {
 	t.Helper()
+	return startWith(t, nil)
+}
+
+// startWith starts both services; via, when set, puts something (a cuttable
+// proxy) between the appliance and the cloud's leafnode port and returns the
+// address the appliance should dial.
+func startWith(t *testing.T, via func(leaf string) string) *system {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	c, err := cloud.New(ctx, cloud.Config{Config: node.Config{DataDir: filepath.Join(dir, "cloud")}, LeafListen: "127.0.0.1:0", Hospitals: []string{"h1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	leaf := c.Node.Broker.LeafAddr()
+	if via != nil {
+		leaf = via(leaf)
+	}
 	a, err := appliance.New(ctx, appliance.Config{Config: node.Config{DataDir: filepath.Join(dir, "appliance")}, Demo: true,
-		Credentials: filepath.Join(dir, "creds.json"), HospitalID: "h1", CloudLeaf: "nats-leaf://" + c.Node.Broker.LeafAddr()})
+		Credentials: filepath.Join(dir, "creds.json"), HospitalID: "h1", CloudLeaf: "nats-leaf://" + leaf})
 	if err != nil {
 		c.Close()
 		t.Fatal(err)

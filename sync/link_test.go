@@ -3,10 +3,7 @@ package sync_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"strings"
-	stdsync "sync"
 	"testing"
 	"time"
 
@@ -14,91 +11,16 @@ import (
 
 	"ihos"
 	"ihos/internal/broker"
+	"ihos/internal/nettest"
 	"ihos/internal/sqldb"
 	"ihos/internal/sqldb/sqldbtest"
 	"ihos/sync"
 )
 
-// proxy is a TCP proxy between the leaf and the hub whose link a test can cut.
-type proxy struct {
-	ln     net.Listener
-	target string
-	mu     stdsync.Mutex
-	conns  []net.Conn
-	down   bool
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target}
-	go p.serve()
-	t.Cleanup(p.cut)
-	return p
-}
-
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
-func (p *proxy) serve() {
-	p.mu.Lock()
-	ln := p.ln
-	p.mu.Unlock()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.down {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		p.conns = append(p.conns, c, s)
-		p.mu.Unlock()
-		go func() { io.Copy(s, c); s.Close() }()
-		go func() { io.Copy(c, s); c.Close() }()
-	}
-}
-
-// cut closes the listener and every connection: the leaf's redials are refused,
-// as across a real partition.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	p.ln.Close()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *proxy) restore() {
-	p.mu.Lock()
-	addr := p.ln.Addr().String()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		p.mu.Unlock()
-		panic(err)
-	}
-	p.ln, p.down = ln, false
-	p.mu.Unlock()
-	go p.serve()
-}
-
 type pair struct {
 	app, cloud         *side
 	appLink, cloudLink *sync.Link
-	proxy              *proxy
+	proxy              *nettest.Proxy
 	leaf               *broker.Broker
 	hubJS              jetstream.JetStream
 }
@@ -110,9 +32,9 @@ func startPair(t *testing.T, cloudDB *sqldb.DB) *pair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	px := newProxy(t, hub.LeafAddr())
+	px := nettest.NewProxy(t, hub.LeafAddr())
 	leaf, err := broker.Start(broker.Options{Name: "h1", StoreDir: t.TempDir(), Domain: "h1", SyncAlways: true,
-		LeafRemotes: []string{"nats-leaf://" + px.addr()}, LeafReconnect: 100 * time.Millisecond})
+		LeafRemotes: []string{"nats-leaf://" + px.Addr()}, LeafReconnect: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +112,7 @@ func TestLinkRoundTripAndPartition(t *testing.T) {
 		}
 
 		// Cut the link; the appliance keeps working and queues.
-		p.proxy.cut()
+		p.proxy.Cut()
 		waitFor(t, 10*time.Second, "leafnode down", func() bool { return p.leaf.Server().NumLeafNodes() == 0 })
 		const n = 300
 		for k := 0; k < n; k++ {
@@ -204,7 +126,7 @@ func TestLinkRoundTripAndPartition(t *testing.T) {
 			t.Fatalf("status during partition: %+v", st)
 		}
 		// Restore: the backlog drains, each change applied exactly once.
-		p.proxy.restore()
+		p.proxy.Restore(t)
 		waitFor(t, 60*time.Second, "backlog drained", func() bool {
 			return count(cloudDB, `SELECT COUNT(*) FROM departments WHERE hospital_id = 'h1'`) == n+1
 		})
@@ -323,7 +245,7 @@ func TestVerifyResyncAndRPC(t *testing.T) {
 	if rep, err := p.cloudLink.Verify(ctx, "h1"); err != nil || !rep.InSync {
 		t.Fatalf("cloud-side verify: %v %+v", err, rep)
 	}
-	p.proxy.cut()
+	p.proxy.Cut()
 	waitFor(t, 10*time.Second, "leafnode down", func() bool { return p.leaf.Server().NumLeafNodes() == 0 })
 	start := time.Now()
 	_, err = p.cloudLink.Verify(ctx, "h1")

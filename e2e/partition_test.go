@@ -1,0 +1,98 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"ihos"
+	"ihos/internal/admin"
+	"ihos/internal/auth"
+	"ihos/internal/nettest"
+)
+
+// partitionChanges is how many changes each side makes while cut off: 500 in
+// `make test`, IHOS_PARTITION_CHANGES (10,000 in `make soak`) otherwise.
+func partitionChanges() int {
+	if n, err := strconv.Atoi(os.Getenv("IHOS_PARTITION_CHANGES")); err == nil && n > 0 {
+		return n
+	}
+	return 500
+}
+
+// Both sides keep working while the link is cut, and converge when it returns:
+// sync verify finds no difference.
+func TestPartitionBothSidesConverge(t *testing.T) {
+	var proxy *nettest.Proxy
+	s := startWith(t, func(leaf string) string {
+		proxy = nettest.NewProxy(t, leaf)
+		return proxy.Addr()
+	})
+	ctx := ihos.WithActor(context.Background(), ihos.Actor{UserID: "t", Username: "t", Role: auth.RoleSysAdmin})
+	eventually(t, 15*time.Second, "demo data replicated", func() bool {
+		rep, err := s.appliance.Link.Verify(ctx, "h1")
+		return err == nil && rep.InSync
+	})
+	proxy.Cut()
+	eventually(t, 10*time.Second, "link down", func() bool {
+		st, _ := s.appliance.Link.Status(ctx)
+		return st.State == "disconnected"
+	})
+
+	n := partitionChanges()
+	start := time.Now()
+	depts, _ := s.appliance.Store.Resource("departments")
+	inst, _ := s.appliance.Store.Resource("institutions")
+	ip, err := s.appliance.Store.List(ctx, inst, admin.Query{PageSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	patients, _ := s.cloud.Store.Resource("patients")
+	done := make(chan error, 2)
+	go func() {
+		for i := 0; i < n; i++ {
+			if _, err := s.appliance.Store.Create(ctx, depts, map[string]any{"institution_id": ip.Items[0]["id"],
+				"code": fmt.Sprintf("P%05d", i), "name": fmt.Sprintf("分区科室%d", i), "category": "临床"}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	go func() {
+		for i := 0; i < n; i++ {
+			if _, err := s.cloud.Store.Create(ctx, patients, map[string]any{"hospital_id": "h1", "name": fmt.Sprintf("分区患者%d", i),
+				"phone": fmt.Sprintf("136%08d", i)}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for k := 0; k < 2; k++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d changes on each side while partitioned in %v", n, time.Since(start).Round(time.Millisecond))
+	if _, err := s.appliance.Link.Verify(ctx, "h1"); ihos.ErrorCode(err) != ihos.EUnavailable {
+		t.Fatalf("verify while partitioned: %v", err)
+	}
+
+	proxy.Restore(t)
+
+	took := eventually(t, 5*time.Minute, "both sides converged", func() bool {
+		rep, err := s.appliance.Link.Verify(ctx, "h1")
+		return err == nil && rep.InSync
+	})
+	t.Logf("converged %v after the link returned", took.Round(time.Millisecond))
+	var onCloud, onAppliance int
+	s.cloud.Node.DB.QueryRow(`SELECT COUNT(*) FROM departments WHERE hospital_id = 'h1' AND code LIKE 'P0%'`).Scan(&onCloud)
+	s.appliance.Node.DB.QueryRow(`SELECT COUNT(*) FROM patients WHERE name LIKE '分区患者%'`).Scan(&onAppliance)
+	if onCloud != n || onAppliance != n {
+		t.Fatalf("after healing: %d departments on the cloud, %d patients on the appliance; want %d each", onCloud, onAppliance, n)
+	}
+}
