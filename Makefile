@@ -48,6 +48,10 @@ browser:
 unit:
 	$(GO) test -count=1 -timeout 12m ./...
 
+## soak: the long runs: 10,000 changes on each side of a partition, the crash tests again
+soak:
+	IHOS_PARTITION_CHANGES=10000 $(GO) test -count=1 -timeout 30m -run 'Partition|Crash' -v ./e2e/
+
 ## bench: the performance figures of docs/benchmarks.md (several minutes)
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
