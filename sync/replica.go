@@ -175,44 +175,75 @@ func reject(format string, args ...any) error {
 // whose local version is already as new are left alone, so a replayed snapshot
 // or an out-of-order duplicate never moves a row backwards.
 func (r *Replica) Apply(ctx context.Context, hospital string, env *Envelope) (applied bool, err error) {
+	if err := r.Check(hospital, env); err != nil {
+		return false, err
+	}
+	done, err := r.ApplyBatch(ctx, hospital, []*Envelope{env})
+	if err != nil {
+		return false, err
+	}
+	return done[0], nil
+}
+
+// Check makes the checks of an envelope that need no database: the channel's
+// hospital, the side, and that every row is of a known entity the sender's side
+// may write.
+func (r *Replica) Check(hospital string, env *Envelope) error {
 	if env.Hospital != hospital {
-		return false, reject("message for hospital %q arrived on hospital %q's channel", env.Hospital, hospital)
+		return reject("message for hospital %q arrived on hospital %q's channel", env.Hospital, hospital)
 	}
 	if env.Side == r.Side {
-		return false, reject("message from the %s side arrived at the %s side", env.Side, r.Side)
+		return reject("message from the %s side arrived at the %s side", env.Side, r.Side)
 	}
 	for _, row := range env.Rows {
 		e, ok := r.Entities.Entity(row.Entity)
 		if !ok {
-			return false, reject("unknown entity %q", row.Entity)
+			return reject("unknown entity %q", row.Entity)
 		}
 		if e.Owner != env.Side && e.Owner != Shared {
-			return false, reject("%s is owned by the %s; the %s may not write it", e.Name, e.Owner, env.Side)
+			return reject("%s is owned by the %s; the %s may not write it", e.Name, e.Owner, env.Side)
 		}
 	}
+	return nil
+}
+
+// ApplyBatch applies envelopes that passed Check in one transaction (one fsync
+// for the lot), in order, each with its inbox row; applied[i] is false for a
+// change applied before. If any row fails, nothing of the batch is applied and
+// the caller retries the envelopes one at a time to find the culprit.
+func (r *Replica) ApplyBatch(ctx context.Context, hospital string, envs []*Envelope) (applied []bool, err error) {
+	applied = make([]bool, len(envs))
+	now := ihos.FormatTime(time.Now())
 	err = r.DB.Tx(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sync_inbox WHERE change_id = ?`, env.ChangeID).Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
-			return nil
-		}
-		for _, row := range env.Rows {
-			e, _ := r.Entities.Entity(row.Entity)
-			if err := r.applyRow(ctx, tx, e, hospital, row, env.Snapshot); err != nil {
+		for i, env := range envs {
+			applied[i] = false
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sync_inbox WHERE change_id = ?`, env.ChangeID).Scan(&n); err != nil {
 				return err
 			}
+			if n > 0 {
+				continue
+			}
+			for _, row := range env.Rows {
+				e, _ := r.Entities.Entity(row.Entity)
+				if err := r.applyRow(ctx, tx, e, hospital, row, env.Snapshot); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO sync_inbox (change_id, hospital, origin, origin_seq, committed_at, applied_at) VALUES (?, ?, ?, ?, ?, ?)`,
+				env.ChangeID, hospital, env.Origin, env.Seq, ihos.FormatTime(env.At), now); err != nil {
+				return err
+			}
+			applied[i] = true
 		}
-		applied = true
-		_, err := tx.ExecContext(ctx, `INSERT INTO sync_inbox (change_id, hospital, origin, origin_seq, committed_at, applied_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			env.ChangeID, hospital, env.Origin, env.Seq, ihos.FormatTime(env.At), ihos.FormatTime(time.Now()))
-		return err
+		return nil
 	})
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	r.Clock.Observe(env.HLC)
+	for _, env := range envs {
+		r.Clock.Observe(env.HLC)
+	}
 	return applied, nil
 }
 
