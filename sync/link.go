@@ -56,13 +56,15 @@ const (
 // one Link for all its hospitals; an appliance runs one for its own.
 type Link struct {
 	Replica *Replica
-	JS      jetstream.JetStream // on the cloud: its own; on an appliance: the hub's domain
-	NC      *nats.Conn
 	// Hospital is the appliance's own hospital id; empty on the cloud.
 	Hospital string
 	// Connected reports whether the link to the other side is up (an appliance
 	// asks its leafnode; the cloud is always "up" for its own streams).
 	Connected func() bool
+	// Dial opens the connection and JetStream context for a hospital's streams:
+	// on an appliance, its connection addressing the hub's domain; on the cloud,
+	// a connection bound to the hospital's own account.
+	Dial func(hospital string) (*nats.Conn, jetstream.JetStream, error)
 
 	kick        chan struct{}
 	lastContact atomic.Int64 // unix ms of the last successful exchange with the other side
@@ -71,14 +73,46 @@ type Link struct {
 	duplicates  atomic.Int64
 	rejected    atomic.Int64
 	mu          stdsync.Mutex
+	peers       map[string]*peer
+	handlers    map[string]Handler
 	consuming   map[string]context.CancelFunc
 	wg          stdsync.WaitGroup
 }
 
+// peer is the connection to one hospital's streams.
+type peer struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+}
+
 // NewLink returns a link; Start runs it.
-func NewLink(r *Replica, nc *nats.Conn, js jetstream.JetStream, hospital string) *Link {
-	return &Link{Replica: r, NC: nc, JS: js, Hospital: hospital, kick: make(chan struct{}, 1),
-		consuming: map[string]context.CancelFunc{}, Connected: func() bool { return nc.IsConnected() }}
+func NewLink(r *Replica, hospital string, dial func(hospital string) (*nats.Conn, jetstream.JetStream, error)) *Link {
+	return &Link{Replica: r, Hospital: hospital, Dial: dial, kick: make(chan struct{}, 1),
+		peers: map[string]*peer{}, handlers: map[string]Handler{}, consuming: map[string]context.CancelFunc{},
+		Connected: func() bool { return true }}
+}
+
+// peer returns (dialling on first use) the connection for hospital, with every
+// RPC method served on it.
+func (l *Link) peer(hospital string) (*peer, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p, ok := l.peers[hospital]; ok {
+		return p, nil
+	}
+	nc, js, err := l.Dial(hospital)
+	if err != nil {
+		return nil, err
+	}
+	p := &peer{nc: nc, js: js}
+	for method, h := range l.handlers {
+		if err := l.subscribe(p, hospital, method, h); err != nil {
+			nc.Close()
+			return nil, err
+		}
+	}
+	l.peers[hospital] = p
+	return p, nil
 }
 
 // Kick wakes the relay: call it after committing a captured change so it
@@ -178,7 +212,12 @@ func (l *Link) publish(ctx context.Context, pending []Pending) (int, error) {
 			subject, stream = DownSubject(p.Hospital), DownStream(p.Hospital)
 		}
 		msg := &nats.Msg{Subject: subject, Data: p.Payload, Header: nats.Header{}}
-		f, err := l.JS.PublishMsgAsync(msg, jetstream.WithMsgID(p.ChangeID), jetstream.WithExpectStream(stream))
+		pr, err := l.peer(p.Hospital)
+		if err != nil {
+			firstErr = err
+			break
+		}
+		f, err := pr.js.PublishMsgAsync(msg, jetstream.WithMsgID(p.ChangeID), jetstream.WithExpectStream(stream))
 		if err != nil {
 			firstErr = err
 			break
@@ -237,7 +276,10 @@ func (l *Link) consume(ctx context.Context, hospital string) {
 	for ctx.Err() == nil {
 		var err error
 		if cons == nil {
-			cons, err = l.JS.Consumer(ctx, stream, durable)
+			var pr *peer
+			if pr, err = l.peer(hospital); err == nil {
+				cons, err = pr.js.Consumer(ctx, stream, durable)
+			}
 		}
 		if err == nil {
 			var batch jetstream.MessageBatch

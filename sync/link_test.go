@@ -42,26 +42,19 @@ func startPair(t *testing.T, cloudDB *sqldb.DB) *pair {
 	p.cloud = newSide(t, cloudDB, sync.Cloud, "cloud", "")
 	p.app = newSide(t, sqldbtest.SQLite(t), sync.Appliance, "appliance-h1", "h1")
 
-	hnc, _ := hub.Connect()
-	hjs, _ := jetstream.New(hnc)
-	if err := sync.EnsureHospital(ctx, hjs, "h1"); err != nil {
-		t.Fatal(err)
+	var err2 error
+	if p.cloudLink, err2 = sync.StartHub(ctx, hub, p.cloud.replica, "h1"); err2 != nil {
+		t.Fatal(err2)
 	}
-	p.hubJS = hjs
-	p.cloudLink = sync.NewLink(p.cloud.replica, hnc, hjs, "")
-	p.cloudLink.Start(ctx)
-	p.cloudLink.Consume(ctx, "h1")
-
-	lnc, _ := leaf.Connect()
-	ljs, _ := jetstream.NewWithDomain(lnc, sync.HubDomain)
-	p.appLink = sync.NewLink(p.app.replica, lnc, ljs, "h1")
-	p.appLink.Connected = func() bool { return leaf.Server().NumLeafNodes() > 0 }
-	p.appLink.Start(ctx)
+	if p.appLink, err2 = sync.StartLeaf(ctx, leaf, p.app.replica, "h1"); err2 != nil {
+		t.Fatal(err2)
+	}
+	hnc, _ := hub.Connect()
+	p.hubJS, _ = jetstream.New(hnc)
 	t.Cleanup(func() {
 		cancel()
-		p.appLink.Wait()
-		p.cloudLink.Wait()
-		lnc.Close()
+		p.appLink.Close()
+		p.cloudLink.Close()
 		hnc.Close()
 		leaf.Shutdown()
 		hub.Shutdown()

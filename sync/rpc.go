@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -42,23 +41,31 @@ type rpcReply struct {
 }
 
 // Serve answers method on this side: an appliance for its own hospital, the
-// cloud for every hospital.
+// cloud for every hospital it links (on each hospital's own connection, so the
+// caller's hospital is the account the request came from).
 func (l *Link) Serve(method string, h Handler) error {
-	hospital := l.Hospital
-	if l.Replica.Side == Cloud {
-		hospital = "*"
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.handlers[method] = h
+	for hospital, p := range l.peers {
+		if err := l.subscribe(p, hospital, method, h); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+func (l *Link) subscribe(p *peer, hospital, method string, h Handler) error {
 	subject := rpcSubject(hospital, l.Replica.Side, method)
-	_, err := l.NC.QueueSubscribe(subject, "rpc", func(m *nats.Msg) {
-		caller := strings.Split(m.Subject, ".")[2]
+	_, err := p.nc.QueueSubscribe(subject, "rpc", func(m *nats.Msg) {
 		ctx, cancel := context.WithTimeout(context.Background(), DefaultCallTimeout)
 		defer cancel()
-		out, err := h(ctx, caller, json.RawMessage(m.Data))
+		out, err := h(ctx, hospital, json.RawMessage(m.Data))
 		var reply rpcReply
 		if err != nil {
 			var e *ihos.Error
 			if !errors.As(err, &e) {
-				slog.ErrorContext(ctx, "rpc handler failed", "method", method, "hospital", caller, "err", err)
+				slog.ErrorContext(ctx, "rpc handler failed", "method", method, "hospital", hospital, "err", err)
 				e = ihos.Internal(err)
 			}
 			reply = rpcReply{Code: e.Code, Message: e.Message, Fields: e.Fields}
@@ -71,7 +78,7 @@ func (l *Link) Serve(method string, h Handler) error {
 	if err != nil {
 		return fmt.Errorf("sync: serve %s: %w", method, err)
 	}
-	return l.NC.Flush()
+	return p.nc.Flush()
 }
 
 // Call invokes method on the other side for hospital and decodes the answer
@@ -91,7 +98,11 @@ func (l *Link) Call(ctx context.Context, hospital, method string, in, out any) e
 		ctx, cancel = context.WithTimeout(ctx, DefaultCallTimeout)
 		defer cancel()
 	}
-	m, err := l.NC.RequestWithContext(ctx, rpcSubject(hospital, other, method), req)
+	p, err := l.peer(hospital)
+	var m *nats.Msg
+	if err == nil {
+		m, err = p.nc.RequestWithContext(ctx, rpcSubject(hospital, other, method), req)
+	}
 	if err != nil {
 		msg := "云端服务暂时无法连接，请稍后再试"
 		if other == Appliance {

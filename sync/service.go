@@ -19,37 +19,48 @@ func StartLeaf(ctx context.Context, b *broker.Broker, r *Replica, hospital strin
 	if !ValidHospitalID(hospital) {
 		return nil, fmt.Errorf("sync: bad hospital id %q", hospital)
 	}
-	nc, err := b.Connect(nats.Name("sync-" + hospital))
-	if err != nil {
-		return nil, err
-	}
-	js, err := jetstream.NewWithDomain(nc, HubDomain)
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
-	l := NewLink(r, nc, js, hospital)
+	l := NewLink(r, hospital, func(h string) (*nats.Conn, jetstream.JetStream, error) {
+		if h != hospital {
+			return nil, nil, fmt.Errorf("sync: appliance of %s cannot reach hospital %s", hospital, h)
+		}
+		nc, err := b.Connect(nats.Name("sync-" + hospital))
+		if err != nil {
+			return nil, nil, err
+		}
+		js, err := jetstream.NewWithDomain(nc, HubDomain)
+		if err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+		return nc, js, nil
+	})
 	l.Connected = func() bool { return b.Server().NumLeafNodes() > 0 }
+	if _, err := l.peer(hospital); err != nil {
+		return nil, err
+	}
 	l.Start(ctx)
 	return l, nil
 }
 
 // StartHub starts the cloud's link: streams and consumers for every hospital,
-// and the relay of the cloud's outbox. More hospitals join with AddHospital.
+// each in its own account when the broker isolates hospitals, and the relay of
+// the cloud's outbox. More hospitals join with AddHospital.
 func StartHub(ctx context.Context, b *broker.Broker, r *Replica, hospitals ...string) (*Link, error) {
-	nc, err := b.Connect(nats.Name("sync-hub"))
-	if err != nil {
-		return nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
-	l := NewLink(r, nc, js, "")
+	l := NewLink(r, "", func(h string) (*nats.Conn, jetstream.JetStream, error) {
+		nc, err := b.HospitalConn(h, nats.Name("sync-hub-"+h))
+		if err != nil {
+			return nil, nil, err
+		}
+		js, err := jetstream.New(nc)
+		if err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+		return nc, js, nil
+	})
 	for _, h := range hospitals {
 		if err := l.AddHospital(ctx, h); err != nil {
-			nc.Close()
+			l.closePeers()
 			return nil, err
 		}
 	}
@@ -60,7 +71,14 @@ func StartHub(ctx context.Context, b *broker.Broker, r *Replica, hospitals ...st
 // AddHospital creates a hospital's streams on the hub and starts applying its
 // changes.
 func (l *Link) AddHospital(ctx context.Context, hospital string) error {
-	if err := EnsureHospital(ctx, l.JS, hospital); err != nil {
+	if !ValidHospitalID(hospital) {
+		return fmt.Errorf("sync: bad hospital id %q", hospital)
+	}
+	p, err := l.peer(hospital)
+	if err != nil {
+		return err
+	}
+	if err := EnsureHospital(ctx, p.js, hospital); err != nil {
 		return err
 	}
 	l.Consume(ctx, hospital)
@@ -68,10 +86,19 @@ func (l *Link) AddHospital(ctx context.Context, hospital string) error {
 }
 
 // Close waits for the link's goroutines (its context must have ended) and
-// closes its connection.
+// closes its connections.
 func (l *Link) Close() {
 	l.Wait()
-	l.NC.Close()
+	l.closePeers()
+}
+
+func (l *Link) closePeers() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for h, p := range l.peers {
+		p.nc.Close()
+		delete(l.peers, h)
+	}
 }
 
 // StatusHandler serves GET /api/sync/status.

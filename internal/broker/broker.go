@@ -10,6 +10,8 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,7 +46,14 @@ type Options struct {
 	LeafRemotes []string
 	// LeafReconnect is how often a leaf retries a lost hub (default 1s).
 	LeafReconnect time.Duration
-	Logger        *slog.Logger // nats-server logs routed into slog; nil = discard
+	// LeafTLS secures the leafnode link: on a hub, the listener's config
+	// (requiring client certificates); on a leaf, the client config.
+	LeafTLS *tls.Config
+	// HospitalOf makes the server a multi-hospital hub: it maps the verified
+	// client certificate of a leafnode to its hospital id (false refuses the
+	// connection); each hospital gets its own account. Requires LeafTLS.
+	HospitalOf func(*x509.Certificate) (string, bool)
+	Logger     *slog.Logger // nats-server logs routed into slog; nil = discard
 }
 
 // ForbiddenPort is the standard NATS client port. A system NATS server runs there
@@ -59,6 +68,7 @@ const startTimeout = 10 * time.Second
 type Broker struct {
 	srv      *server.Server
 	leafAddr string
+	hub      *hubAuth
 }
 
 // Start starts the server with JetStream and waits until it accepts connections,
@@ -70,9 +80,20 @@ func Start(opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	var hub *hubAuth
+	if opts.HospitalOf != nil {
+		if opts.LeafTLS == nil {
+			return nil, ihos.Internal(errors.New("broker: HospitalOf needs LeafTLS"))
+		}
+		hub = newHubAuth(opts.HospitalOf)
+		sopts.CustomClientAuthentication = hub
+	}
 	srv, err := server.NewServer(sopts)
 	if err != nil {
 		return nil, startError(err)
+	}
+	if hub != nil {
+		hub.b = &Broker{srv: srv}
 	}
 	log := newLogger(opts.Logger)
 	srv.SetLoggerV2(log, log.enabled(slog.LevelDebug), log.enabled(levelTrace), false)
@@ -98,7 +119,10 @@ func Start(opts Options) (*Broker, error) {
 		srv.WaitForShutdown()
 		return nil, startError(errors.New("JetStream did not start"))
 	}
-	b := &Broker{srv: srv}
+	b := &Broker{srv: srv, hub: hub}
+	if hub != nil {
+		hub.b = b
+	}
 	if sopts.LeafNode.Port != 0 {
 		b.leafAddr = net.JoinHostPort(sopts.LeafNode.Host, strconv.Itoa(sopts.LeafNode.Port))
 	}
@@ -159,13 +183,18 @@ func serverOptions(opts Options) (*server.Options, error) {
 		// load balancer or proxy); the hub's internal addresses are not
 		// advertised to them.
 		o.LeafNode.NoAdvertise = true
+		o.LeafNode.TLSConfig = opts.LeafTLS
 	}
 	for _, u := range opts.LeafRemotes {
 		parsed, err := url.Parse(u)
 		if err != nil || parsed.Host == "" {
 			return nil, invalidError("云端消息服务地址 %q 无效，应为 nats-leaf://主机:端口", u)
 		}
-		o.LeafNode.Remotes = append(o.LeafNode.Remotes, &server.RemoteLeafOpts{URLs: []*url.URL{parsed}})
+		remote := &server.RemoteLeafOpts{URLs: []*url.URL{parsed}}
+		if opts.LeafTLS != nil {
+			remote.TLS, remote.TLSConfig = true, opts.LeafTLS
+		}
+		o.LeafNode.Remotes = append(o.LeafNode.Remotes, remote)
 	}
 	if len(opts.LeafRemotes) > 0 {
 		o.LeafNode.ReconnectInterval = opts.LeafReconnect
