@@ -15,6 +15,13 @@ import (
 // fuzzMethods are the methods FuzzAdminAPI picks from by index.
 var fuzzMethods = []string{"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"}
 
+// fuzzRoles are the logins FuzzAdminAPI sends requests as: the method byte
+// selects role (byte / len(fuzzMethods)) and method (byte % len(fuzzMethods)).
+var fuzzRoles = []string{"console", "console_dept_admin", "console_auditor", "console_hospital_admin"}
+
+// op encodes a role index and a method index into FuzzAdminAPI's first input.
+func op(role, method int) uint8 { return uint8(role*len(fuzzMethods) + method) }
+
 // placeholders returns real record ids for the "$name" placeholders fuzz inputs
 // may contain, so the corpus reaches records that exist, not only 404s.
 func placeholders(t testing.TB, c *client) *strings.Replacer {
@@ -23,10 +30,13 @@ func placeholders(t testing.TB, c *client) *strings.Replacer {
 	branch := c.find("institutions", "code", "440101000002")
 	dept := c.find("departments", "code", "XNK")
 	staff := c.find("staff", "department_id", str(dept["id"]))
-	// The auditor, never the administrator whose session the fuzzer uses.
-	user := c.find("users", "role", "auditor")
+	other := c.find("departments", "code", "HXK")
+	otherStaff := c.find("staff", "department_id", str(other["id"]))
+	// A user of its own, never one whose session the fuzzer uses.
+	user := c.json("POST", "/api/admin/users", map[string]any{"username": "fuzz_target", "display_name": "模糊测试用户",
+		"role": "dept_admin", "department_id": dept["id"], "password": "Fuzz12345678"}, 201)
 	return strings.NewReplacer("$inst", str(inst["id"]), "$branch", str(branch["id"]), "$dept", str(dept["id"]),
-		"$staff", str(staff["id"]), "$user", str(user["id"]))
+		"$staff", str(staff["id"]), "$other_dept", str(other["id"]), "$other_staff", str(otherStaff["id"]), "$user", str(user["id"]))
 }
 
 // escapeQuery keeps a raw query string as the fuzzer wrote it, except for the
@@ -45,13 +55,16 @@ func escapeQuery(q string) string {
 }
 
 // FuzzAdminAPI sends arbitrary requests to the admin API of one running appliance
-// with an administrator's session: no input may produce a 5xx or a panic, an
+// with the sessions of each console role: no input may produce a 5xx or a panic, an
 // authenticated request is never answered 401, and every error is JSON with a
 // code and a Chinese message.
 func FuzzAdminAPI(f *testing.F) {
 	in := startAppliance(f, f.TempDir(), filepath.Join(f.TempDir(), "creds.json"))
-	admin := in.login(f, "console")
-	ids := placeholders(f, admin)
+	tokens := make([]string, len(fuzzRoles))
+	for i, key := range fuzzRoles {
+		tokens[i] = in.login(f, key).token
+	}
+	ids := placeholders(f, &client{t: f, base: in.srv.URL, token: tokens[0]})
 	noRedirect := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 	long := strings.Repeat("长", 3000)
@@ -131,6 +144,23 @@ func FuzzAdminAPI(f *testing.F) {
 		{4, "staff", "", "", `{}`},
 		{5, "staff", "$staff", "", ""},
 		{6, "departments", "", "", ""},
+		// Other roles. A department administrator's change to another department's
+		// record was once denied inside the write transaction, whose audit entry
+		// then waited for the only SQLite writer forever.
+		{op(1, 2), "departments", "$other_dept", "", `{"version":1,"name":"越权"}`},
+		{op(1, 2), "staff", "$other_staff", "", `{"version":1,"name":"越权"}`},
+		{op(1, 2), "staff", "$staff", "", `{"version":1,"department_id":"$other_dept"}`},
+		{op(1, 1), "staff", "$other_staff/disable", "", ""},
+		{op(1, 3), "staff", "$other_staff", "", ""},
+		{op(1, 1), "staff", "", "", `{"institution_id":"$inst","department_id":"$other_dept","job_no":"FZ0003","name":"越权","kind":"doctor"}`},
+		{op(1, 1), "staff", "", "", `{"institution_id":"$inst","department_id":"$dept","job_no":"FZ0004","name":"本科室","kind":"doctor"}`},
+		{op(1, 0), "staff", "$other_staff", "", ""},
+		{op(1, 0), "users", "", "", ""},
+		{op(2, 1), "departments", "", "", `{"institution_id":"$inst","code":"FZ2","name":"审计员","category":"临床"}`},
+		{op(2, 2), "departments", "$dept", "", `{"version":1}`},
+		{op(2, 0), "audit", "verify", "", ""},
+		{op(3, 3), "users", "$user", "", ""},
+		{op(3, 0), "audit", "", "action=denied", ""},
 	} {
 		f.Add(s.method, s.resource, s.id, s.query, []byte(s.body))
 	}
@@ -140,6 +170,7 @@ func FuzzAdminAPI(f *testing.F) {
 			t.Skip("logging out would end the session every other input uses")
 		}
 		m := fuzzMethods[int(method)%len(fuzzMethods)]
+		token := tokens[int(method)/len(fuzzMethods)%len(tokens)]
 		resource, id, query = ids.Replace(resource), ids.Replace(id), ids.Replace(query)
 		body = []byte(ids.Replace(string(body)))
 		segs := []string{"api", "admin", url.PathEscape(resource)}
@@ -157,7 +188,7 @@ func FuzzAdminAPI(f *testing.F) {
 			t.Skipf("not a request: %v", err)
 		}
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+admin.token)
+		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := noRedirect.Do(req)
 		if err != nil {
 			t.Fatalf("%s %s: %v (did the handler panic?)", m, target, err)

@@ -5,7 +5,10 @@ package bench_test
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,6 +31,7 @@ import (
 	"ihos/internal/admin"
 	"ihos/internal/auth"
 	"ihos/internal/node"
+	"ihos/internal/sqldb"
 	"ihos/internal/web"
 )
 
@@ -60,44 +64,113 @@ type dept struct {
 
 type listFixture struct {
 	base   string
-	token  string
+	tokens []string // one session per client, of 200 console users
 	depts  []dept
 	server *latencies // handler-side latencies, to split server time from queueing
+	store  *admin.Store
+	db     *sqldb.DB
 }
+
+// sessions is how many console users (each with a session) the clients share.
+const sessions = 200
 
 // BenchmarkListStaff100k measures the console's staff list API over 100,000
 // staff: an appliance in a temp dir, the real handler behind the real HTTP
-// middleware on a loopback listener, and closed-loop clients issuing filtered,
-// paged list requests with a Bearer session. Each sub-benchmark reports req/s,
-// p50_ms and p99_ms at one concurrency; IHOS_BENCH_SECONDS sets the measured
-// duration of the 200-client run (default 15; the others run a third of it).
+// middleware on a loopback listener, and clients issuing filtered, paged list
+// requests, each client with its own Bearer session (200 console users).
+//
+// Two load models:
+//   - closed: each client sends its next request as soon as the previous one
+//     is answered (saturation; latency = clients / throughput);
+//   - think=<d>: each client waits a random think time (exponential, mean d)
+//     after each answer, like a person at the console.
+//
+// Each runs with the list cache on (cache=on) and off (cache=off: the same
+// requests, every page and total computed from the database), back to back.
+// Two more closed-loop variants bound what the cache can do: mix=first-pages
+// asks only for the first page of each list (a few hundred distinct requests
+// besides the job-number searches), and sessions=1 also puts every client on
+// one session, so that no session write empties the cache during the run.
+// Each sub-benchmark reports req/s, p50_ms, p99_ms, server_p99_ms (in the
+// handler), cpu_us/req, hit_% and writes/s (write generations per second).
+// IHOS_BENCH_SECONDS sets the measured duration of the 200-client runs
+// (default 15; the 1-client runs take a third of it).
 func BenchmarkListStaff100k(b *testing.B) {
 	f := newListFixture(b)
 	secs := 15
 	if s, err := strconv.Atoi(os.Getenv("IHOS_BENCH_SECONDS")); err == nil && s > 0 {
 		secs = s
 	}
-	for _, c := range []struct {
+	full := time.Duration(secs) * time.Second
+	cacheBytes := f.store.ListCacheBytes
+	type load struct {
+		name    string
 		clients int
+		think   time.Duration
 		dur     time.Duration
-	}{{200, time.Duration(secs) * time.Second}, {50, time.Duration(secs) * time.Second / 3},
-		{10, time.Duration(secs) * time.Second / 3}, {1, time.Duration(secs) * time.Second / 3}} {
-		b.Run(fmt.Sprintf("clients=%d", c.clients), func(b *testing.B) {
-			r := f.run(b, c.clients, c.dur)
+	}
+	type variant struct {
+		load
+		cache      bool
+		firstPages bool // only the first page of every list (page 1-3 of a search)
+		oneSession bool // every client on one session: no session writes
+	}
+	var cases []variant
+	for _, l := range []load{{"closed/clients=200", 200, 0, full}, {"think=100ms/clients=200", 200, 100 * time.Millisecond, full},
+		{"think=1s/clients=200", 200, time.Second, full}, {"closed/clients=1", 1, 0, full / 3}} {
+		// On and off back to back, so both see the same competing load.
+		cases = append(cases, variant{load: l, cache: true}, variant{load: l})
+	}
+	closed := load{"closed/clients=200", 200, 0, full}
+	cases = append(cases, variant{load: closed, cache: true, firstPages: true}, variant{load: closed, firstPages: true},
+		variant{load: closed, cache: true, firstPages: true, oneSession: true})
+	for _, c := range cases {
+		name := c.name
+		if c.firstPages {
+			name += "/mix=first-pages"
+		}
+		if c.oneSession {
+			name += "/sessions=1"
+		}
+		if c.cache {
+			name += "/cache=on"
+		} else {
+			name += "/cache=off"
+		}
+		b.Run(name, func(b *testing.B) {
+			// No request is in flight between runs.
+			f.store.ListCacheBytes = 0
+			if c.cache {
+				f.store.ListCacheBytes = cacheBytes
+			}
+			maxPage := 0
+			if c.firstPages {
+				maxPage = 1
+			}
+			tokens := f.tokens
+			if c.oneSession {
+				tokens = f.tokens[:1]
+			}
+			r := f.run(b, c.clients, c.think, c.dur, tokens, maxPage)
 			b.ReportMetric(0, "ns/op")
 			b.ReportMetric(r.rps, "req/s")
 			b.ReportMetric(r.p50, "p50_ms")
 			b.ReportMetric(r.p99, "p99_ms")
 			b.ReportMetric(r.srvP99, "server_p99_ms")
 			b.ReportMetric(r.cpuPerReq, "cpu_us/req")
-			b.Logf("%d clients, %v: %d requests, %.0f req/s; latency p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms; "+
-				"in the handler p50 %.2f ms, p99 %.2f ms; CPU (server and clients) %.0f µs/request; %d errors",
-				c.clients, c.dur, r.n, r.rps, r.p50, r.p90, r.p99, r.max, r.srvP50, r.srvP99, r.cpuPerReq, r.errors)
+			b.ReportMetric(r.hitPct, "hit_%")
+			b.ReportMetric(float64(r.gens)/c.dur.Seconds(), "writes/s")
+			b.Logf("%d clients, think %v, %v: %d requests, %.0f req/s; latency p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms; "+
+				"in the handler p50 %.2f ms, p99 %.2f ms; CPU (server and clients) %.0f µs/request; cache hits %.1f%%; "+
+				"%d write generations (%.1f/s); %d errors",
+				c.clients, c.think, c.dur, r.n, r.rps, r.p50, r.p90, r.p99, r.max, r.srvP50, r.srvP99, r.cpuPerReq, r.hitPct,
+				r.gens, float64(r.gens)/c.dur.Seconds(), r.errors)
 			if r.errors > 0 {
 				b.Errorf("%d requests failed", r.errors)
 			}
 		})
 	}
+	f.store.ListCacheBytes = cacheBytes
 }
 
 func newListFixture(b *testing.B) *listFixture {
@@ -116,7 +189,7 @@ func newListFixture(b *testing.B) *listFixture {
 	depts := seedStaff(b, a)
 	b.Logf("seeded %d staff over %d departments in %v", staffRows, len(depts), time.Since(start).Round(time.Millisecond))
 
-	f := &listFixture{depts: depts, server: &latencies{}}
+	f := &listFixture{depts: depts, server: &latencies{}, store: a.Store, db: a.Node.DB}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -145,9 +218,51 @@ func newListFixture(b *testing.B) *listFixture {
 	if err != nil || resp.StatusCode != http.StatusOK || sess.Token == "" {
 		b.Fatalf("login: %d %v", resp.StatusCode, err)
 	}
-	f.token = sess.Token
+	f.tokens = append(f.tokens, sess.Token)
+	f.addSessions(b, creds["console"].Username)
 	f.check(b)
 	return f
+}
+
+// addSessions gives the benchmark 200 console users, each with a session, so
+// that the load carries what 200 logged-in people cause besides their lists: a
+// session's last use is written back once a minute, and each such write (like
+// any write) invalidates the list cache. The sessions' last use is spread over
+// the past minute, so those writes come at the steady rate of about 3 a second
+// from the start. The users and sessions are inserted by direct SQL inside
+// DB.Tx (bcrypt logins would take minutes); the sessions are as Login makes
+// them, looked up by the SHA-256 of the token.
+func (f *listFixture) addSessions(b *testing.B, adminUser string) {
+	ctx := context.Background()
+	var hash string
+	if err := f.db.QueryRowContext(ctx, `SELECT password_hash FROM console_users WHERE username = ?`, adminUser).Scan(&hash); err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now().UTC()
+	f.tokens = f.tokens[:0]
+	err := f.db.Tx(ctx, func(tx *sql.Tx) error {
+		for i := range sessions {
+			id, ts := ihos.NewID(), ihos.FormatTime(now)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO console_users (id, username, display_name, password_hash, role, password_changed_at, created_at, updated_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, id, fmt.Sprintf("bench%03d", i), fmt.Sprintf("压测用户%03d", i), hash, auth.RoleHospitalAdmin, ts, ts, ts); err != nil {
+				return err
+			}
+			var raw [32]byte
+			crand.Read(raw[:])
+			token := hex.EncodeToString(raw[:])
+			th := sha256.Sum256([]byte(token))
+			seen := now.Add(-time.Duration(i) * time.Minute / sessions)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at, last_seen_at)
+				VALUES (?, ?, ?, ?, ?, ?)`, hex.EncodeToString(th[:]), id, "bench", ts, ihos.FormatTime(now.Add(12*time.Hour)), ihos.FormatTime(seen)); err != nil {
+				return err
+			}
+			f.tokens = append(f.tokens, token)
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
 }
 
 // seedStaff adds departments through the store and 100,000 staff by direct SQL
@@ -294,7 +409,7 @@ func (f *listFixture) check(b *testing.B) {
 			Total int            `json:"total"`
 		}
 		last := (d.total + 19) / 20
-		resp, err := f.get(http.DefaultClient, url.Values{"department_id": {d.id}, "page": {strconv.Itoa(last)}, "page_size": {"20"}})
+		resp, err := f.get(http.DefaultClient, f.tokens[0], url.Values{"department_id": {d.id}, "page": {strconv.Itoa(last)}, "page_size": {"20"}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -314,23 +429,30 @@ func (f *listFixture) check(b *testing.B) {
 	}
 }
 
-func (f *listFixture) get(c *http.Client, q url.Values) (*http.Response, error) {
+func (f *listFixture) get(c *http.Client, token string, q url.Values) (*http.Response, error) {
 	req, err := http.NewRequest(http.MethodGet, f.base+"/api/admin/staff?"+q.Encode(), nil)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+f.token)
+	req.Header.Set("Authorization", "Bearer "+token)
 	return c.Do(req)
 }
 
 // query returns a random list request of the mix a console sees: 60% a
 // department's list at a random page, 25% a department and a staff kind at a
 // random page, 10% a department searched by surname and 5% by a job number
-// fragment (first three pages).
-func (f *listFixture) query(rng *rand.Rand) url.Values {
+// fragment (first three pages). maxPage, when not 0, limits the department
+// and kind lists to their first maxPage pages and searches to page 1.
+func (f *listFixture) query(rng *rand.Rand, maxPage int) url.Values {
 	d := f.depts[rng.IntN(len(f.depts))]
 	q := url.Values{"department_id": {d.id}, "page_size": {"20"}}
-	pages := func(n int) string { return strconv.Itoa(1 + rng.IntN(max(1, (n+19)/20))) }
+	pages := func(n int) string {
+		n = max(1, (n+19)/20)
+		if maxPage > 0 {
+			n = min(n, maxPage)
+		}
+		return strconv.Itoa(1 + rng.IntN(n))
+	}
 	switch r := rng.IntN(100); {
 	case r < 60:
 		q.Set("page", pages(d.total))
@@ -340,7 +462,7 @@ func (f *listFixture) query(rng *rand.Rand) url.Values {
 		q.Set("page", pages(d.byKind[k]))
 	case r < 95:
 		q.Set("q", string(surnames[rng.IntN(20)]))
-		q.Set("page", strconv.Itoa(1+rng.IntN(3)))
+		q.Set("page", pages(60))
 	default:
 		q.Set("q", fmt.Sprintf("%03d", rng.IntN(1000)))
 		q.Set("page", "1")
@@ -350,15 +472,20 @@ func (f *listFixture) query(rng *rand.Rand) url.Values {
 
 type result struct {
 	n, errors               int
+	gens                    uint64 // write generations during the measured part
+	hitPct                  float64
 	rps, p50, p90, p99, max float64
 	srvP50, srvP99          float64 // in the handler, after the server read the request
 	cpuPerReq               float64 // µs of CPU (server and clients) per request
 }
 
-// run drives clients closed-loop clients (each sends its next request when the
-// previous answer has been read) for a 1 s warm-up and then dur, and returns
-// the figures of the measured part.
-func (f *listFixture) run(b *testing.B, clients int, dur time.Duration) result {
+// run drives clients clients for a 1 s warm-up and then dur, and returns the
+// figures of the measured part. With think 0 the loop is closed (each client
+// sends its next request when the previous answer has been read); otherwise
+// each client waits an exponentially distributed time of mean think after each
+// answer, and starts at a random point of its first think time. Latency is
+// measured from send to the last byte of the answer; think time is not in it.
+func (f *listFixture) run(b *testing.B, clients int, think, dur time.Duration, tokens []string, maxPage int) result {
 	tr := &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients, DisableCompression: true, IdleConnTimeout: time.Minute}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr}
@@ -369,20 +496,32 @@ func (f *listFixture) run(b *testing.B, clients int, dur time.Duration) result {
 	var wg sync.WaitGroup
 	var measure sync.Once
 	var cpu0 time.Duration
+	var gen0, hits0, misses0 uint64
 	for i := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(i), uint64(clients)))
+			token := tokens[i%len(tokens)]
+			pause := func() {
+				time.Sleep(min(time.Duration(rng.ExpFloat64()*float64(think)), time.Until(end)+time.Millisecond))
+			}
+			if think > 0 {
+				time.Sleep(time.Duration(rng.Float64() * float64(think)))
+			}
 			for {
 				start := time.Now()
 				if start.After(end) {
 					return
 				}
 				if !start.Before(warm) {
-					measure.Do(func() { f.server.reset(); cpu0 = cpuTime() })
+					measure.Do(func() {
+						f.server.reset()
+						cpu0, gen0 = cpuTime(), f.db.Generation()
+						hits0, misses0 = f.store.ListCacheStats()
+					})
 				}
-				resp, err := f.get(c, f.query(rng))
+				resp, err := f.get(c, token, f.query(rng, maxPage))
 				if err == nil {
 					_, err = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
@@ -399,14 +538,26 @@ func (f *listFixture) run(b *testing.B, clients int, dur time.Duration) result {
 						errs[i]++
 					}
 				}
+				if think > 0 {
+					pause()
+				}
 			}
 		}()
 	}
 	wg.Wait()
 	elapsed := time.Since(warm)
+	if think > 0 {
+		elapsed = dur // the clients' last think times are not load
+	}
 	cpu := cpuTime() - cpu0
+	hits, misses := f.store.ListCacheStats()
+	hits, misses = hits-hits0, misses-misses0
+	r0 := result{gens: f.db.Generation() - gen0}
+	if hits+misses > 0 {
+		r0.hitPct = 100 * float64(hits) / float64(hits+misses)
+	}
 	var all []time.Duration
-	r := result{}
+	r := r0
 	for i := range lat {
 		all = append(all, lat[i]...)
 		r.errors += errs[i]

@@ -214,8 +214,9 @@ func TestPermissionsAndScope(t *testing.T) {
 		f := newFixture(t, db)
 		inst, dept := f.seed(t)
 		other := must(t)(f.store.Create(sys, f.dept, map[string]any{"institution_id": inst["id"], "code": "WK01", "name": "普外科", "category": "临床"}))
+		var otherStaff admin.Record
 		for i, d := range []admin.Record{dept, dept, other} {
-			must(t)(f.store.Create(sys, f.staff, map[string]any{"institution_id": inst["id"], "department_id": d["id"], "job_no": fmt.Sprintf("S%03d", i), "name": fmt.Sprintf("人员%d", i), "kind": "nurse"}))
+			otherStaff = must(t)(f.store.Create(sys, f.staff, map[string]any{"institution_id": inst["id"], "department_id": d["id"], "job_no": fmt.Sprintf("S%03d", i), "name": fmt.Sprintf("人员%d", i), "kind": "nurse"}))
 		}
 		deptAdmin := as(auth.RoleDeptAdmin, dept["id"].(string))
 		page, err := f.store.List(deptAdmin, f.staff, admin.Query{})
@@ -227,6 +228,13 @@ func TestPermissionsAndScope(t *testing.T) {
 		must(t)(f.store.Create(deptAdmin, f.staff, map[string]any{"institution_id": inst["id"], "department_id": dept["id"], "job_no": "X2", "name": "本科室", "kind": "nurse"}))
 		_, err = f.store.Create(deptAdmin, f.inst, map[string]any{"code": "H9", "name": "越权机构"})
 		wantCode(t, err, ihos.EForbidden)
+		// Refusals decided inside the write transaction are audited after it
+		// (auditing inside would wait on SQLite's single writer for ever).
+		_, err = f.store.SetEnabled(deptAdmin, f.staff, otherStaff["id"].(string), false)
+		wantCode(t, err, ihos.EForbidden)
+		_, err = f.store.Update(deptAdmin, f.staff, otherStaff["id"].(string), map[string]any{"version": 1, "name": "越权改名"})
+		wantCode(t, err, ihos.EForbidden)
+		wantCode(t, f.store.Delete(deptAdmin, f.staff, otherStaff["id"].(string)), ihos.EForbidden)
 
 		auditor := as(auth.RoleAuditor, "")
 		if _, err := f.store.List(auditor, f.staff, admin.Query{}); err != nil {
@@ -240,8 +248,8 @@ func TestPermissionsAndScope(t *testing.T) {
 		wantCode(t, err, ihos.EUnauthorized)
 
 		_, n, _ := audit.List(context.Background(), db, audit.Filter{Action: audit.ActionDenied})
-		if n != 4 {
-			t.Fatalf("denied actions audited: %d, want 4", n)
+		if n != 7 {
+			t.Fatalf("denied actions audited: %d, want 7", n)
 		}
 	})
 }

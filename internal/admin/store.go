@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"ihos"
@@ -28,8 +29,25 @@ type Store struct {
 	resources []*Resource
 	byName    map[string]*Resource
 
+	// ListCacheBytes bounds the cache of list pages and filter totals (see
+	// listcache.go); 0 turns it off. NewStore sets DefaultListCacheBytes on
+	// SQLite, whose file only this process writes, and 0 on MySQL, where the
+	// server may be shared with other processes that write without this
+	// process's Tx; set it there only when this process is the sole writer.
+	// Set it before the store serves requests.
+	ListCacheBytes int
+
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // List's prepared statements by SQL text (SQLite)
+
+	cache                  listCache
+	cacheHits, cacheMisses atomic.Uint64
+}
+
+// ListCacheStats reports how many list API requests the cache answered and how
+// many it did not, since the store was made.
+func (s *Store) ListCacheStats() (hits, misses uint64) {
+	return s.cacheHits.Load(), s.cacheMisses.Load()
 }
 
 // NewStore returns a Store for the given resources. It panics on a declaration
@@ -37,6 +55,9 @@ type Store struct {
 // are programming mistakes found at start-up.
 func NewStore(db *sqldb.DB, sealer *pii.Sealer, auth Authorizer, resources ...*Resource) *Store {
 	s := &Store{DB: db, Sealer: sealer, Auth: auth, byName: map[string]*Resource{}, stmts: map[string]*sql.Stmt{}}
+	if db.Engine == sqldb.SQLite {
+		s.ListCacheBytes = DefaultListCacheBytes
+	}
 	for _, r := range resources {
 		s.resources = append(s.resources, r)
 		s.byName[r.Name] = r
@@ -112,6 +133,13 @@ func (s *Store) List(ctx context.Context, r *Resource, q Query) (*Page, error) {
 	if err := s.Auth.Authorize(ctx, r.Perm+".read", ""); err != nil {
 		return nil, err
 	}
+	return s.list(ctx, r, q, s.DB.Generation())
+}
+
+// list is List after authorization. gen is the write generation read before
+// anything was read from the database; a cached total is used only if it was
+// counted in that generation.
+func (s *Store) list(ctx context.Context, r *Resource, q Query, gen uint64) (*Page, error) {
 	where := []string{"deleted_at IS NULL"}
 	var args []any
 	if dept := scopedDept(ctx, r); dept != "" {
@@ -200,19 +228,8 @@ func (s *Store) List(ctx context.Context, r *Resource, q Query) (*Page, error) {
 	}
 	cond := strings.Join(where, " AND ")
 	page := &Page{Page: q.Page, PageSize: q.PageSize, Items: []Record{}}
-	count, err := s.query(ctx, "SELECT COUNT(*) FROM "+r.Table+" WHERE "+cond, args...)
-	if err != nil {
-		return nil, ihos.Internal(err)
-	}
-	for count.Next() {
-		err = count.Scan(&page.Total)
-	}
-	if err == nil {
-		err = count.Err()
-	}
-	count.Close()
-	if err != nil {
-		return nil, ihos.Internal(err)
+	if err := s.count(ctx, gen, r.Table, cond, args, &page.Total); err != nil {
+		return nil, err
 	}
 	if page.Total == 0 || (q.Page-1)*q.PageSize >= page.Total {
 		return page, nil
@@ -240,6 +257,39 @@ func (s *Store) List(ctx context.Context, r *Resource, q Query) (*Page, error) {
 		s.present(r, rec)
 	}
 	return page, nil
+}
+
+// count sets *total to the number of live rows of table matching cond, from the
+// cache when it was counted in generation gen.
+func (s *Store) count(ctx context.Context, gen uint64, table, cond string, args []any, total *int) error {
+	key := ""
+	if s.ListCacheBytes > 0 {
+		key = countKey(table, cond, args)
+	}
+	if key != "" {
+		if n, ok := s.cache.count(gen, key); ok {
+			*total = n
+			return nil
+		}
+	}
+	rows, err := s.query(ctx, "SELECT COUNT(*) FROM "+table+" WHERE "+cond, args...)
+	if err != nil {
+		return ihos.Internal(err)
+	}
+	for rows.Next() {
+		err = rows.Scan(total)
+	}
+	if err == nil {
+		err = rows.Err()
+	}
+	rows.Close()
+	if err != nil {
+		return ihos.Internal(err)
+	}
+	if key != "" {
+		s.cache.putCount(gen, key, *total)
+	}
+	return nil
 }
 
 // maxStmts bounds the prepared statements a Store keeps: one per distinct list
@@ -575,7 +625,7 @@ func (s *Store) Create(ctx context.Context, r *Resource, input map[string]any) (
 		return s.record(ctx, tx, r, "create", id, nil, after, row)
 	})
 	if err != nil {
-		return nil, wrapDB(err)
+		return nil, wrapDB(s.wrapDenied(ctx, err))
 	}
 	s.afterWrite(ctx, r, id)
 	return s.Get(ctx, r, id)
@@ -630,7 +680,7 @@ func (s *Store) Update(ctx context.Context, r *Resource, id string, input map[st
 		return s.writeRow(ctx, tx, r, "update", id, old, row)
 	})
 	if err != nil {
-		return nil, wrapDB(err)
+		return nil, wrapDB(s.wrapDenied(ctx, err))
 	}
 	s.afterWrite(ctx, r, id)
 	return s.Get(ctx, r, id)
@@ -660,7 +710,7 @@ func (s *Store) SetEnabled(ctx context.Context, r *Resource, id string, enabled 
 		return s.writeRow(ctx, tx, r, op, id, old, row)
 	})
 	if err != nil {
-		return nil, wrapDB(err)
+		return nil, wrapDB(s.wrapDenied(ctx, err))
 	}
 	s.afterWrite(ctx, r, id)
 	return s.Get(ctx, r, id)
@@ -692,7 +742,7 @@ func (s *Store) Delete(ctx context.Context, r *Resource, id string) error {
 		return s.writeRow(ctx, tx, r, "delete", id, old, row)
 	})
 	if err != nil {
-		return wrapDB(err)
+		return wrapDB(s.wrapDenied(ctx, err))
 	}
 	s.afterWrite(ctx, r, id)
 	return nil
@@ -700,11 +750,38 @@ func (s *Store) Delete(ctx context.Context, r *Resource, id string) error {
 
 // authorizeRecord confines department-scoped roles to their own department's
 // records, before and after a change.
+//
+// It runs inside the write transaction, so it only decides: a refusal is
+// returned as a *deniedError and audited by wrapDenied after the transaction
+// has ended (auditing needs a write transaction of its own, and SQLite has one
+// writer: auditing inside would wait for itself).
 func (s *Store) authorizeRecord(ctx context.Context, r *Resource, rec Record) error {
-	if scopedDept(ctx, r) == "" {
+	own := scopedDept(ctx, r)
+	if own == "" {
 		return nil
 	}
-	return s.Auth.Authorize(ctx, r.Perm+".write", s.deptOf(r, rec))
+	if dept := s.deptOf(r, rec); dept != own {
+		return &deniedError{perm: r.Perm + ".write", dept: dept}
+	}
+	return nil
+}
+
+// deniedError is a refusal decided inside a write transaction.
+type deniedError struct{ perm, dept string }
+
+func (e *deniedError) Error() string { return "admin: denied " + e.perm + " for department " + e.dept }
+
+// wrapDenied audits a refusal decided inside a transaction, now that it has
+// ended, and returns the forbidden error; other errors pass through.
+func (s *Store) wrapDenied(ctx context.Context, err error) error {
+	var d *deniedError
+	if !errors.As(err, &d) {
+		return err
+	}
+	if aerr := s.Auth.Authorize(ctx, d.perm, d.dept); aerr != nil {
+		return aerr
+	}
+	return ihos.Errorf(ihos.EForbidden, "您没有执行此操作的权限")
 }
 
 func (s *Store) deptOf(r *Resource, rec Record) string {
@@ -860,7 +937,7 @@ func (s *Store) merge(ctx context.Context, r *Resource, old Record, input map[st
 	for _, f := range r.Fields {
 		v, present := rec[f.Name]
 		if f.Type == Password {
-			if old == nil && !present && f.Required {
+			if old == nil && !present && f.Required && bad[f.Name] == "" {
 				bad[f.Name] = "请填写" + f.Label
 			}
 			continue

@@ -506,9 +506,9 @@ func (s *Service) Routes(mux *http.ServeMux, prefix string, secureCookie bool) {
 		if err := web.DecodeJSON(r, &in); err != nil {
 			return err
 		}
-		if in.Username == "" || in.Password == "" {
+		if strings.TrimSpace(in.Username) == "" || in.Password == "" {
 			bad := map[string]string{}
-			if in.Username == "" {
+			if strings.TrimSpace(in.Username) == "" {
 				bad["username"] = "请输入用户名"
 			}
 			if in.Password == "" {

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"ihos"
@@ -29,11 +30,26 @@ const (
 // DB is an open database. Reads go through the embedded *sql.DB; writes go through
 // Tx. On SQLite writes use a separate single-connection pool, so writers queue in
 // Go instead of spinning on SQLITE_BUSY while readers run in parallel under WAL.
+//
+// Invariant: every write to this database goes through DB.Tx in this process;
+// CLI tools talk to the service over HTTP, and nothing else opens the database
+// for writing while the service runs. Generation relies on it: read caches (the
+// admin list cache) are correct only as long as it holds.
 type DB struct {
 	*sql.DB
 	Engine string
 	w      *sql.DB
+	gen    atomic.Uint64
 }
+
+// Generation is the database's write generation: a counter that Tx increments
+// after every commit (and after a commit that failed, since a failed commit may
+// still have been applied). A value read before a query and still current after
+// it means no write transaction committed in this process in between, so a result
+// computed from the database can be cached tagged with the generation read before
+// the query and served while Generation still returns that value. It says nothing
+// about writes made outside Tx; see the invariant on DB.
+func (db *DB) Generation() uint64 { return db.gen.Load() }
 
 // Open opens the database named by dsn and migrates it to the newest schema.
 // A dsn starting with "mysql://" is a go-sql-driver/mysql DSN after the prefix
@@ -96,7 +112,11 @@ func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		tx.Rollback()
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	err = tx.Commit()
+	// After the commit, so that a reader that sees the new generation also sees
+	// the committed rows; on a failed commit too, since it may have been applied.
+	db.gen.Add(1)
+	if err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
