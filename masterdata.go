@@ -81,3 +81,18 @@ var Titles = map[string][]string{
 	StaffTechnician: {"主任技师", "副主任技师", "主管技师", "技师", "技士"},
 	StaffAdmin:      {"研究员", "副研究员", "助理研究员", "科员"},
 }
+
+// ValidHospitalID reports whether id can name a hospital: it becomes part of
+// NATS subjects, stream and account names and certificate names, so it is
+// letters, digits, '-' and '_', at most 36 characters.
+func ValidHospitalID(id string) bool {
+	if len(id) == 0 || len(id) > 36 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -66,7 +66,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.HospitalID == "" {
 		cfg.HospitalID = DefaultHospitalID
 	}
-	if !sync.ValidHospitalID(cfg.HospitalID) {
+	if !ihos.ValidHospitalID(cfg.HospitalID) {
 		return nil, ihos.Errorf(ihos.EInvalid, "医院编号 %q 无效：只能包含字母、数字、- 和 _，最长 36 位", cfg.HospitalID)
 	}
 	if cfg.NodeID == "" {
@@ -115,11 +115,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		a.Close()
 		return nil, err
 	}
-	sa, err := newSyncAdmin(n.Config.DataDir, a.Link, cfg.HospitalID)
-	if err != nil {
-		a.Close()
-		return nil, err
-	}
+	sa := newSyncAdmin(n, a.Link, cfg.HospitalID)
 	sa.routes(mux, n.Auth)
 	a.Console.AddPage(sa.page(n.Auth))
 	a.Console.Routes(mux)

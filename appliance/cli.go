@@ -1,21 +1,13 @@
 package appliance
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
-	"time"
 
 	"ihos"
 	"ihos/internal/node"
-	"ihos/internal/web"
 	"ihos/sync"
 )
 
@@ -25,58 +17,15 @@ import (
 // in its data dir.
 func SyncCLI(ctx context.Context, args []string, out io.Writer) error {
 	cfg := Config{Config: node.Config{HTTP: DefaultHTTP}}
-	fs := flag.NewFlagSet("ihos-appliance sync", flag.ContinueOnError)
-	path := cfg.Flags(fs)
-	asJSON := fs.Bool("json", false, "输出 JSON")
-	flags, rest := splitArgs(fs, args)
-	if err := node.Load(fs, flags, &cfg, path); err != nil {
+	cli, rest, err := node.NewCLI("appliance", flag.NewFlagSet("ihos-appliance sync", flag.ContinueOnError), &cfg.Config, &cfg, args, out)
+	if err != nil {
 		return err
 	}
 	if len(rest) == 0 {
 		return ihos.Errorf(ihos.EInvalid, "用法：ihos-appliance sync status|verify|resync <数据类型> [--data-dir 目录] [--http 地址] [--json]")
 	}
-	if cfg.DataDir == "" {
-		cfg.DataDir = node.DefaultDataDir("appliance")
-	}
-	token, err := os.ReadFile(filepath.Join(cfg.DataDir, cliTokenFile))
-	if err != nil {
-		return ihos.Errorf(ihos.EUnavailable, "读取 %s 失败：服务是否在运行、数据目录是否正确（--data-dir）？", filepath.Join(cfg.DataDir, cliTokenFile))
-	}
-	host := cfg.HTTP
-	if strings.HasPrefix(host, "0.0.0.0:") || strings.HasPrefix(host, ":") {
-		host = "127.0.0.1:" + host[strings.LastIndexByte(host, ':')+1:]
-	}
-	call := func(method, path string, body any, v any) error {
-		var rd io.Reader
-		if body != nil {
-			b, _ := json.Marshal(body)
-			rd = bytes.NewReader(b)
-		}
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, method, "http://"+host+path, rd)
-		if err != nil {
-			return err
-		}
-		req.Header.Set(CLITokenHeader, strings.TrimSpace(string(token)))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return ihos.Errorf(ihos.EUnavailable, "无法连接院内服务 http://%s：%v", host, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode >= 300 {
-			var e web.ErrorBody
-			json.Unmarshal(b, &e)
-			return &ihos.Error{Code: e.Code, Message: e.Message, Fields: e.Fields}
-		}
-		if *asJSON {
-			out.Write(b)
-			return nil
-		}
-		return json.Unmarshal(b, v)
-	}
+	call := func(method, path string, body, v any) error { return cli.Call(ctx, method, path, body, v) }
+	asJSON := &cli.JSON
 	switch rest[0] {
 	case "status":
 		var st sync.Status
@@ -131,29 +80,4 @@ func SyncCLI(ctx context.Context, args []string, out io.Writer) error {
 		return ihos.Errorf(ihos.EInvalid, "未知的 sync 子命令 %q：可用 status、verify、resync", rest[0])
 	}
 	return nil
-}
-
-// splitArgs separates the subcommand words from the flags, wherever the flags
-// stand (`sync verify --data-dir X` and `sync --data-dir X verify` both work).
-func splitArgs(fs *flag.FlagSet, args []string) (flags, words []string) {
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if !strings.HasPrefix(a, "-") {
-			words = append(words, a)
-			continue
-		}
-		flags = append(flags, a)
-		name := strings.TrimLeft(a, "-")
-		if strings.Contains(name, "=") {
-			continue
-		}
-		if f := fs.Lookup(name); f != nil && i+1 < len(args) {
-			if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
-				continue
-			}
-			i++
-			flags = append(flags, args[i])
-		}
-	}
-	return flags, words
 }

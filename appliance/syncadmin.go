@@ -2,19 +2,14 @@ package appliance
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/subtle"
 	_ "embed"
-	"encoding/hex"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
 	stdsync "sync"
 
 	"ihos"
 	"ihos/internal/auth"
 	"ihos/internal/console"
+	"ihos/internal/node"
 	"ihos/internal/web"
 	"ihos/sync"
 )
@@ -25,32 +20,16 @@ var syncPageTemplate string
 // syncAdmin is the appliance's sync administration: the console page 数据同步,
 // the JSON API the page and the CLI use, and the CLI token.
 type syncAdmin struct {
+	node     *node.Node
 	link     *sync.Link
 	hospital string
-	token    string // the CLI's credential, in <data dir>/cli.token
 
 	mu     stdsync.Mutex
 	report *sync.Report // the last verify, shown on the page
 }
 
-// cliTokenFile is where the running appliance leaves the token its own CLI
-// (`ihos-appliance sync …`) authenticates with. Only who can read the data dir
-// (root, the service user) can use it.
-const cliTokenFile = "cli.token"
-
-// CLITokenHeader carries the CLI token.
-const CLITokenHeader = "X-IHOS-CLI-Token"
-
-func newSyncAdmin(dataDir string, link *sync.Link, hospital string) (*syncAdmin, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return nil, err
-	}
-	s := &syncAdmin{link: link, hospital: hospital, token: hex.EncodeToString(b)}
-	if err := os.WriteFile(filepath.Join(dataDir, cliTokenFile), []byte(s.token+"\n"), 0o600); err != nil {
-		return nil, err
-	}
-	return s, nil
+func newSyncAdmin(n *node.Node, link *sync.Link, hospital string) *syncAdmin {
+	return &syncAdmin{node: n, link: link, hospital: hospital}
 }
 
 var syncEntityLabels = map[string]string{
@@ -155,15 +134,7 @@ func (s *syncAdmin) routes(mux *http.ServeMux, a *auth.Service) {
 	}))
 }
 
-// authorize admits the CLI (by its token) as the system actor, or a session
-// holding sync.write.
-func (s *syncAdmin) authorize(r *http.Request, a *auth.Service) (context.Context, error) {
-	if t := r.Header.Get(CLITokenHeader); t != "" {
-		if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(t)), []byte(s.token)) != 1 {
-			return nil, ihos.Errorf(ihos.EUnauthorized, "命令行凭据无效：请在运行中的服务所在机器上执行")
-		}
-		act := ihos.Actor{UserID: "cli", Username: "cli", Name: "命令行", Role: auth.RoleSysAdmin, IP: web.ClientIP(r), RequestID: web.RequestID(r.Context())}
-		return ihos.WithActor(r.Context(), act), nil
-	}
-	return r.Context(), a.Authorize(r.Context(), "sync.write", "")
+// authorize admits the CLI, or a session holding sync.write.
+func (s *syncAdmin) authorize(r *http.Request, _ *auth.Service) (context.Context, error) {
+	return s.node.AuthorizeCLIOr(r, "sync.write")
 }

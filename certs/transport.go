@@ -19,7 +19,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -55,12 +54,6 @@ const (
 // now is the clock; tests move it.
 var now = time.Now
 
-// hospitalIDRE mirrors sync.ValidHospitalID (certs cannot import sync: sync will
-// import certs for the link's TLS). A hospital id names NATS subjects and streams
-// and is the CommonName of its certificate.
-var hospitalIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,36}$`)
-
-func validHospitalID(id string) bool { return hospitalIDRE.MatchString(id) }
 
 func errBadHospitalID(id string) error {
 	return ihos.Errorf(ihos.EInvalid, "医院编号 %q 无效：只能包含字母、数字、- 和 _，最长 36 位", id)
@@ -379,7 +372,7 @@ func (ca *CA) clampNotAfter(t time.Time) time.Time {
 // Nothing else is taken from the CSR: its subject, SANs and requested extensions
 // are ignored.
 func (ca *CA) SignCSR(csrPEM []byte, hospitalID string) (certPEM []byte, err error) {
-	if !validHospitalID(hospitalID) {
+	if !ihos.ValidHospitalID(hospitalID) {
 		return nil, errBadHospitalID(hospitalID)
 	}
 	var blk *pem.Block
@@ -449,7 +442,7 @@ func checkClientKey(pub any) error {
 // (PKCS#8) and csrPEM. The key is ECDSA P-256; keep keyPEM on the appliance
 // (WriteKeyFile) and send only csrPEM to the cloud.
 func NewCSR(hospitalID string) (keyPEM, csrPEM []byte, err error) {
-	if !validHospitalID(hospitalID) {
+	if !ihos.ValidHospitalID(hospitalID) {
 		return nil, nil, errBadHospitalID(hospitalID)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -588,7 +581,7 @@ func HospitalOf(cert *x509.Certificate) (string, error) {
 		return "", ihos.Errorf(ihos.EInvalid, "连接证书不是医院证书（%s）", cert.Subject.CommonName)
 	}
 	id := cert.Subject.CommonName
-	if !validHospitalID(id) {
+	if !ihos.ValidHospitalID(id) {
 		return "", errBadHospitalID(id)
 	}
 	return id, nil

@@ -58,7 +58,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		cfg.Hospitals = []string{"h1"}
 	}
 	for _, h := range cfg.Hospitals {
-		if !sync.ValidHospitalID(h) {
+		if !ihos.ValidHospitalID(h) {
 			return nil, ihos.Errorf(ihos.EInvalid, "医院编号 %q 无效：只能包含字母、数字、- 和 _，最长 36 位", h)
 		}
 	}

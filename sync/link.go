@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	stdsync "sync"
 	"sync/atomic"
 	"time"
@@ -31,11 +30,6 @@ const (
 	// the inbox table is the guarantee.
 	DedupeWindow = 10 * time.Minute
 )
-
-var hospitalIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,36}$`)
-
-// ValidHospitalID reports whether id can name a hospital's subjects and streams.
-func ValidHospitalID(id string) bool { return hospitalIDRE.MatchString(id) }
 
 // UpSubject carries hospital → cloud changes; DownSubject cloud → hospital.
 func UpSubject(hospital string) string   { return "ihos.sync." + hospital + ".up" }
@@ -127,7 +121,7 @@ func (l *Link) Kick() {
 // EnsureHospital creates (or updates) a hospital's two streams and their
 // durable consumers on the hub. The cloud calls it for every enrolled hospital.
 func EnsureHospital(ctx context.Context, js jetstream.JetStream, hospital string) error {
-	if !ValidHospitalID(hospital) {
+	if !ihos.ValidHospitalID(hospital) {
 		return fmt.Errorf("sync: bad hospital id %q", hospital)
 	}
 	for _, st := range []struct{ name, subject, consumer string }{

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"ihos"
 	"ihos/internal/broker"
 	"ihos/internal/web"
 )
@@ -16,7 +17,7 @@ import (
 // hub's streams for hospital, through the leafnode the broker dials out on.
 // The link runs until ctx ends; then call Close.
 func StartLeaf(ctx context.Context, b *broker.Broker, r *Replica, hospital string) (*Link, error) {
-	if !ValidHospitalID(hospital) {
+	if !ihos.ValidHospitalID(hospital) {
 		return nil, fmt.Errorf("sync: bad hospital id %q", hospital)
 	}
 	l := NewLink(r, hospital, func(h string) (*nats.Conn, jetstream.JetStream, error) {
@@ -71,7 +72,7 @@ func StartHub(ctx context.Context, b *broker.Broker, r *Replica, hospitals ...st
 // AddHospital creates a hospital's streams on the hub and starts applying its
 // changes.
 func (l *Link) AddHospital(ctx context.Context, hospital string) error {
-	if !ValidHospitalID(hospital) {
+	if !ihos.ValidHospitalID(hospital) {
 		return fmt.Errorf("sync: bad hospital id %q", hospital)
 	}
 	p, err := l.peer(hospital)

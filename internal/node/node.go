@@ -91,6 +91,8 @@ type Node struct {
 	Broker  *broker.Broker
 	Auth    *auth.Service
 	started time.Time
+
+	cliToken string
 }
 
 // Options are the per-service choices Open needs.
@@ -157,6 +159,10 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.Auth = auth.New(n.DB)
+	if err := n.writeCLIToken(); err != nil {
+		n.Close()
+		return nil, err
+	}
 	return n, nil
 }
 

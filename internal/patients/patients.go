@@ -31,7 +31,7 @@ func Resource() *admin.Resource {
 			if y, _ := rec["birth_year"].(int64); y != 0 && (y < 1900 || int(y) > time.Now().In(ihos.Shanghai).Year()) {
 				return map[string]string{"birth_year": fmt.Sprintf("年份应在 1900 到 %d 之间", time.Now().In(ihos.Shanghai).Year())}
 			}
-			if hosp, _ := rec["hospital_id"].(string); !sync.ValidHospitalID(hosp) {
+			if hosp, _ := rec["hospital_id"].(string); !ihos.ValidHospitalID(hosp) {
 				return map[string]string{"hospital_id": "医院编号无效"}
 			}
 			return nil
