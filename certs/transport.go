@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -53,7 +54,6 @@ const (
 
 // now is the clock; tests move it.
 var now = time.Now
-
 
 func errBadHospitalID(id string) error {
 	return ihos.Errorf(ihos.EInvalid, "医院编号 %q 无效：只能包含字母、数字、- 和 _，最长 36 位", id)
