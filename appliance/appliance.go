@@ -7,6 +7,7 @@ package appliance
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"net/http"
 	"os"
@@ -63,6 +64,25 @@ type App struct {
 
 // New opens the appliance's node and wires its routes; Run serves it.
 func New(ctx context.Context, cfg Config) (*App, error) {
+	dataDir := cfg.DataDir
+	if dataDir == "" {
+		dataDir = node.DefaultDataDir("appliance")
+	}
+	enr, err := loadEnrollment(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if enr != nil {
+		// Enrolled: the hospital id and the hub come from the enrollment (a
+		// configured cloud_leaf still wins, for a hub that moved).
+		if cfg.HospitalID != "" && cfg.HospitalID != enr.Hospital {
+			return nil, ihos.Errorf(ihos.EInvalid, "配置的医院编号 %s 与登记的医院编号 %s 不一致", cfg.HospitalID, enr.Hospital)
+		}
+		cfg.HospitalID = enr.Hospital
+		if cfg.CloudLeaf == "" {
+			cfg.CloudLeaf = enr.LeafURL
+		}
+	}
 	if cfg.HospitalID == "" {
 		cfg.HospitalID = DefaultHospitalID
 	}
@@ -75,6 +95,10 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	opts := node.Options{Kind: "appliance", SyncAlways: true, JetStreamDom: cfg.HospitalID}
 	if cfg.CloudLeaf != "" {
 		opts.LeafRemotes = []string{cfg.CloudLeaf}
+		if enr != nil {
+			leaf := cfg.CloudLeaf
+			opts.LeafTLS = func(dataDir string) (*tls.Config, error) { return leafTLS(dataDir, leaf) }
+		}
 	}
 	n, err := node.Open(ctx, cfg.Config, opts)
 	if err != nil {
@@ -82,6 +106,11 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	replica, err := sync.NewReplica(ctx, n.DB, sync.Appliance, cfg.NodeID, sync.NewRegistry(append(masterdata.Entities(), patients.Entity())...))
 	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	// Changes made before enrollment were captured for the default hospital id.
+	if err := replica.Rehome(ctx, cfg.HospitalID); err != nil {
 		n.Close()
 		return nil, err
 	}
@@ -133,6 +162,9 @@ func (a *App) Close() {
 func Run(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "sync" {
 		return SyncCLI(ctx, args[1:], os.Stdout)
+	}
+	if len(args) > 0 && args[0] == "enroll" {
+		return EnrollCLI(ctx, args[1:], os.Stdout)
 	}
 	cfg := Config{Config: node.Config{HTTP: DefaultHTTP}}
 	fs := flag.NewFlagSet("ihos-appliance", flag.ContinueOnError)

@@ -10,14 +10,20 @@ package cloud
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"html/template"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"ihos"
+	"ihos/certs"
 	"ihos/internal/admin"
 	"ihos/internal/masterdata"
 	"ihos/internal/node"
@@ -32,8 +38,12 @@ type Config struct {
 	// ("host:port"; port 0 picks a free one, reported by /api/sync/status).
 	// Empty: no hospital can connect.
 	LeafListen string `json:"leaf_listen" env:"IHOS_LEAF_LISTEN"`
-	// Hospitals are the hospital ids whose data this cloud replicates.
-	Hospitals []string `json:"hospitals" env:"IHOS_HOSPITALS"`
+	// LeafURL is the address appliances dial, told to them at enrollment
+	// (nats-leaf://cloud.example.com:7422). Default: the listener's address.
+	LeafURL string `json:"leaf_url" env:"IHOS_LEAF_URL"`
+	// LeafHosts are extra names and addresses the leafnode server certificate
+	// is valid for (the host of LeafURL, localhost and 127.0.0.1 always are).
+	LeafHosts []string `json:"leaf_hosts" env:"IHOS_LEAF_HOSTS"`
 }
 
 // DefaultHTTP is where the cloud listens unless told otherwise.
@@ -46,7 +56,9 @@ type App struct {
 	Replica *sync.Replica
 	Link    *sync.Link
 	Handler http.Handler
-	stop    context.CancelFunc
+	// Hospitals is the register of hospitals and their enrollment.
+	Hospitals *Hospitals
+	stop      context.CancelFunc
 }
 
 // New opens the cloud's node and wires its routes.
@@ -54,17 +66,38 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.NodeID == "" {
 		cfg.NodeID = "cloud"
 	}
-	if len(cfg.Hospitals) == 0 {
-		cfg.Hospitals = []string{"h1"}
-	}
-	for _, h := range cfg.Hospitals {
-		if !ihos.ValidHospitalID(h) {
-			return nil, ihos.Errorf(ihos.EInvalid, "医院编号 %q 无效：只能包含字母、数字、- 和 _，最长 36 位", h)
+	hosp := &Hospitals{enabled: map[string]string{}}
+	opts := node.Options{Kind: "cloud", AllowMySQL: true, JetStreamDom: sync.HubDomain, LeafListen: cfg.LeafListen}
+	if cfg.LeafListen != "" {
+		// Hospitals connect over mutual TLS only, each bound by its certificate
+		// to its own account.
+		opts.LeafTLS = func(dataDir string) (*tls.Config, error) {
+			ca, err := certs.LoadOrCreateCA(filepath.Join(dataDir, "pki"))
+			if err != nil {
+				return nil, err
+			}
+			srv, err := ca.ServerCert(filepath.Join(dataDir, "pki"), leafHosts(cfg))
+			if err != nil {
+				return nil, err
+			}
+			hosp.ca = ca
+			return ca.HubTLS(srv), nil
 		}
+		opts.HospitalOf = hosp.hospitalOf
 	}
-	n, err := node.Open(ctx, cfg.Config, node.Options{Kind: "cloud", AllowMySQL: true,
-		JetStreamDom: sync.HubDomain, LeafListen: cfg.LeafListen})
+	n, err := node.Open(ctx, cfg.Config, opts)
 	if err != nil {
+		return nil, err
+	}
+	hosp.db = n.DB
+	hosp.leafURL = func() string {
+		if cfg.LeafURL != "" {
+			return cfg.LeafURL
+		}
+		return "nats-leaf://" + n.Broker.LeafAddr()
+	}
+	if err := hosp.load(ctx); err != nil {
+		n.Close()
 		return nil, err
 	}
 	replica, err := sync.NewReplica(ctx, n.DB, sync.Cloud, cfg.Config.NodeID,
@@ -76,13 +109,14 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	store := admin.NewStore(n.DB, n.Sealer, n.Auth, patients.Resource())
 	store.OnWrite = replica.OnWrite("")
 	lctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	link, err := sync.StartHub(lctx, n.Broker, replica, cfg.Hospitals...)
+	link, err := sync.StartHub(lctx, n.Broker, replica, hosp.IDs()...)
 	if err != nil {
 		stop()
 		n.Close()
 		return nil, err
 	}
-	a := &App{Node: n, Store: store, Replica: replica, Link: link, stop: stop}
+	hosp.link = link
+	a := &App{Node: n, Store: store, Replica: replica, Link: link, Hospitals: hosp, stop: stop}
 	if err := link.ServeSync(); err != nil {
 		a.Close()
 		return nil, err
@@ -93,12 +127,13 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 			a.Close()
 			return nil, err
 		}
-		slog.Info("sync: accepting hospital links", "leaf", addr)
+		slog.Info("sync: accepting hospital links over mutual TLS", "leaf", addr, "url", hosp.leafURL())
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/sync/status", link.StatusHandler())
 	catalog{db: n.DB}.routes(mux)
-	signup{store: store, hospitals: cfg.Hospitals, link: link}.routes(mux)
+	signup{store: store, hospitals: hosp, link: link}.routes(mux)
+	hosp.routes(mux, n)
 	mux.Handle("GET /healthz", n.Health())
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -117,6 +152,9 @@ func (a *App) Close() {
 
 // Run is the cloud's main: it parses args, starts, and serves until ctx ends.
 func Run(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "hospital" {
+		return HospitalCLI(ctx, args[1:], os.Stdout)
+	}
 	cfg := Config{Config: node.Config{HTTP: DefaultHTTP}}
 	fs := flag.NewFlagSet("ihos-cloud", flag.ContinueOnError)
 	path := cfg.Flags(fs)
@@ -138,3 +176,20 @@ var landing = template.Must(template.New("landing").Parse(`<!DOCTYPE html>
 <p>本服务为患者（小程序 / H5）、医生和护士（App）提供线上服务接口。</p>
 <p>运行状态：<a href="/healthz">/healthz</a>　版本：{{.Version}}　数据库：{{.Database}}</p>
 </body></html>`))
+
+// leafHosts are the names the leafnode server certificate covers.
+func leafHosts(cfg Config) []string {
+	hosts := []string{"localhost", "127.0.0.1"}
+	if h, _, err := net.SplitHostPort(cfg.LeafListen); err == nil && h != "" && h != "0.0.0.0" && h != "::" {
+		hosts = append(hosts, h)
+	}
+	if u, err := url.Parse(cfg.LeafURL); err == nil && u.Hostname() != "" {
+		hosts = append(hosts, u.Hostname())
+	}
+	if name, err := os.Hostname(); err == nil {
+		hosts = append(hosts, strings.ToLower(name))
+	}
+	hosts = append(hosts, cfg.LeafHosts...)
+	slices.Sort(hosts)
+	return slices.Compact(hosts)
+}

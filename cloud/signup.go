@@ -16,7 +16,7 @@ import (
 // (verification code, real-name check, login) replaces the open endpoint.
 type signup struct {
 	store     *admin.Store
-	hospitals []string
+	hospitals *Hospitals
 	link      *sync.Link
 }
 
@@ -41,7 +41,7 @@ func (s signup) create(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	hosp, _ := in["hospital_id"].(string)
-	if !slices.Contains(s.hospitals, hosp) {
+	if !s.hospitals.Known(hosp) {
 		return ihos.Invalid(map[string]string{"hospital_id": "该医院尚未开通互联网医院"})
 	}
 	a := signupActor

@@ -126,6 +126,20 @@ func newCrashRig(t *testing.T) *crashRig {
 	r.appliance.args = []string{"--data-dir", filepath.Join(dir, "appliance"), "--http", r.appliance.addr,
 		"--credentials", filepath.Join(dir, "creds.json"), "--cloud-leaf", "nats-leaf://" + leaf, "--log-level", "warn"}
 	r.cloud.start()
+	// Enroll the hospital with the two tools, as IT would.
+	out, err := exec.Command(filepath.Join(binaries(t), "ihos-cloud"), "hospital", "add", "--id", "h1", "--name", "崩溃测试医院",
+		"--data-dir", filepath.Join(dir, "cloud"), "--http", r.cloud.addr, "--json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("hospital add: %v\n%s", err, out)
+	}
+	var code struct{ Code string }
+	if err := json.Unmarshal(out, &code); err != nil || code.Code == "" {
+		t.Fatalf("hospital add output: %s", out)
+	}
+	if out, err := exec.Command(filepath.Join(binaries(t), "ihos-appliance"), "enroll", "--cloud", "http://"+r.cloud.addr, "--code", code.Code,
+		"--data-dir", filepath.Join(dir, "appliance")).CombinedOutput(); err != nil {
+		t.Fatalf("enroll: %v\n%s", err, out)
+	}
 	r.appliance.start()
 	t.Cleanup(func() { r.appliance.stop(); r.cloud.stop() })
 	var creds map[string]struct{ Username, Password string }

@@ -40,21 +40,32 @@ func startWith(t *testing.T, via func(leaf string) string) *system {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	c, err := cloud.New(ctx, cloud.Config{Config: node.Config{DataDir: filepath.Join(dir, "cloud")}, LeafListen: "127.0.0.1:0", Hospitals: []string{"h1"}})
+	c, err := cloud.New(ctx, cloud.Config{Config: node.Config{DataDir: filepath.Join(dir, "cloud")}, LeafListen: "127.0.0.1:0"})
 	if err != nil {
+		t.Fatal(err)
+	}
+	cs := httptest.NewServer(web.Middleware(c.Handler))
+	// Enroll the hospital the way IT does: a code from the cloud, traded by the
+	// appliance for its certificate.
+	code, err := c.Hospitals.Add(ctx, "h1", "示例市第一人民医院")
+	if err != nil {
+		t.Fatal(err)
+	}
+	appDir := filepath.Join(dir, "appliance")
+	if _, err := appliance.Enroll(ctx, appDir, cs.URL, code.Code); err != nil {
 		t.Fatal(err)
 	}
 	leaf := c.Node.Broker.LeafAddr()
 	if via != nil {
 		leaf = via(leaf)
 	}
-	a, err := appliance.New(ctx, appliance.Config{Config: node.Config{DataDir: filepath.Join(dir, "appliance")}, Demo: true,
-		Credentials: filepath.Join(dir, "creds.json"), HospitalID: "h1", CloudLeaf: "nats-leaf://" + leaf})
+	a, err := appliance.New(ctx, appliance.Config{Config: node.Config{DataDir: appDir}, Demo: true,
+		Credentials: filepath.Join(dir, "creds.json"), CloudLeaf: "nats-leaf://" + leaf})
 	if err != nil {
+		cs.Close()
 		c.Close()
 		t.Fatal(err)
 	}
-	cs := httptest.NewServer(web.Middleware(c.Handler))
 	as := httptest.NewServer(web.Middleware(a.Handler))
 	t.Cleanup(func() { as.Close(); cs.Close(); a.Close(); c.Close() })
 	return &system{cloud: c, appliance: a, cloudURL: cs.URL, appURL: as.URL}

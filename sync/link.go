@@ -71,6 +71,9 @@ type Link struct {
 	handlers    map[string]Handler
 	consuming   map[string]context.CancelFunc
 	wg          stdsync.WaitGroup
+
+	ctx              context.Context // the link's life, from Start
+	pendingConsumers []string        // hospitals added before Start
 }
 
 // peer is the connection to one hospital's streams.
@@ -151,10 +154,18 @@ func EnsureHospital(ctx context.Context, js jetstream.JetStream, hospital string
 // Start runs the relay, and on an appliance the consumer of its down stream,
 // until ctx ends. The cloud adds its hospitals' consumers with Consume.
 func (l *Link) Start(ctx context.Context) {
+	l.mu.Lock()
+	l.ctx = ctx
+	pending := l.pendingConsumers
+	l.pendingConsumers = nil
+	l.mu.Unlock()
 	l.wg.Add(1)
 	go func() { defer l.wg.Done(); l.relay(ctx) }()
 	if l.Hospital != "" {
-		l.Consume(ctx, l.Hospital)
+		l.Consume(l.Hospital)
+	}
+	for _, h := range pending {
+		l.Consume(h)
 	}
 }
 
@@ -248,13 +259,21 @@ wait:
 
 // Consume starts applying hospital's incoming stream: the down stream on an
 // appliance, the up stream on the cloud.
-func (l *Link) Consume(ctx context.Context, hospital string) {
+//
+// Consumers live as long as the link (the context given to Start), whatever
+// the context of the request that added the hospital; before Start they wait
+// for it.
+func (l *Link) Consume(hospital string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, ok := l.consuming[hospital]; ok {
 		return
 	}
-	cctx, cancel := context.WithCancel(ctx)
+	if l.ctx == nil {
+		l.pendingConsumers = append(l.pendingConsumers, hospital)
+		return
+	}
+	cctx, cancel := context.WithCancel(l.ctx)
 	l.consuming[hospital] = cancel
 	l.wg.Add(1)
 	go func() { defer l.wg.Done(); l.consume(cctx, hospital) }()
@@ -283,7 +302,7 @@ func (l *Link) consume(ctx context.Context, hospital string) {
 				// transaction for whatever queued up behind the first message:
 				// low latency when quiet, one fsync per batch under load.
 				ch := batch.Messages()
-				for msg := range ch {
+				for msg := range messagesUntil(ctx, ch) {
 					msgs := []jetstream.Msg{msg}
 				more:
 					for len(msgs) < 256 {
@@ -438,4 +457,22 @@ func (l *Link) Status(ctx context.Context) (Status, error) {
 		return s, ihos.Internal(err)
 	}
 	return s, nil
+}
+
+// messagesUntil yields the messages of a fetch until the fetch ends or ctx is
+// cancelled: a pull request whose expiry notice never comes (the other side went
+// away mid-request) must not hold up shutdown.
+func messagesUntil(ctx context.Context, ch <-chan jetstream.Msg) func(func(jetstream.Msg) bool) {
+	return func(yield func(jetstream.Msg) bool) {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case m, ok := <-ch:
+				if !ok || !yield(m) {
+					return
+				}
+			}
+		}
+	}
 }

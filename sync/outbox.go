@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"strings"
 	"time"
 
@@ -68,4 +69,52 @@ func (r *Replica) Backlog(ctx context.Context) (int, time.Time, error) {
 		t, _ = ihos.ParseTime(oldest.String)
 	}
 	return n, t, nil
+}
+
+// Rehome points every pending outbox message at hospital: an appliance that
+// worked standalone, or was enrolled under a new id, sends what it captured
+// before as its own. (An appliance serves one hospital; the cloud never calls
+// this.)
+func (r *Replica) Rehome(ctx context.Context, hospital string) error {
+	if r.Side != Appliance {
+		return nil
+	}
+	var n int
+	if err := r.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM sync_outbox WHERE hospital <> ?`, hospital).Scan(&n); err != nil || n == 0 {
+		return err
+	}
+	return r.DB.Tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT seq, payload FROM sync_outbox WHERE hospital <> ?`, hospital)
+		if err != nil {
+			return err
+		}
+		type fix struct {
+			seq     int64
+			payload []byte
+		}
+		var fixes []fix
+		for rows.Next() {
+			var seq int64
+			var payload string
+			if err := rows.Scan(&seq, &payload); err != nil {
+				rows.Close()
+				return err
+			}
+			var env Envelope
+			if err := json.Unmarshal([]byte(payload), &env); err != nil {
+				rows.Close()
+				return err
+			}
+			env.Hospital = hospital
+			b, _ := json.Marshal(env)
+			fixes = append(fixes, fix{seq, b})
+		}
+		rows.Close()
+		for _, f := range fixes {
+			if _, err := tx.ExecContext(ctx, `UPDATE sync_outbox SET hospital = ?, payload = ? WHERE seq = ?`, hospital, string(f.payload), f.seq); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

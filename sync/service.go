@@ -82,7 +82,7 @@ func (l *Link) AddHospital(ctx context.Context, hospital string) error {
 	if err := EnsureHospital(ctx, p.js, hospital); err != nil {
 		return err
 	}
-	l.Consume(ctx, hospital)
+	l.Consume(hospital)
 	return nil
 }
 

@@ -7,6 +7,8 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -103,6 +105,12 @@ type Options struct {
 	JetStreamDom string   // JetStream domain; default the node id
 	LeafListen   string   // the cloud: where hospitals' leafnodes connect
 	LeafRemotes  []string // an appliance: the cloud hub it dials out to
+	// LeafTLS returns the leafnode TLS config, given the resolved data dir (the
+	// cloud's CA and server certificate, an appliance's enrolled certificate).
+	LeafTLS func(dataDir string) (*tls.Config, error)
+	// HospitalOf maps a hospital's verified leafnode certificate to its id; set
+	// on the cloud, it isolates each hospital in its own account.
+	HospitalOf func(*x509.Certificate) (string, bool)
 }
 
 // Open prepares a node: creates the data dir, installs the JSON logger as slog's
@@ -143,6 +151,13 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Node, error) {
 		n.Close()
 		return nil, err
 	}
+	var leafTLS *tls.Config
+	if opts.LeafTLS != nil {
+		if leafTLS, err = opts.LeafTLS(cfg.DataDir); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
 	n.Broker, err = broker.Start(broker.Options{
 		Name:       opts.Kind + "-" + cfg.NodeID,
 		StoreDir:   filepath.Join(cfg.DataDir, "jetstream"),
@@ -153,6 +168,8 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Node, error) {
 
 		LeafListen:  opts.LeafListen,
 		LeafRemotes: opts.LeafRemotes,
+		LeafTLS:     leafTLS,
+		HospitalOf:  opts.HospitalOf,
 	})
 	if err != nil {
 		n.Close()
