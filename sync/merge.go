@@ -4,13 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"ihos"
+	"ihos/internal/sqldb"
 )
 
 // Columns of a Shared row that are bookkeeping, not content: they are never
@@ -93,7 +93,7 @@ func (r *Replica) setFieldStamp(ctx context.Context, tx *sql.Tx, e *Entity, id, 
 	// then hits the primary key, which means the stamp is already right.
 	_, err = tx.ExecContext(ctx, `INSERT INTO sync_field_stamps (entity, record_id, field, hlc, origin) VALUES (?, ?, ?, ?, ?)`,
 		e.Name, id, field, s.HLC.String(), s.Origin)
-	if err != nil && sqldbUnique(err) {
+	if err != nil && sqldb.IsUniqueViolation(err) {
 		return nil
 	}
 	return err
@@ -110,7 +110,7 @@ func (r *Replica) mergeRow(ctx context.Context, tx *sql.Tx, e *Entity, hospital 
 	}
 	if cur == nil {
 		// New here: insert as sent, with its stamps.
-		if err := r.insertRow(ctx, tx, e, hospital, row); err != nil {
+		if err := r.upsert(ctx, tx, e, hospital, row, false); err != nil {
 			return err
 		}
 		for f, fs := range row.Stamps {
@@ -191,36 +191,4 @@ func readRowForUpdate(ctx context.Context, tx *sql.Tx, r *Replica, e *Entity, id
 		return nil, nil
 	}
 	return readRow(ctx, tx, e, id)
-}
-
-// insertRow inserts a row as sent, for a row this side has never seen.
-func (r *Replica) insertRow(ctx context.Context, tx *sql.Tx, e *Entity, hospital string, row RowChange) error {
-	cols := []string{"id"}
-	args := []any{row.ID}
-	for _, c := range e.Columns() {
-		v, ok := row.Values[c]
-		switch {
-		case c == "id":
-			continue
-		case c == "version":
-			args = append(args, row.Version)
-		case c == "hospital_id":
-			args = append(args, hospital)
-		case !ok:
-			continue
-		default:
-			args = append(args, nullable(v))
-		}
-		cols = append(cols, c)
-	}
-	ph := strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ")
-	if _, err := tx.ExecContext(ctx, "INSERT INTO "+e.Table+" ("+strings.Join(cols, ", ")+") VALUES ("+ph+")", args...); err != nil {
-		return fmt.Errorf("sync: insert %s %s: %w", e.Name, row.ID, err)
-	}
-	return nil
-}
-
-func sqldbUnique(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "Error 1062")
 }

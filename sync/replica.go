@@ -264,8 +264,13 @@ func (r *Replica) applyRow(ctx context.Context, tx *sql.Tx, e *Entity, hospital 
 	if exists && version >= row.Version && !snapshot {
 		return nil
 	}
-	// Columns this node knows; a column only a newer peer has is skipped, so the
-	// two sides can be upgraded one at a time.
+	return r.upsert(ctx, tx, e, hospital, row, exists)
+}
+
+// upsert writes row's values as they are (exists says whether to update or
+// insert). Only columns this node knows are written; a column only a newer peer
+// has is skipped, so the two sides can be upgraded one at a time.
+func (r *Replica) upsert(ctx context.Context, tx *sql.Tx, e *Entity, hospital string, row RowChange, exists bool) error {
 	var cols []string
 	var args []any
 	for _, c := range e.Columns() {
@@ -279,13 +284,12 @@ func (r *Replica) applyRow(ctx context.Context, tx *sql.Tx, e *Entity, hospital 
 			args = append(args, hospital)
 		case !ok:
 			continue
-		case v == nil:
-			args = append(args, nil)
 		default:
-			args = append(args, *v)
+			args = append(args, nullable(v))
 		}
 		cols = append(cols, c)
 	}
+	var err error
 	if exists {
 		sets := make([]string, len(cols))
 		for i, c := range cols {

@@ -639,17 +639,7 @@ func (s *Store) Update(ctx context.Context, r *Resource, id string, input map[st
 	if !ok {
 		return nil, ihos.Invalid(map[string]string{"version": "缺少版本号（version），请先读取记录再修改"})
 	}
-	if err := s.Auth.Authorize(ctx, r.Perm+".write", "*"); err != nil {
-		return nil, err
-	}
-	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
-		old, err := s.load(ctx, tx, r, id, s.DB.ForUpdate())
-		if err != nil {
-			return err
-		}
-		if err := s.authorizeRecord(ctx, r, old); err != nil {
-			return err
-		}
+	err := s.change(ctx, r, id, func(tx *sql.Tx, old Record) error {
 		if old["version"].(int64) != version {
 			return ihos.Errorf(ihos.EConflict, "该%s已被他人修改，请刷新后重试", r.Noun)
 		}
@@ -680,29 +670,18 @@ func (s *Store) Update(ctx context.Context, r *Resource, id string, input map[st
 		return s.writeRow(ctx, tx, r, "update", id, old, row)
 	})
 	if err != nil {
-		return nil, wrapDB(s.wrapDenied(ctx, err))
+		return nil, err
 	}
-	s.afterWrite(ctx, r, id)
 	return s.Get(ctx, r, id)
 }
 
 // SetEnabled enables or disables a record.
 func (s *Store) SetEnabled(ctx context.Context, r *Resource, id string, enabled bool) (Record, error) {
-	if err := s.Auth.Authorize(ctx, r.Perm+".write", "*"); err != nil {
-		return nil, err
-	}
 	op := "disable"
 	if enabled {
 		op = "enable"
 	}
-	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
-		old, err := s.load(ctx, tx, r, id, s.DB.ForUpdate())
-		if err != nil {
-			return err
-		}
-		if err := s.authorizeRecord(ctx, r, old); err != nil {
-			return err
-		}
+	err := s.change(ctx, r, id, func(tx *sql.Tx, old Record) error {
 		if old["enabled"] == enabled {
 			return nil
 		}
@@ -710,9 +689,8 @@ func (s *Store) SetEnabled(ctx context.Context, r *Resource, id string, enabled 
 		return s.writeRow(ctx, tx, r, op, id, old, row)
 	})
 	if err != nil {
-		return nil, wrapDB(s.wrapDenied(ctx, err))
+		return nil, err
 	}
-	s.afterWrite(ctx, r, id)
 	return s.Get(ctx, r, id)
 }
 
@@ -723,6 +701,21 @@ func (s *Store) Delete(ctx context.Context, r *Resource, id string) error {
 	if r.NoDelete {
 		return ihos.Errorf(ihos.EForbidden, "%s不能删除，请改为停用", r.Noun)
 	}
+	return s.change(ctx, r, id, func(tx *sql.Tx, old Record) error {
+		if err := s.checkNotReferenced(ctx, tx, r, id); err != nil {
+			return err
+		}
+		now := ihos.FormatTime(time.Now())
+		row := map[string]any{"deleted_at": now, "version": old["version"].(int64) + 1, "updated_at": now}
+		return s.writeRow(ctx, tx, r, "delete", id, old, row)
+	})
+}
+
+// change is the frame of every change to an existing record: the write
+// permission, a write transaction holding the record locked, the department
+// scope on the record as it was, then fn; afterwards a refusal is audited and
+// the resource's AfterWrite hook runs.
+func (s *Store) change(ctx context.Context, r *Resource, id string, fn func(tx *sql.Tx, old Record) error) error {
 	if err := s.Auth.Authorize(ctx, r.Perm+".write", "*"); err != nil {
 		return err
 	}
@@ -734,12 +727,7 @@ func (s *Store) Delete(ctx context.Context, r *Resource, id string) error {
 		if err := s.authorizeRecord(ctx, r, old); err != nil {
 			return err
 		}
-		if err := s.checkNotReferenced(ctx, tx, r, id); err != nil {
-			return err
-		}
-		now := ihos.FormatTime(time.Now())
-		row := map[string]any{"deleted_at": now, "version": old["version"].(int64) + 1, "updated_at": now}
-		return s.writeRow(ctx, tx, r, "delete", id, old, row)
+		return fn(tx, old)
 	})
 	if err != nil {
 		return wrapDB(s.wrapDenied(ctx, err))

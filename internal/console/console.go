@@ -534,20 +534,7 @@ func (c *Console) list(w http.ResponseWriter, r *http.Request, v *view) (string,
 			lv.Filters = append(lv.Filters, fv)
 		}
 	}
-	pageURL := func(p int) string {
-		u := url.Values{}
-		for k, vs := range query {
-			u[k] = vs
-		}
-		u.Set("page", strconv.Itoa(p))
-		return "?" + u.Encode()
-	}
-	if page.Page > 1 {
-		lv.PrevURL = pageURL(page.Page - 1)
-	}
-	if page.Page < lv.Pages {
-		lv.NextURL = pageURL(page.Page + 1)
-	}
+	lv.PrevURL, lv.NextURL = pager(query, page.Page, lv.Pages)
 	v.Data = lv
 	return "list", nil
 }
@@ -800,21 +787,30 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, v *view) (st
 			v.Error = fmt.Sprintf("审计链校验失败：第 %d 条记录起被篡改或缺失", bad)
 		}
 	}
-	pageURL := func(p int) string {
+	av.PrevURL, av.NextURL = pager(q, f.Page, av.Pages, "verify")
+	v.Data = av
+	return "audit", nil
+}
+
+// pager returns the links to the previous and next page ("" at either end):
+// the current query with another page number, without the parameters in drop.
+func pager(q url.Values, page, pages int, drop ...string) (prev, next string) {
+	link := func(p int) string {
 		u := url.Values{}
 		for k, vs := range q {
 			u[k] = vs
 		}
-		u.Del("verify")
+		for _, k := range drop {
+			u.Del(k)
+		}
 		u.Set("page", strconv.Itoa(p))
 		return "?" + u.Encode()
 	}
-	if f.Page > 1 {
-		av.PrevURL = pageURL(f.Page - 1)
+	if page > 1 {
+		prev = link(page - 1)
 	}
-	if f.Page < av.Pages {
-		av.NextURL = pageURL(f.Page + 1)
+	if page < pages {
+		next = link(page + 1)
 	}
-	v.Data = av
-	return "audit", nil
+	return prev, next
 }
