@@ -12,6 +12,7 @@ import (
 	"ihos/internal/admin"
 	"ihos/internal/auth"
 	"ihos/internal/nettest"
+	"ihos/internal/sqldb/sqldbtest"
 )
 
 // partitionChanges is how many changes each side makes while cut off: 500 in
@@ -24,13 +25,19 @@ func partitionChanges() int {
 }
 
 // Both sides keep working while the link is cut, and converge when it returns:
-// sync verify finds no difference.
+// sync verify finds no difference. It runs with the cloud on SQLite and on
+// MariaDB (IHOS_MYSQL_DSN; required in CI).
 func TestPartitionBothSidesConverge(t *testing.T) {
+	t.Run("cloud=sqlite", func(t *testing.T) { testPartition(t, "") })
+	t.Run("cloud=mysql", func(t *testing.T) { testPartition(t, sqldbtest.MySQLDSN(t)) })
+}
+
+func testPartition(t *testing.T, cloudDatabase string) {
 	var proxy *nettest.Proxy
-	s := startWith(t, func(leaf string) string {
+	s := startWith(t, setup{cloudDatabase: cloudDatabase, via: func(leaf string) string {
 		proxy = nettest.NewProxy(t, leaf)
 		return proxy.Addr()
-	})
+	}})
 	ctx := ihos.WithActor(context.Background(), ihos.Actor{UserID: "t", Username: "t", Role: auth.RoleSysAdmin})
 	eventually(t, 15*time.Second, "demo data replicated", func() bool {
 		rep, err := s.appliance.Link.Verify(ctx, "h1")

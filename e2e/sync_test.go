@@ -30,17 +30,24 @@ type system struct {
 
 func start(t *testing.T) *system {
 	t.Helper()
-	return startWith(t, nil)
+	return startWith(t, setup{})
 }
 
-// startWith starts both services; via, when set, puts something (a cuttable
-// proxy) between the appliance and the cloud's leafnode port and returns the
-// address the appliance should dial.
-func startWith(t *testing.T, via func(leaf string) string) *system {
+// setup varies how startWith starts the pair.
+type setup struct {
+	// via, when set, puts something (a cuttable proxy) between the appliance
+	// and the cloud's leafnode port and returns the address to dial.
+	via func(leaf string) string
+	// cloudDatabase is the cloud's database ("" = SQLite in its data dir).
+	cloudDatabase string
+}
+
+// startWith starts both services and enrolls the appliance with the cloud.
+func startWith(t *testing.T, o setup) *system {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	c, err := cloud.New(ctx, cloud.Config{Config: node.Config{DataDir: filepath.Join(dir, "cloud")}, LeafListen: "127.0.0.1:0"})
+	c, err := cloud.New(ctx, cloud.Config{Config: node.Config{DataDir: filepath.Join(dir, "cloud"), Database: o.cloudDatabase}, LeafListen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,8 +63,8 @@ func startWith(t *testing.T, via func(leaf string) string) *system {
 		t.Fatal(err)
 	}
 	leaf := c.Node.Broker.LeafAddr()
-	if via != nil {
-		leaf = via(leaf)
+	if o.via != nil {
+		leaf = o.via(leaf)
 	}
 	a, err := appliance.New(ctx, appliance.Config{Config: node.Config{DataDir: appDir}, Demo: true,
 		Credentials: filepath.Join(dir, "creds.json"), CloudLeaf: "nats-leaf://" + leaf})

@@ -46,6 +46,19 @@ func SQLite(t testing.TB) *sqldb.DB {
 // when IHOS_MYSQL_DSN is unset.
 func MySQL(t testing.TB) *sqldb.DB {
 	t.Helper()
+	db, err := sqldb.Open(context.Background(), MySQLDSN(t))
+	if err != nil {
+		t.Fatalf("open mysql: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// MySQLDSN creates a fresh database on the IHOS_MYSQL_DSN server, dropped when
+// the test ends, and returns its DSN in the form services take
+// ("mysql://user@tcp(host)/db"). It skips (fails in CI) when the variable is unset.
+func MySQLDSN(t testing.TB) string {
+	t.Helper()
 	dsn := os.Getenv(EnvMySQL)
 	if dsn == "" {
 		if os.Getenv("CI") == "true" {
@@ -76,10 +89,5 @@ func MySQL(t testing.TB) *sqldb.DB {
 		}
 	})
 	cfg.DBName = name
-	db, err := sqldb.Open(context.Background(), "mysql://"+cfg.FormatDSN())
-	if err != nil {
-		t.Fatalf("open mysql: %v", err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return "mysql://" + cfg.FormatDSN()
 }
