@@ -88,6 +88,12 @@ func testPartition(t *testing.T, cloudDatabase string) {
 	if _, err := s.appliance.Link.Verify(ctx, "h1"); ihos.ErrorCode(err) != ihos.EUnavailable {
 		t.Fatalf("verify while partitioned: %v", err)
 	}
+	// The cloud's changes wait in the hospital's down stream, which the status
+	// reports as its fill level.
+	eventually(t, 10*time.Second, "cloud backlog in the down stream", func() bool {
+		st, _ := s.cloud.Link.Status(ctx)
+		return st.Backlog == 0 && st.StreamUsagePct > 0
+	})
 
 	proxy.Restore(t)
 
@@ -96,6 +102,11 @@ func testPartition(t *testing.T, cloudDatabase string) {
 		return err == nil && rep.InSync
 	})
 	t.Logf("converged %v after the link returned", took.Round(time.Millisecond))
+	// Applied changes leave the streams: they hold only what is not yet applied.
+	eventually(t, 10*time.Second, "streams empty", func() bool {
+		st, _ := s.cloud.Link.Status(ctx)
+		return st.StreamUsagePct == 0 && !st.StreamAlarm
+	})
 	var onCloud, onAppliance int
 	s.cloud.Node.DB.QueryRow(`SELECT COUNT(*) FROM departments WHERE hospital_id = 'h1' AND code LIKE 'P0%'`).Scan(&onCloud)
 	s.appliance.Node.DB.QueryRow(`SELECT COUNT(*) FROM patients WHERE name LIKE '分区患者%'`).Scan(&onAppliance)

@@ -20,9 +20,11 @@ import (
 // leafnode link.
 const HubDomain = "hub"
 
-// Stream limits per hospital and direction. Discard=New makes a full stream
-// refuse new messages (the sender keeps them in its outbox and retries) rather
-// than silently drop old ones.
+// Stream limits per hospital and direction. A stream keeps a message until its
+// consumer has acknowledged it (interest retention), so what it holds is the
+// backlog not yet applied; Discard=New makes a full stream refuse new messages
+// (the sender keeps them in its outbox and retries) rather than silently drop
+// old ones. See docs/decisions/0008.
 const (
 	StreamMaxMsgs  = 5_000_000
 	StreamMaxBytes = 8 << 30
@@ -133,7 +135,7 @@ func EnsureHospital(ctx context.Context, js jetstream.JetStream, hospital string
 	} {
 		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 			Name: st.name, Subjects: []string{st.subject},
-			Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardNew,
+			Retention: jetstream.InterestPolicy, Discard: jetstream.DiscardNew,
 			MaxMsgs: StreamMaxMsgs, MaxBytes: StreamMaxBytes,
 			Storage: jetstream.FileStorage, Duplicates: DedupeWindow,
 		})
@@ -430,7 +432,15 @@ type Status struct {
 	Duplicates       int64     `json:"duplicates"` // redelivered changes skipped since start
 	Conflicts        int       `json:"conflicts"`
 	Rejected         int       `json:"rejected"`
+	// StreamUsagePct is how full the fullest of the hospital streams is (of
+	// StreamMaxMsgs / StreamMaxBytes); StreamAlarm is set from
+	// StreamAlarmPct on, well before a full stream starts refusing changes.
+	StreamUsagePct float64 `json:"stream_usage_pct"`
+	StreamAlarm    bool    `json:"stream_alarm"`
 }
+
+// StreamAlarmPct is the stream usage at which the status raises its alarm.
+const StreamAlarmPct = 80
 
 // Status reports the link's state.
 func (l *Link) Status(ctx context.Context) (Status, error) {
@@ -456,7 +466,44 @@ func (l *Link) Status(ctx context.Context) (Status, error) {
 	if err := l.Replica.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM sync_rejects`).Scan(&s.Rejected); err != nil {
 		return s, ihos.Internal(err)
 	}
+	s.StreamUsagePct = l.streamUsage(ctx)
+	if s.StreamAlarm = s.StreamUsagePct >= StreamAlarmPct; s.StreamAlarm {
+		slog.WarnContext(ctx, "sync: a hospital stream is filling up; check the consumer on the other side", "usage_pct", s.StreamUsagePct)
+	}
 	return s, nil
+}
+
+// streamUsage returns the fullest stream's usage in percent, over the streams
+// this side can see (best effort: an unreachable hub reports 0).
+func (l *Link) streamUsage(ctx context.Context) float64 {
+	l.mu.Lock()
+	peers := make(map[string]*peer, len(l.peers))
+	for h, p := range l.peers {
+		peers[h] = p
+	}
+	l.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	var worst float64
+	for h, p := range peers {
+		for _, name := range []string{UpStream(h), DownStream(h)} {
+			st, err := p.js.Stream(ctx, name)
+			if err != nil {
+				continue
+			}
+			info := st.CachedInfo()
+			if info == nil {
+				continue
+			}
+			if c := info.Config; c.MaxMsgs > 0 {
+				worst = max(worst, 100*float64(info.State.Msgs)/float64(c.MaxMsgs))
+			}
+			if c := info.Config; c.MaxBytes > 0 {
+				worst = max(worst, 100*float64(info.State.Bytes)/float64(c.MaxBytes))
+			}
+		}
+	}
+	return worst
 }
 
 // messagesUntil yields the messages of a fetch until the fetch ends or ctx is

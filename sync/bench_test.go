@@ -1,0 +1,659 @@
+//go:build linux
+
+package sync_test
+
+// The sync benchmarks of docs/benchmarks.md ("Sync"): end-to-end throughput
+// appliance → cloud against raw JetStream, commit-to-commit lag at a steady
+// rate, and the drain of a large backlog after a partition. Each benchmark
+// starts its own pair in this process, as startPair does: a hub broker (domain
+// "hub"), a leaf broker (domain "h1", SyncAlways) dialling it through a
+// nettest.Proxy, a SQLite replica on each side, sync.StartHub and
+// sync.StartLeaf. Both sides share the process, its two CPUs and its memory.
+//
+// They run only with -bench; all setup is inside the Benchmark functions.
+// They read /proc, hence linux only.
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	stdsync "sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"ihos"
+	"ihos/internal/broker"
+	"ihos/internal/nettest"
+	"ihos/internal/sqldb"
+	"ihos/internal/sqldb/sqldbtest"
+	"ihos/sync"
+)
+
+// benchEnv reads a positive integer knob from the environment.
+func benchEnv(b *testing.B, name string, def int) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(strings.ReplaceAll(s, "_", ""))
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive integer", name, s)
+	}
+	return n
+}
+
+type benchPair struct {
+	appDB, cloudDB     *sqldb.DB
+	app, cloud         *sync.Replica
+	appLink, cloudLink *sync.Link
+	hub, leaf          *broker.Broker
+	proxy              *nettest.Proxy
+	inst               string // an institution id for the departments rows
+}
+
+// startBenchPair starts hub, leaf, replicas and links as link_test.go's
+// startPair does, for a benchmark.
+func startBenchPair(b *testing.B) *benchPair {
+	b.Helper()
+	// The relay logs a warning at every retry while a link is cut.
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	b.Cleanup(func() { slog.SetDefault(prev) })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	hub, err := broker.Start(broker.Options{Name: "hub", StoreDir: b.TempDir(), Domain: sync.HubDomain, LeafListen: "127.0.0.1:0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	px := nettest.NewProxy(b, hub.LeafAddr())
+	leaf, err := broker.Start(broker.Options{Name: "h1", StoreDir: b.TempDir(), Domain: "h1", SyncAlways: true,
+		LeafRemotes: []string{"nats-leaf://" + px.Addr()}, LeafReconnect: 100 * time.Millisecond})
+	if err != nil {
+		hub.Shutdown()
+		b.Fatal(err)
+	}
+	p := &benchPair{hub: hub, leaf: leaf, proxy: px, appDB: sqldbtest.SQLite(b), cloudDB: sqldbtest.SQLite(b), inst: ihos.NewID()}
+	if p.cloud, err = sync.NewReplica(ctx, p.cloudDB, sync.Cloud, "cloud", entities()); err != nil {
+		b.Fatal(err)
+	}
+	if p.app, err = sync.NewReplica(ctx, p.appDB, sync.Appliance, "appliance-h1", entities()); err != nil {
+		b.Fatal(err)
+	}
+	if p.cloudLink, err = sync.StartHub(ctx, hub, p.cloud, "h1"); err != nil {
+		b.Fatal(err)
+	}
+	if p.appLink, err = sync.StartLeaf(ctx, leaf, p.app, "h1"); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cancel()
+		p.appLink.Close()
+		p.cloudLink.Close()
+		leaf.Shutdown()
+		hub.Shutdown()
+	})
+	benchWait(b, 10*time.Second, "leafnode connected", func() bool { return leaf.Server().NumLeafNodes() == 1 })
+	return p
+}
+
+func benchWait(b *testing.B, d time.Duration, what string, ok func() bool) time.Duration {
+	b.Helper()
+	start := time.Now()
+	for time.Since(start) < d {
+		if ok() {
+			return time.Since(start)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.Fatalf("timed out after %v waiting for %s", d, what)
+	return 0
+}
+
+// applied is how many envelopes the cloud's link has applied (an atomic
+// counter the link increments after each batch commits).
+func (p *benchPair) applied(b *testing.B) int64 {
+	st, err := p.cloudLink.Status(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st.Applied
+}
+
+const benchDeptInsert = `INSERT INTO departments (id, institution_id, code, name, category, location, phone, sort_order, intro, version, created_at, updated_at, hospital_id)
+VALUES (?, ?, ?, ?, '临床', '门诊楼三层东区', '020-12345678', ?, ?, 1, ?, ?, 'h1')`
+
+// insertDepts inserts n departments rows numbered from base with plain SQL in
+// tx and returns their refs for Capture.
+func (p *benchPair) insertDepts(ctx context.Context, tx *sql.Tx, base, n int) ([]sync.Ref, error) {
+	now := ihos.FormatTime(time.Now())
+	refs := make([]sync.Ref, n)
+	for k := range n {
+		id := ihos.NewID()
+		i := base + k
+		if _, err := tx.ExecContext(ctx, benchDeptInsert, id, p.inst, fmt.Sprintf("B%07d", i), fmt.Sprintf("第%d临床科室", i), i,
+			"本科室开设普通门诊、专家门诊和专病门诊。", now, now); err != nil {
+			return nil, err
+		}
+		refs[k] = sync.Ref{Entity: "departments", ID: id}
+	}
+	return refs, nil
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// memMB returns VmRSS, RssAnon and RssFile of this process in MB.
+func memMB() (rss, anon, file float64) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		k, v, ok := strings.Cut(s.Text(), ":")
+		if !ok {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+		switch k {
+		case "VmRSS":
+			rss = kb / 1024
+		case "RssAnon":
+			anon = kb / 1024
+		case "RssFile":
+			file = kb / 1024
+		}
+	}
+	return
+}
+
+// rssSampler samples the process's memory every 200 ms until closed, keeping
+// the maxima of the current phase.
+type rssSampler struct {
+	mu                stdsync.Mutex
+	maxRSS, maxAnon   float64
+	fileAtMax         float64
+	lastRSS, lastAnon float64
+	stop, done        chan struct{}
+}
+
+func startRSS() *rssSampler {
+	s := &rssSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			rss, anon, file := memMB()
+			s.mu.Lock()
+			s.lastRSS, s.lastAnon = rss, anon
+			if rss > s.maxRSS {
+				s.maxRSS, s.fileAtMax = rss, file
+			}
+			s.maxAnon = max(s.maxAnon, anon)
+			s.mu.Unlock()
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+// phase returns the maxima since the last call (with one fresh sample) and
+// starts new ones.
+func (s *rssSampler) phase() (maxRSS, maxAnon, fileAtMax float64) {
+	rss, anon, file := memMB()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rss > s.maxRSS {
+		s.maxRSS, s.fileAtMax = rss, file
+	}
+	maxRSS, maxAnon, fileAtMax = s.maxRSS, max(s.maxAnon, anon), s.fileAtMax
+	s.maxRSS, s.maxAnon, s.fileAtMax = 0, 0, 0
+	return
+}
+
+func (s *rssSampler) last() (rss, anon float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastRSS, s.lastAnon
+}
+
+func (s *rssSampler) close() {
+	close(s.stop)
+	<-s.done
+}
+
+// BenchmarkSyncThroughput measures sustained replication appliance → cloud:
+// the appliance commits IHOS_BENCH_SYNC_TX (default 20,000) local transactions
+// of 10 departments rows each (plain SQL plus one Capture of the 10 refs in the
+// same transaction, so one 10-row envelope per transaction), as fast as one
+// writer can, while the link replicates them. rows/s is the row changes from
+// the first commit to the last envelope applied on the cloud. Then the same
+// envelopes (read back from the hub's stream) are published raw from the leaf
+// to a hub stream configured like SYNC_UP_h1: pipelined async publishes
+// (raw_msgs/s) and, as the relay does it, windows of 512 each waiting for all
+// its acks (raw512_msgs/s). ratio = sync envelopes/s ÷ raw_msgs/s.
+func BenchmarkSyncThroughput(b *testing.B) {
+	txs := benchEnv(b, "IHOS_BENCH_SYNC_TX", 20_000)
+	const rowsPerTx = 10
+	p := startBenchPair(b)
+	ctx := context.Background()
+	b.Logf("load average before: %s", loadAvg())
+
+	cpu0 := cpuSeconds()
+	start := time.Now()
+	var maxBacklog int
+	for i := range txs {
+		if err := p.appDB.Tx(ctx, func(tx *sql.Tx) error {
+			refs, err := p.insertDepts(ctx, tx, i*rowsPerTx, rowsPerTx)
+			if err != nil {
+				return err
+			}
+			return p.app.Capture(ctx, tx, "h1", refs...)
+		}); err != nil {
+			b.Fatal(err)
+		}
+		if i%2000 == 1999 {
+			n, _, _ := p.app.Backlog(ctx)
+			maxBacklog = max(maxBacklog, n)
+		}
+	}
+	committed := time.Since(start)
+	appliedAtEnd := p.applied(b)
+	backlogAtEnd, _, _ := p.app.Backlog(ctx)
+	benchWait(b, 10*time.Minute, "every envelope applied on the cloud", func() bool { return p.applied(b) >= int64(txs) })
+	total := time.Since(start)
+	cpu := cpuSeconds() - cpu0
+	if n := count(p.cloudDB, `SELECT COUNT(*) FROM departments`); n != txs*rowsPerTx {
+		b.Fatalf("cloud has %d departments, want %d", n, txs*rowsPerTx)
+	}
+	rows := float64(txs * rowsPerTx)
+	b.Logf("sync: %d tx × %d rows committed in %v (%.0f rows/s committed; %d envelopes applied by then, outbox %d, max outbox sampled %d); all applied after %v: %.0f rows/s end to end, %.1f s CPU (%.0f µs CPU per row)",
+		txs, rowsPerTx, committed.Round(time.Millisecond), rows/committed.Seconds(), appliedAtEnd, backlogAtEnd, maxBacklog,
+		total.Round(time.Millisecond), rows/total.Seconds(), cpu, cpu/rows*1e6)
+
+	// The same payloads, raw: read them back from the hub's up stream.
+	payloads := hubPayloads(b, p, txs)
+	var size int
+	for _, pl := range payloads {
+		size += len(pl)
+	}
+	rawRate, rawCPU := rawPublish(b, p, "BENCH_RAW", payloads, 0)
+	raw512Rate, raw512CPU := rawPublish(b, p, "BENCH_RAW512", payloads, 512)
+	b.Logf("raw JetStream leaf → hub: %d envelopes (mean %d bytes): pipelined %.0f msgs/s (%.0f rows/s, %.0f µs CPU/msg); windows of 512 %.0f msgs/s (%.0f µs CPU/msg); load average after: %s",
+		len(payloads), size/len(payloads), rawRate, rawRate*rowsPerTx, rawCPU*1e6, raw512Rate, raw512CPU*1e6, loadAvg())
+
+	syncRate := float64(txs) / total.Seconds()
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(rows/total.Seconds(), "rows/s")
+	b.ReportMetric(rows/committed.Seconds(), "commit_rows/s")
+	b.ReportMetric(cpu/rows*1e6, "cpu_us/row")
+	b.ReportMetric(rawRate, "raw_msgs/s")
+	b.ReportMetric(raw512Rate, "raw512_msgs/s")
+	b.ReportMetric(syncRate/rawRate, "ratio")
+}
+
+// hubPayloads reads want messages back from the hub's SYNC_UP_h1 stream.
+func hubPayloads(b *testing.B, p *benchPair, want int) [][]byte {
+	b.Helper()
+	ctx := context.Background()
+	nc, err := p.hub.Connect()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	cons, err := js.OrderedConsumer(ctx, sync.UpStream("h1"), jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := make([][]byte, 0, want)
+	for len(out) < want {
+		batch, err := cons.Fetch(min(want-len(out), 1000), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			out = append(out, slices.Clone(m.Data()))
+			n++
+		}
+		if n == 0 {
+			b.Fatalf("read %d of %d messages back from the hub stream: %v", len(out), want, batch.Error())
+		}
+	}
+	return out
+}
+
+// rawPublish creates a hub stream configured as sync.EnsureHospital configures
+// SYNC_UP_<h> and publishes payloads to it from the leaf, as the relay does
+// (domain "hub", a Nats-Msg-Id, the expected stream), waiting for every ack.
+// window 0 pipelines all publishes (nats.go's default of at most 4,000 in
+// flight); otherwise it publishes window messages and waits for all their acks
+// before the next window, as the relay does. It returns msgs/s and the process
+// CPU seconds per message.
+func rawPublish(b *testing.B, p *benchPair, stream string, payloads [][]byte, window int) (float64, float64) {
+	b.Helper()
+	ctx := context.Background()
+	hnc, err := p.hub.Connect()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer hnc.Close()
+	hjs, _ := jetstream.New(hnc)
+	subject := "bench." + strings.ToLower(stream)
+	if _, err := hjs.CreateStream(ctx, jetstream.StreamConfig{
+		Name: stream, Subjects: []string{subject},
+		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardNew,
+		MaxMsgs: sync.StreamMaxMsgs, MaxBytes: sync.StreamMaxBytes,
+		Storage: jetstream.FileStorage, Duplicates: sync.DedupeWindow,
+	}); err != nil {
+		b.Fatal(err)
+	}
+	nc, err := p.leaf.Connect(nats.Name("bench-raw"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.NewWithDomain(nc, sync.HubDomain)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cpu0 := cpuSeconds()
+	start := time.Now()
+	if window == 0 {
+		window = len(payloads)
+	}
+	for lo := 0; lo < len(payloads); lo += window {
+		hi := min(lo+window, len(payloads))
+		futures := make([]jetstream.PubAckFuture, 0, hi-lo)
+		for i := lo; i < hi; i++ {
+			msg := &nats.Msg{Subject: subject, Data: payloads[i], Header: nats.Header{}}
+			for {
+				f, err := js.PublishMsgAsync(msg, jetstream.WithMsgID(fmt.Sprintf("%s-%d", stream, i)), jetstream.WithExpectStream(stream))
+				if err == nil {
+					futures = append(futures, f)
+					break
+				}
+				if err != jetstream.ErrTooManyStalledMsgs {
+					b.Fatal(err)
+				}
+			}
+		}
+		for _, f := range futures {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				b.Fatal(err)
+			case <-time.After(30 * time.Second):
+				b.Fatal("no ack in 30 s")
+			}
+		}
+	}
+	d := time.Since(start)
+	cpu := cpuSeconds() - cpu0
+	if info, err := hjs.Stream(ctx, stream); err != nil || info.CachedInfo().State.Msgs != uint64(len(payloads)) {
+		b.Fatalf("raw stream %s: %v %+v", stream, err, info.CachedInfo().State)
+	}
+	return float64(len(payloads)) / d.Seconds(), cpu / float64(len(payloads))
+}
+
+// BenchmarkSyncLag measures the lag from a commit on the appliance to the
+// commit of its apply on the cloud, at a steady 500 single-row transactions a
+// second (IHOS_BENCH_LAG_RATE) for 20 s (IHOS_BENCH_LAG_SECONDS). The producer
+// commits on a fixed schedule (commit i at start + i/rate, at once when
+// late); the commit time is taken when Tx returns. A poller reads new
+// sync_inbox rows on the cloud every millisecond; a change counts as applied
+// when its inbox row is first seen. kick=off is the admin store's path today
+// (nothing wakes the relay: it polls the outbox every 50 ms when idle);
+// kick=on calls Link.Kick after each commit. db_p99_ms is the lag from the
+// inbox's own timestamps (applied_at − committed_at: the capture time, before
+// the origin's commit, to the start of the apply transaction).
+func BenchmarkSyncLag(b *testing.B) {
+	for _, kick := range []bool{false, true} {
+		name := "kick=off"
+		if kick {
+			name = "kick=on"
+		}
+		b.Run(name, func(b *testing.B) { benchLag(b, kick) })
+	}
+}
+
+func benchLag(b *testing.B, kick bool) {
+	rate := benchEnv(b, "IHOS_BENCH_LAG_RATE", 500)
+	secs := benchEnv(b, "IHOS_BENCH_LAG_SECONDS", 20)
+	n := rate * secs
+	p := startBenchPair(b)
+	ctx := context.Background()
+	b.Logf("load average before: %s", loadAvg())
+
+	commitAt := make([]time.Time, n+1) // by outbox seq, 1..n
+	seenAt := make([]time.Time, n+1)
+	stop := make(chan struct{})
+	pollDone := make(chan int)
+	go func() {
+		var last int64
+		seen := 0
+		for {
+			rows, err := p.cloudDB.Query(`SELECT rowid, origin_seq FROM sync_inbox WHERE rowid > ? ORDER BY rowid`, last)
+			if err == nil {
+				now := time.Now()
+				for rows.Next() {
+					var seq int64
+					if rows.Scan(&last, &seq) == nil && seq >= 1 && seq <= int64(n) && seenAt[seq].IsZero() {
+						seenAt[seq] = now
+						seen++
+					}
+				}
+				rows.Close()
+			}
+			if seen >= n {
+				pollDone <- seen
+				return
+			}
+			select {
+			case <-stop:
+				pollDone <- seen
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+
+	interval := time.Second / time.Duration(rate)
+	late := 0
+	start := time.Now()
+	for i := range n {
+		next := start.Add(time.Duration(i) * interval)
+		if d := time.Until(next); d > 0 {
+			time.Sleep(d)
+		} else if d < -10*time.Millisecond {
+			late++
+		}
+		var seqText string
+		if err := p.appDB.Tx(ctx, func(tx *sql.Tx) error {
+			refs, err := p.insertDepts(ctx, tx, i, 1)
+			if err != nil {
+				return err
+			}
+			if err := p.app.Capture(ctx, tx, "h1", refs...); err != nil {
+				return err
+			}
+			return tx.QueryRowContext(ctx, `SELECT value FROM sync_state WHERE name = 'outbox_seq'`).Scan(&seqText)
+		}); err != nil {
+			b.Fatal(err)
+		}
+		now := time.Now()
+		seq, _ := strconv.Atoi(seqText)
+		if seq < 1 || seq > n {
+			b.Fatalf("outbox seq %q out of range", seqText)
+		}
+		commitAt[seq] = now
+		if kick {
+			p.appLink.Kick()
+		}
+	}
+	produced := time.Since(start)
+	var seen int
+	select {
+	case seen = <-pollDone:
+	case <-time.After(60 * time.Second):
+		close(stop)
+		seen = <-pollDone
+	}
+	if seen < n {
+		b.Fatalf("%d of %d changes seen on the cloud after 60 s", seen, n)
+	}
+	lags := make([]time.Duration, 0, n)
+	for s := 1; s <= n; s++ {
+		lags = append(lags, seenAt[s].Sub(commitAt[s]))
+	}
+	slices.Sort(lags)
+
+	var dbLags []time.Duration
+	rows, err := p.cloudDB.Query(`SELECT committed_at, applied_at FROM sync_inbox`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for rows.Next() {
+		var c, a string
+		rows.Scan(&c, &a)
+		ct, _ := ihos.ParseTime(c)
+		at, _ := ihos.ParseTime(a)
+		dbLags = append(dbLags, at.Sub(ct))
+	}
+	rows.Close()
+	slices.Sort(dbLags)
+
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.Logf("%d single-row changes in %v (%.0f/s, %d commits started >10 ms late); lag commit → visible on the cloud: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms; inbox applied_at − committed_at: p50 %.1f ms, p99 %.1f ms; load average after: %s",
+		n, produced.Round(time.Millisecond), float64(n)/produced.Seconds(), late,
+		ms(pct(lags, 50)), ms(pct(lags, 90)), ms(pct(lags, 99)), ms(lags[len(lags)-1]),
+		ms(pct(dbLags, 50)), ms(pct(dbLags, 99)), loadAvg())
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(float64(n)/produced.Seconds(), "changes/s")
+	b.ReportMetric(ms(pct(lags, 50)), "p50_ms")
+	b.ReportMetric(ms(pct(lags, 99)), "p99_ms")
+	b.ReportMetric(ms(lags[len(lags)-1]), "max_ms")
+	b.ReportMetric(ms(pct(dbLags, 99)), "db_p99_ms")
+}
+
+// pct is the q-th percentile of sorted d (nearest rank).
+func pct(d []time.Duration, q int) time.Duration {
+	i := (len(d)*q + 99) / 100
+	return d[max(0, min(len(d), i)-1)]
+}
+
+// BenchmarkSyncBacklogDrain cuts the link, queues IHOS_BENCH_DRAIN (default
+// 1,000,000) row changes in the appliance's outbox as single-row envelopes
+// (IHOS_BENCH_DRAIN_ROWS rows per envelope, default 1: one admin write is one
+// transaction of one row) inside local transactions of 1,000 rows (plain SQL
+// and Capture, in bulk), restores the link and times the drain until the cloud
+// has applied every envelope. The process's memory (VmRSS from
+// /proc/self/status; both sides and both brokers are in this one process) is
+// sampled every 200 ms throughout; the maximum of each phase is reported.
+func BenchmarkSyncBacklogDrain(b *testing.B) {
+	n := benchEnv(b, "IHOS_BENCH_DRAIN", 1_000_000)
+	perEnv := benchEnv(b, "IHOS_BENCH_DRAIN_ROWS", 1)
+	const perTx = 1000
+	p := startBenchPair(b)
+	ctx := context.Background()
+	b.Logf("load average before: %s", loadAvg())
+	mem := startRSS()
+	defer mem.close()
+	idleRSS, _, _ := memMB()
+
+	p.proxy.Cut()
+	benchWait(b, 10*time.Second, "leafnode down", func() bool { return p.leaf.Server().NumLeafNodes() == 0 })
+	start := time.Now()
+	envs := 0
+	for base := 0; base < n; base += perTx {
+		if err := p.appDB.Tx(ctx, func(tx *sql.Tx) error {
+			refs, err := p.insertDepts(ctx, tx, base, min(perTx, n-base))
+			if err != nil {
+				return err
+			}
+			for lo := 0; lo < len(refs); lo += perEnv {
+				if err := p.app.Capture(ctx, tx, "h1", refs[lo:min(lo+perEnv, len(refs))]...); err != nil {
+					return err
+				}
+				envs++
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	queued := time.Since(start)
+	backlog, _, _ := p.app.Backlog(ctx)
+	var outboxBytes int64
+	p.appDB.QueryRow(`SELECT SUM(LENGTH(payload)) FROM sync_outbox`).Scan(&outboxBytes)
+	genRSS, genAnon, _ := mem.phase()
+	b.Logf("queued %d row changes as %d envelopes (%d in the outbox, %.0f MB of payload) in %v while cut; max RSS %.0f MB (anon %.0f MB); load average %s",
+		n, envs, backlog, float64(outboxBytes)/1e6, queued.Round(time.Millisecond), genRSS, genAnon, loadAvg())
+	if backlog != envs {
+		b.Fatalf("outbox holds %d envelopes, want %d", backlog, envs)
+	}
+
+	cpu0 := cpuSeconds()
+	start = time.Now()
+	p.proxy.Restore(b)
+	reconnect := benchWait(b, 30*time.Second, "leafnode up", func() bool { return p.leaf.Server().NumLeafNodes() == 1 })
+	first := benchWait(b, 30*time.Second, "first change applied", func() bool { return p.applied(b) > 0 })
+	lastLog := time.Now()
+	for p.applied(b) < int64(envs) {
+		if time.Since(start) > 20*time.Minute {
+			b.Fatalf("drain: %d of %d envelopes applied after 20 minutes", p.applied(b), envs)
+		}
+		if time.Since(lastLog) >= 30*time.Second {
+			lastLog = time.Now()
+			left, _, _ := p.app.Backlog(ctx)
+			rss, anon := mem.last()
+			b.Logf("  %v: %d applied, %d left in the outbox, RSS %.0f MB (anon %.0f MB), load average %s",
+				time.Since(start).Round(time.Second), p.applied(b), left, rss, anon, loadAvg())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	drained := time.Since(start)
+	cpu := cpuSeconds() - cpu0
+	drainRSS, drainAnon, drainFile := mem.phase()
+	if got := count(p.cloudDB, `SELECT COUNT(*) FROM departments`); got != n {
+		b.Fatalf("cloud has %d departments, want %d", got, n)
+	}
+	b.Logf("drained %d envelopes (%d row changes) in %v (leafnode back after %v, first apply after %v): %.0f envelopes/s, %.0f rows/s, %.0f µs CPU per envelope; max RSS during the drain %.0f MB (anon %.0f MB, file-backed %.0f MB at the max; %.0f MB idle before the backlog); load average after: %s",
+		envs, n, drained.Round(time.Millisecond), reconnect.Round(time.Millisecond), first.Round(time.Millisecond),
+		float64(envs)/drained.Seconds(), float64(n)/drained.Seconds(), cpu/float64(envs)*1e6, drainRSS, drainAnon, drainFile, idleRSS, loadAvg())
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(queued.Seconds(), "queue_s")
+	b.ReportMetric(drained.Seconds(), "drain_s")
+	b.ReportMetric(float64(n)/drained.Seconds(), "rows/s")
+	b.ReportMetric(max(genRSS, drainRSS), "max_rss_MB")
+	b.ReportMetric(max(genAnon, drainAnon), "max_anon_MB")
+}
