@@ -9,9 +9,13 @@
 package cloud
 
 import (
+	"errors"
+
 	"context"
 	"crypto/tls"
 	"flag"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"html/template"
 	"log/slog"
 	"net"
@@ -44,6 +48,12 @@ type Config struct {
 	// LeafHosts are extra names and addresses the leafnode server certificate
 	// is valid for (the host of LeafURL, localhost and 127.0.0.1 always are).
 	LeafHosts []string `json:"leaf_hosts" env:"IHOS_LEAF_HOSTS"`
+	// NATSURL makes an external NATS server or cluster the hub (production):
+	// the cloud connects to it as a client instead of embedding one. Its
+	// leafnode listener, TLS (with <data dir>/pki/ca.crt, server.crt,
+	// server.key) and JetStream domain "hub" are configured by IT; LeafURL
+	// must then say where hospitals dial.
+	NATSURL string `json:"nats_url" env:"IHOS_NATS_URL"`
 }
 
 // DefaultHTTP is where the cloud listens unless told otherwise.
@@ -59,6 +69,7 @@ type App struct {
 	// Hospitals is the register of hospitals and their enrollment.
 	Hospitals *Hospitals
 	stop      context.CancelFunc
+	monitor   *nats.Conn // external NATS only
 }
 
 // New opens the cloud's node and wires its routes.
@@ -68,6 +79,13 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	hosp := &Hospitals{enabled: map[string]string{}}
 	opts := node.Options{Kind: "cloud", AllowMySQL: true, JetStreamDom: sync.HubDomain, LeafListen: cfg.LeafListen}
+	external := cfg.NATSURL != ""
+	if external {
+		if cfg.LeafListen != "" || cfg.LeafURL == "" {
+			return nil, ihos.Errorf(ihos.EInvalid, "使用外部消息服务（nats_url）时，须设置医院同步地址 leaf_url，且不设置 leaf_listen")
+		}
+		opts.NoBroker, opts.LeafListen = true, ""
+	}
 	if cfg.LeafListen != "" {
 		// Hospitals connect over mutual TLS only, each bound by its certificate
 		// to its own account.
@@ -90,11 +108,37 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	hosp.db = n.DB
+	var dial func(string) (*nats.Conn, jetstream.JetStream, error)
+	var monitor *nats.Conn
+	if external {
+		// The CA signs hospitals' certificates; the server certificate is for the
+		// external server's leafnode TLS.
+		pki := filepath.Join(n.Config.DataDir, "pki")
+		if hosp.ca, err = certs.LoadOrCreateCA(pki); err == nil {
+			_, err = hosp.ca.ServerCert(pki, leafHosts(cfg))
+		}
+		if err == nil {
+			monitor, err = nats.Connect(cfg.NATSURL, nats.Name("cloud-health"), nats.MaxReconnects(-1))
+		}
+		if err != nil {
+			n.Close()
+			return nil, &ihos.Error{Code: ihos.EUnavailable, Message: "无法连接消息服务集群 " + cfg.NATSURL, Err: err}
+		}
+		n.NATSCheck = func() error {
+			if !monitor.IsConnected() {
+				return errors.New("disconnected")
+			}
+			return nil
+		}
+		dial = sync.URLDial(cfg.NATSURL)
+	} else {
+		dial = sync.BrokerDial(n.Broker)
+	}
 	hosp.leafURL = func() string {
 		if cfg.LeafURL != "" {
 			return cfg.LeafURL
 		}
-		return "nats-leaf://" + n.Broker.LeafAddr()
+		return "nats-leaf://" + leafAddr(n)
 	}
 	if err := hosp.load(ctx); err != nil {
 		n.Close()
@@ -109,19 +153,22 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	store := admin.NewStore(n.DB, n.Sealer, n.Auth, patients.Resource())
 	store.OnWrite = replica.OnWrite("")
 	lctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	link, err := sync.StartHub(lctx, n.Broker, replica, hosp.IDs()...)
+	link, err := sync.StartHub(lctx, dial, replica, hosp.IDs()...)
 	if err != nil {
 		stop()
+		if monitor != nil {
+			monitor.Close()
+		}
 		n.Close()
 		return nil, err
 	}
 	hosp.link = link
-	a := &App{Node: n, Store: store, Replica: replica, Link: link, Hospitals: hosp, stop: stop}
+	a := &App{Node: n, Store: store, Replica: replica, Link: link, Hospitals: hosp, stop: stop, monitor: monitor}
 	if err := link.ServeSync(); err != nil {
 		a.Close()
 		return nil, err
 	}
-	if addr := n.Broker.LeafAddr(); addr != "" {
+	if addr := leafAddr(n); addr != "" {
 		// Scripts and operators read the bound address (a port of 0 picks one).
 		if err := os.WriteFile(filepath.Join(n.Config.DataDir, "leaf.addr"), []byte(addr+"\n"), 0o644); err != nil {
 			a.Close()
@@ -147,7 +194,18 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 func (a *App) Close() {
 	a.stop()
 	a.Link.Close()
+	if a.monitor != nil {
+		a.monitor.Close()
+	}
 	a.Node.Close()
+}
+
+// leafAddr is the embedded hub's leafnode address ("" with an external hub).
+func leafAddr(n *node.Node) string {
+	if n.Broker == nil {
+		return ""
+	}
+	return n.Broker.LeafAddr()
 }
 
 // Run is the cloud's main: it parses args, starts, and serves until ctx ends.

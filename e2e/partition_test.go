@@ -28,16 +28,17 @@ func partitionChanges() int {
 // sync verify finds no difference. It runs with the cloud on SQLite and on
 // MariaDB (IHOS_MYSQL_DSN; required in CI).
 func TestPartitionBothSidesConverge(t *testing.T) {
-	t.Run("cloud=sqlite", func(t *testing.T) { testPartition(t, "") })
-	t.Run("cloud=mysql", func(t *testing.T) { testPartition(t, sqldbtest.MySQLDSN(t)) })
+	t.Run("cloud=sqlite", func(t *testing.T) { testPartition(t, setup{}) })
+	t.Run("cloud=mysql", func(t *testing.T) { testPartition(t, setup{cloudDatabase: sqldbtest.MySQLDSN(t)}) })
 }
 
-func testPartition(t *testing.T, cloudDatabase string) {
+func testPartition(t *testing.T, o setup) {
 	var proxy *nettest.Proxy
-	s := startWith(t, setup{cloudDatabase: cloudDatabase, via: func(leaf string) string {
+	o.via = func(leaf string) string {
 		proxy = nettest.NewProxy(t, leaf)
 		return proxy.Addr()
-	}})
+	}
+	s := startWith(t, o)
 	ctx := ihos.WithActor(context.Background(), ihos.Actor{UserID: "t", Username: "t", Role: auth.RoleSysAdmin})
 	eventually(t, 15*time.Second, "demo data replicated", func() bool {
 		rep, err := s.appliance.Link.Verify(ctx, "h1")

@@ -40,6 +40,9 @@ type setup struct {
 	via func(leaf string) string
 	// cloudDatabase is the cloud's database ("" = SQLite in its data dir).
 	cloudDatabase string
+	// externalHub runs the hub as a separate nats-server process (production
+	// mode) instead of the cloud's embedded one.
+	externalHub bool
 }
 
 // startWith starts both services and enrolls the appliance with the cloud.
@@ -47,7 +50,12 @@ func startWith(t *testing.T, o setup) *system {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	c, err := cloud.New(ctx, cloud.Config{Config: node.Config{DataDir: filepath.Join(dir, "cloud"), Database: o.cloudDatabase}, LeafListen: "127.0.0.1:0"})
+	ccfg := cloud.Config{Config: node.Config{DataDir: filepath.Join(dir, "cloud"), Database: o.cloudDatabase}, LeafListen: "127.0.0.1:0"}
+	if o.externalHub {
+		ccfg.LeafListen = ""
+		ccfg.NATSURL, ccfg.LeafURL = externalHub(t, filepath.Join(dir, "cloud"))
+	}
+	c, err := cloud.New(ctx, ccfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +70,7 @@ func startWith(t *testing.T, o setup) *system {
 	if _, err := appliance.Enroll(ctx, appDir, cs.URL, code.Code); err != nil {
 		t.Fatal(err)
 	}
-	leaf := c.Node.Broker.LeafAddr()
+	leaf := strings.TrimPrefix(code.LeafURL, "nats-leaf://")
 	if o.via != nil {
 		leaf = o.via(leaf)
 	}

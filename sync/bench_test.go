@@ -89,7 +89,7 @@ func startBenchPair(b *testing.B) *benchPair {
 	if p.app, err = sync.NewReplica(ctx, p.appDB, sync.Appliance, "appliance-h1", entities()); err != nil {
 		b.Fatal(err)
 	}
-	if p.cloudLink, err = sync.StartHub(ctx, hub, p.cloud, "h1"); err != nil {
+	if p.cloudLink, err = sync.StartHub(ctx, sync.BrokerDial(hub), p.cloud, "h1"); err != nil {
 		b.Fatal(err)
 	}
 	if p.appLink, err = sync.StartLeaf(ctx, leaf, p.app, "h1"); err != nil {
@@ -250,27 +250,38 @@ func (s *rssSampler) close() {
 	<-s.done
 }
 
-// BenchmarkSyncThroughput measures sustained replication appliance → cloud:
-// the appliance commits IHOS_BENCH_SYNC_TX (default 20,000) local transactions
-// of 10 departments rows each (plain SQL plus one Capture of the 10 refs in the
-// same transaction, so one 10-row envelope per transaction), as fast as one
-// writer can, while the link replicates them. rows/s is the row changes from
-// the first commit to the last envelope applied on the cloud. Then the same
-// envelopes (read back from the hub's stream) are published raw from the leaf
-// to a hub stream configured like SYNC_UP_h1: pipelined async publishes
-// (raw_msgs/s) and, as the relay does it, windows of 512 each waiting for all
-// its acks (raw512_msgs/s). ratio = sync envelopes/s ÷ raw_msgs/s.
+// BenchmarkSyncThroughput measures replication appliance → cloud of local
+// transactions of 10 departments rows each (plain SQL plus one Capture of the
+// 10 refs in the same transaction, so one 10-row envelope per transaction), in
+// three phases:
+//
+//   - live: the appliance commits IHOS_BENCH_SYNC_TX (default 20,000)
+//     transactions back to back from one goroutine while the link runs.
+//     rows/s is the row changes from the first commit to the last envelope
+//     applied on the cloud; commit_rows/s is the producer's own rate. One
+//     SQLite writer committing with synchronous=FULL is the ceiling here.
+//   - capacity: the link is cut, a quarter as many transactions are queued,
+//     the link is restored and the relay kicked; capacity_rows/s is the row
+//     changes from the first to the last envelope applied: what the sync path
+//     does with a full outbox, free of the producer.
+//   - raw: the envelopes queued in the capacity phase (the outbox's JSON,
+//     cycled to IHOS_BENCH_SYNC_TX messages) are published from the leaf to a
+//     hub stream configured like SYNC_UP_h1 (same config, and a durable
+//     consumer that does not consume, so the messages stay stored as they do
+//     until the cloud acks them): pipelined async publishes waiting for every
+//     ack (raw_msgs/s), and windows of 512 each waiting for all its acks
+//     before the next, as the relay does (raw512_msgs/s).
+//
+// ratio is the live envelopes/s ÷ raw_msgs/s, capacity_ratio the capacity
+// phase's envelopes/s ÷ raw_msgs/s.
 func BenchmarkSyncThroughput(b *testing.B) {
 	txs := benchEnv(b, "IHOS_BENCH_SYNC_TX", 20_000)
+	capTxs := max(txs/4, 1)
 	const rowsPerTx = 10
 	p := startBenchPair(b)
 	ctx := context.Background()
 	b.Logf("load average before: %s", loadAvg())
-
-	cpu0 := cpuSeconds()
-	start := time.Now()
-	var maxBacklog int
-	for i := range txs {
+	commit := func(i int) {
 		if err := p.appDB.Tx(ctx, func(tx *sql.Tx) error {
 			refs, err := p.insertDepts(ctx, tx, i*rowsPerTx, rowsPerTx)
 			if err != nil {
@@ -280,13 +291,20 @@ func BenchmarkSyncThroughput(b *testing.B) {
 		}); err != nil {
 			b.Fatal(err)
 		}
-		if i%2000 == 1999 {
+	}
+
+	// Live.
+	cpu0 := cpuSeconds()
+	start := time.Now()
+	var maxBacklog int
+	for i := range txs {
+		commit(i)
+		if i%1000 == 999 {
 			n, _, _ := p.app.Backlog(ctx)
 			maxBacklog = max(maxBacklog, n)
 		}
 	}
 	committed := time.Since(start)
-	appliedAtEnd := p.applied(b)
 	backlogAtEnd, _, _ := p.app.Backlog(ctx)
 	benchWait(b, 10*time.Minute, "every envelope applied on the cloud", func() bool { return p.applied(b) >= int64(txs) })
 	total := time.Since(start)
@@ -295,16 +313,46 @@ func BenchmarkSyncThroughput(b *testing.B) {
 		b.Fatalf("cloud has %d departments, want %d", n, txs*rowsPerTx)
 	}
 	rows := float64(txs * rowsPerTx)
-	b.Logf("sync: %d tx × %d rows committed in %v (%.0f rows/s committed; %d envelopes applied by then, outbox %d, max outbox sampled %d); all applied after %v: %.0f rows/s end to end, %.1f s CPU (%.0f µs CPU per row)",
-		txs, rowsPerTx, committed.Round(time.Millisecond), rows/committed.Seconds(), appliedAtEnd, backlogAtEnd, maxBacklog,
-		total.Round(time.Millisecond), rows/total.Seconds(), cpu, cpu/rows*1e6)
+	b.Logf("live: %d tx × %d rows committed in %v (%.0f rows/s committed; outbox sampled every 1,000 tx at most %d, %d at the last commit); all applied after %v: %.0f rows/s end to end; %.1f s CPU, %.0f µs CPU per row (both sides); load average %s",
+		txs, rowsPerTx, committed.Round(time.Millisecond), rows/committed.Seconds(), maxBacklog, backlogAtEnd,
+		total.Round(time.Millisecond), rows/total.Seconds(), cpu, cpu/rows*1e6, loadAvg())
 
-	// The same payloads, raw: read them back from the hub's up stream.
-	payloads := hubPayloads(b, p, txs)
-	var size int
-	for _, pl := range payloads {
-		size += len(pl)
+	// Capacity: a queued backlog of the same transactions.
+	p.proxy.Cut()
+	benchWait(b, 10*time.Second, "leafnode down", func() bool { return p.leaf.Server().NumLeafNodes() == 0 })
+	start = time.Now()
+	for i := range capTxs {
+		commit(txs + i)
 	}
+	queued := time.Since(start)
+	pending, err := p.app.Pending(ctx, capTxs)
+	if err != nil || len(pending) != capTxs {
+		b.Fatalf("outbox: %d of %d pending: %v", len(pending), capTxs, err)
+	}
+	payloads := make([][]byte, txs)
+	var size int
+	for i := range payloads {
+		payloads[i] = pending[i%capTxs].Payload
+		size += len(payloads[i])
+	}
+	base := p.applied(b)
+	p.proxy.Restore(b)
+	benchWait(b, 30*time.Second, "leafnode up", func() bool { return p.leaf.Server().NumLeafNodes() == 1 })
+	p.appLink.Kick()
+	benchWait(b, 30*time.Second, "first queued envelope applied", func() bool { return p.applied(b) > base })
+	cpu0 = cpuSeconds()
+	first := time.Now()
+	firstApplied := p.applied(b)
+	benchWait(b, 10*time.Minute, "queued envelopes applied", func() bool { return p.applied(b) >= base+int64(capTxs) })
+	capDur := time.Since(first)
+	capCPU := cpuSeconds() - cpu0
+	capEnvs := float64(base + int64(capTxs) - firstApplied)
+	capRate := capEnvs / capDur.Seconds()
+	b.Logf("capacity: %d tx queued while cut in %v (%.0f rows/s committed with the link idle); drained %.0f envelopes in %v from the first apply: %.0f rows/s, %.0f µs CPU per row",
+		capTxs, queued.Round(time.Millisecond), float64(capTxs*rowsPerTx)/queued.Seconds(), capEnvs, capDur.Round(time.Millisecond),
+		capRate*rowsPerTx, capCPU/(capEnvs*rowsPerTx)*1e6)
+
+	// Raw JetStream.
 	rawRate, rawCPU := rawPublish(b, p, "BENCH_RAW", payloads, 0)
 	raw512Rate, raw512CPU := rawPublish(b, p, "BENCH_RAW512", payloads, 512)
 	b.Logf("raw JetStream leaf → hub: %d envelopes (mean %d bytes): pipelined %.0f msgs/s (%.0f rows/s, %.0f µs CPU/msg); windows of 512 %.0f msgs/s (%.0f µs CPU/msg); load average after: %s",
@@ -314,51 +362,22 @@ func BenchmarkSyncThroughput(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(rows/total.Seconds(), "rows/s")
 	b.ReportMetric(rows/committed.Seconds(), "commit_rows/s")
+	b.ReportMetric(capRate*rowsPerTx, "capacity_rows/s")
 	b.ReportMetric(cpu/rows*1e6, "cpu_us/row")
 	b.ReportMetric(rawRate, "raw_msgs/s")
 	b.ReportMetric(raw512Rate, "raw512_msgs/s")
 	b.ReportMetric(syncRate/rawRate, "ratio")
-}
-
-// hubPayloads reads want messages back from the hub's SYNC_UP_h1 stream.
-func hubPayloads(b *testing.B, p *benchPair, want int) [][]byte {
-	b.Helper()
-	ctx := context.Background()
-	nc, err := p.hub.Connect()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	cons, err := js.OrderedConsumer(ctx, sync.UpStream("h1"), jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	out := make([][]byte, 0, want)
-	for len(out) < want {
-		batch, err := cons.Fetch(min(want-len(out), 1000), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			b.Fatal(err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			out = append(out, slices.Clone(m.Data()))
-			n++
-		}
-		if n == 0 {
-			b.Fatalf("read %d of %d messages back from the hub stream: %v", len(out), want, batch.Error())
-		}
-	}
-	return out
+	b.ReportMetric(capRate/rawRate, "capacity_ratio")
 }
 
 // rawPublish creates a hub stream configured as sync.EnsureHospital configures
-// SYNC_UP_<h> and publishes payloads to it from the leaf, as the relay does
-// (domain "hub", a Nats-Msg-Id, the expected stream), waiting for every ack.
-// window 0 pipelines all publishes (nats.go's default of at most 4,000 in
-// flight); otherwise it publishes window messages and waits for all their acks
-// before the next window, as the relay does. It returns msgs/s and the process
-// CPU seconds per message.
+// SYNC_UP_h1, with a durable consumer like the cloud's that never consumes,
+// and publishes payloads to it from the leaf as the relay does (domain "hub",
+// a Nats-Msg-Id, the expected stream), waiting for every ack. window 0
+// pipelines all publishes (nats.go's default of at most 4,000 in flight);
+// otherwise it publishes window messages and waits for all their acks before
+// the next window, as the relay does. It returns msgs/s and the process CPU
+// seconds per message.
 func rawPublish(b *testing.B, p *benchPair, stream string, payloads [][]byte, window int) (float64, float64) {
 	b.Helper()
 	ctx := context.Background()
@@ -368,13 +387,21 @@ func rawPublish(b *testing.B, p *benchPair, stream string, payloads [][]byte, wi
 	}
 	defer hnc.Close()
 	hjs, _ := jetstream.New(hnc)
+	up, err := hjs.Stream(ctx, sync.UpStream("h1"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := up.CachedInfo().Config
 	subject := "bench." + strings.ToLower(stream)
-	if _, err := hjs.CreateStream(ctx, jetstream.StreamConfig{
-		Name: stream, Subjects: []string{subject},
-		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardNew,
-		MaxMsgs: sync.StreamMaxMsgs, MaxBytes: sync.StreamMaxBytes,
-		Storage: jetstream.FileStorage, Duplicates: sync.DedupeWindow,
-	}); err != nil {
+	cfg.Name, cfg.Subjects = stream, []string{subject}
+	if _, err := hjs.CreateStream(ctx, cfg); err != nil {
+		b.Fatal(err)
+	}
+	cons, err := up.Consumer(ctx, sync.CloudConsumer)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := hjs.CreateOrUpdateConsumer(ctx, stream, cons.CachedInfo().Config); err != nil {
 		b.Fatal(err)
 	}
 	nc, err := p.leaf.Connect(nats.Name("bench-raw"))

@@ -70,7 +70,7 @@ func TestHospitalsIsolated(t *testing.T) {
 	waitFor(t, 10*time.Second, "both hospitals connected", func() bool { return hub.Server().NumLeafNodes() == 2 })
 
 	cloud := newSide(t, sqldbtest.SQLite(t), sync.Cloud, "cloud", "")
-	hubLink, err := sync.StartHub(ctx, hub, cloud.replica, known...)
+	hubLink, err := sync.StartHub(ctx, sync.BrokerDial(hub), cloud.replica, known...)
 	if err != nil {
 		t.Fatal(err)
 	}

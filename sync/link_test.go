@@ -43,7 +43,7 @@ func startPair(t *testing.T, cloudDB *sqldb.DB) *pair {
 	p.app = newSide(t, sqldbtest.SQLite(t), sync.Appliance, "appliance-h1", "h1")
 
 	var err2 error
-	if p.cloudLink, err2 = sync.StartHub(ctx, hub, p.cloud.replica, "h1"); err2 != nil {
+	if p.cloudLink, err2 = sync.StartHub(ctx, sync.BrokerDial(hub), p.cloud.replica, "h1"); err2 != nil {
 		t.Fatal(err2)
 	}
 	if p.appLink, err2 = sync.StartLeaf(ctx, leaf, p.app.replica, "h1"); err2 != nil {

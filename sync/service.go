@@ -43,11 +43,25 @@ func StartLeaf(ctx context.Context, b *broker.Broker, r *Replica, hospital strin
 	return l, nil
 }
 
-// StartHub starts the cloud's link: streams and consumers for every hospital,
-// each in its own account when the broker isolates hospitals, and the relay of
-// the cloud's outbox. More hospitals join with AddHospital.
-func StartHub(ctx context.Context, b *broker.Broker, r *Replica, hospitals ...string) (*Link, error) {
-	l := NewLink(r, "", func(h string) (*nats.Conn, jetstream.JetStream, error) {
+// StartHub starts the cloud's link: streams and consumers for every hospital
+// and the relay of the cloud's outbox; more hospitals join with AddHospital.
+// dial opens a connection to a hospital's streams: BrokerDial for the embedded
+// hub (each hospital in its own account), URLDial for an external NATS.
+func StartHub(ctx context.Context, dial func(hospital string) (*nats.Conn, jetstream.JetStream, error), r *Replica, hospitals ...string) (*Link, error) {
+	l := NewLink(r, "", dial)
+	for _, h := range hospitals {
+		if err := l.AddHospital(ctx, h); err != nil {
+			l.closePeers()
+			return nil, err
+		}
+	}
+	l.Start(ctx)
+	return l, nil
+}
+
+// BrokerDial dials hospitals' accounts on the embedded hub.
+func BrokerDial(b *broker.Broker) func(string) (*nats.Conn, jetstream.JetStream, error) {
+	return func(h string) (*nats.Conn, jetstream.JetStream, error) {
 		nc, err := b.HospitalConn(h, nats.Name("sync-hub-"+h))
 		if err != nil {
 			return nil, nil, err
@@ -58,15 +72,25 @@ func StartHub(ctx context.Context, b *broker.Broker, r *Replica, hospitals ...st
 			return nil, nil, err
 		}
 		return nc, js, nil
-	})
-	for _, h := range hospitals {
-		if err := l.AddHospital(ctx, h); err != nil {
-			l.closePeers()
-			return nil, err
-		}
 	}
-	l.Start(ctx)
-	return l, nil
+}
+
+// URLDial dials an external NATS hub (a nats-server or cluster run by IT) at
+// url, one connection per hospital. Isolation between hospitals is then the
+// external server's accounts configuration.
+func URLDial(url string, opts ...nats.Option) func(string) (*nats.Conn, jetstream.JetStream, error) {
+	return func(h string) (*nats.Conn, jetstream.JetStream, error) {
+		nc, err := nats.Connect(url, append([]nats.Option{nats.Name("sync-hub-" + h), nats.MaxReconnects(-1)}, opts...)...)
+		if err != nil {
+			return nil, nil, &ihos.Error{Code: ihos.EUnavailable, Message: "无法连接消息服务集群", Err: err}
+		}
+		js, err := jetstream.New(nc)
+		if err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+		return nc, js, nil
+	}
 }
 
 // AddHospital creates a hospital's streams on the hub and starts applying its

@@ -86,13 +86,16 @@ func DefaultDataDir(kind string) string {
 
 // Node is a running service's shared parts.
 type Node struct {
-	Kind    string // "appliance" or "cloud"
-	Config  Config
-	DB      *sqldb.DB
-	Sealer  *pii.Sealer
-	Broker  *broker.Broker
-	Auth    *auth.Service
-	started time.Time
+	Kind   string // "appliance" or "cloud"
+	Config Config
+	DB     *sqldb.DB
+	Sealer *pii.Sealer
+	Broker *broker.Broker
+	Auth   *auth.Service
+	// NATSCheck reports the health of an external NATS when there is no
+	// embedded broker.
+	NATSCheck func() error
+	started   time.Time
 
 	cliToken string
 }
@@ -111,6 +114,9 @@ type Options struct {
 	// HospitalOf maps a hospital's verified leafnode certificate to its id; set
 	// on the cloud, it isolates each hospital in its own account.
 	HospitalOf func(*x509.Certificate) (string, bool)
+	// NoBroker skips the embedded NATS server: the cloud in production uses an
+	// external NATS cluster instead.
+	NoBroker bool
 }
 
 // Open prepares a node: creates the data dir, installs the JSON logger as slog's
@@ -151,6 +157,14 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Node, error) {
 		n.Close()
 		return nil, err
 	}
+	n.Auth = auth.New(n.DB)
+	if err := n.writeCLIToken(); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if opts.NoBroker {
+		return n, nil
+	}
 	var leafTLS *tls.Config
 	if opts.LeafTLS != nil {
 		if leafTLS, err = opts.LeafTLS(cfg.DataDir); err != nil {
@@ -172,11 +186,6 @@ func Open(ctx context.Context, cfg Config, opts Options) (*Node, error) {
 		HospitalOf:  opts.HospitalOf,
 	})
 	if err != nil {
-		n.Close()
-		return nil, err
-	}
-	n.Auth = auth.New(n.DB)
-	if err := n.writeCLIToken(); err != nil {
 		n.Close()
 		return nil, err
 	}
@@ -211,8 +220,15 @@ func (n *Node) Health() http.Handler {
 		if err := n.DB.PingContext(ctx); err != nil {
 			checks["database"], status = err.Error(), http.StatusServiceUnavailable
 		}
-		if !n.Broker.Server().Running() || !n.Broker.Server().JetStreamEnabled() {
-			checks["nats"], status = "down", http.StatusServiceUnavailable
+		switch {
+		case n.Broker != nil:
+			if !n.Broker.Server().Running() || !n.Broker.Server().JetStreamEnabled() {
+				checks["nats"], status = "down", http.StatusServiceUnavailable
+			}
+		case n.NATSCheck != nil:
+			if err := n.NATSCheck(); err != nil {
+				checks["nats"], status = err.Error(), http.StatusServiceUnavailable
+			}
 		}
 		state := "ok"
 		if status != http.StatusOK {

@@ -1,0 +1,127 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"ihos"
+	"ihos/certs"
+	"ihos/internal/admin"
+	"ihos/internal/auth"
+	"ihos/internal/sqldb/sqldbtest"
+)
+
+// externalHub starts a nats-server process as the cloud's hub, the way
+// production runs it: JetStream domain "hub", a leafnode listener with mutual
+// TLS using the cloud's CA. It returns the client URL for the cloud and the
+// leafnode URL for hospitals. The server is /usr/sbin/nats-server (Debian's
+// package) or $IHOS_NATS_SERVER; without one the test is skipped, except in CI.
+func externalHub(t *testing.T, cloudDir string) (natsURL, leafURL string) {
+	t.Helper()
+	bin := os.Getenv("IHOS_NATS_SERVER")
+	if bin == "" {
+		bin = "/usr/sbin/nats-server"
+	}
+	if _, err := os.Stat(bin); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no nats-server at %s but CI=true: the external hub test must run in CI", bin)
+		}
+		t.Skipf("no nats-server at %s (install Debian's nats-server or set IHOS_NATS_SERVER)", bin)
+	}
+	pki := filepath.Join(cloudDir, "pki")
+	ca, err := certs.LoadOrCreateCA(pki)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := []string{"127.0.0.1", "localhost"}
+	if h, err := os.Hostname(); err == nil {
+		hosts = append(hosts, strings.ToLower(h))
+	}
+	if _, err := ca.ServerCert(pki, hosts); err != nil {
+		t.Fatal(err)
+	}
+	client, leaf := freeAddr(t), freeAddr(t)
+	conf := filepath.Join(t.TempDir(), "hub.conf")
+	store := t.TempDir()
+	err = os.WriteFile(conf, []byte(fmt.Sprintf(`
+server_name: ihos-hub
+listen: %q
+jetstream { store_dir: %q, domain: hub }
+leafnodes {
+  listen: %q
+  no_advertise: true
+  tls {
+    cert_file: %q
+    key_file: %q
+    ca_file: %q
+    verify: true
+  }
+}
+`, client, store, leaf, filepath.Join(pki, "server.crt"), filepath.Join(pki, "server.key"), filepath.Join(pki, "ca.crt"))), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logf, _ := os.Create(filepath.Join(t.TempDir(), "nats-server.log"))
+	cmd := exec.Command(bin, "-c", conf)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); logf.Close() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", leaf)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logf.Name())
+			t.Fatalf("nats-server did not start:\n%s", b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return "nats://" + client, "nats-leaf://" + leaf
+}
+
+// Production mode: the hub is a separate nats-server process and the cloud
+// runs on MariaDB. Both sides write while linked and converge: verify finds no
+// difference, and the stream fill drops back to zero.
+func TestExternalHubConverges(t *testing.T) {
+	s := startWith(t, setup{cloudDatabase: sqldbtest.MySQLDSN(t), externalHub: true})
+	ctx := ihos.WithActor(context.Background(), ihos.Actor{UserID: "t", Username: "t", Role: auth.RoleSysAdmin})
+	depts, _ := s.appliance.Store.Resource("departments")
+	inst, _ := s.appliance.Store.Resource("institutions")
+	ip, err := s.appliance.Store.List(ctx, inst, admin.Query{PageSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	patients, _ := s.cloud.Store.Resource("patients")
+	const n = 300
+	for i := 0; i < n; i++ {
+		if _, err := s.appliance.Store.Create(ctx, depts, map[string]any{"institution_id": ip.Items[0]["id"],
+			"code": fmt.Sprintf("X%04d", i), "name": fmt.Sprintf("外部集群科室%d", i), "category": "临床"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.cloud.Store.Create(ctx, patients, map[string]any{"hospital_id": "h1", "name": fmt.Sprintf("外部集群患者%d", i),
+			"phone": fmt.Sprintf("135%08d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	took := eventually(t, 60*time.Second, "converged through the external hub", func() bool {
+		rep, err := s.appliance.Link.Verify(ctx, "h1")
+		return err == nil && rep.InSync
+	})
+	t.Logf("%d changes each way converged %v after the last write", n, took.Round(time.Millisecond))
+	var health map[string]any
+	if code := getJSON(t, s.cloudURL+"/healthz", &health); code != 200 {
+		t.Fatalf("cloud health with an external hub: %d %v", code, health)
+	}
+}
