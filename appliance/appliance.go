@@ -140,6 +140,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	a.stop = stop
+	store.AfterCommit = a.Link.Kick
 	if err := a.Link.ServeSync(); err != nil {
 		a.Close()
 		return nil, err

@@ -163,6 +163,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	hosp.link = link
+	store.AfterCommit = link.Kick
 	a := &App{Node: n, Store: store, Replica: replica, Link: link, Hospitals: hosp, stop: stop, monitor: monitor}
 	if err := link.ServeSync(); err != nil {
 		a.Close()
@@ -179,7 +180,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/sync/status", link.StatusHandler())
 	catalog{db: n.DB}.routes(mux)
-	signup{store: store, hospitals: hosp, link: link}.routes(mux)
+	signup{store: store, hospitals: hosp}.routes(mux)
 	hosp.routes(mux, n)
 	mux.Handle("GET /healthz", n.Health())
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {

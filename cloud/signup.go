@@ -8,7 +8,6 @@ import (
 	"ihos/internal/admin"
 	"ihos/internal/auth"
 	"ihos/internal/web"
-	"ihos/sync"
 )
 
 // signup is the minimal patient sign-up the sync issue needs: a patient account
@@ -17,7 +16,6 @@ import (
 type signup struct {
 	store     *admin.Store
 	hospitals *Hospitals
-	link      *sync.Link
 }
 
 func (s signup) routes(mux *http.ServeMux) {
@@ -58,7 +56,6 @@ func (s signup) create(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.link.Kick()
 	web.WriteJSON(w, http.StatusCreated, rec)
 	return nil
 }

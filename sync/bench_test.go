@@ -18,12 +18,18 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	stdsync "sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -602,23 +608,56 @@ func pct(d []time.Duration, q int) time.Duration {
 // 1,000,000) row changes in the appliance's outbox as single-row envelopes
 // (IHOS_BENCH_DRAIN_ROWS rows per envelope, default 1: one admin write is one
 // transaction of one row) inside local transactions of 1,000 rows (plain SQL
-// and Capture, in bulk), restores the link and times the drain until the cloud
-// has applied every envelope. The process's memory (VmRSS from
-// /proc/self/status; both sides and both brokers are in this one process) is
-// sampled every 200 ms throughout; the maximum of each phase is reported.
+// and one Capture per envelope), restores the link and times the drain until
+// the cloud has applied every envelope.
+//
+// Unlike the other benchmarks, the cloud side runs in a child process (this
+// test binary again, running TestSyncBenchCloudProcess): the hub broker, the
+// cloud's SQLite replica and StartHub. This process is the appliance alone:
+// the leaf broker, the appliance's replica and StartLeaf, so its memory is the
+// appliance's. Both processes' VmRSS and RssAnon (/proc/<pid>/status) are
+// sampled every 200 ms (the child reports its own every 100 ms) and the maximum
+// of each phase is reported. IHOS_BENCH_HEAPPROFILE=file writes a heap profile
+// of this (appliance) process when a quarter of the backlog is applied.
 func BenchmarkSyncBacklogDrain(b *testing.B) {
 	n := benchEnv(b, "IHOS_BENCH_DRAIN", 1_000_000)
 	perEnv := benchEnv(b, "IHOS_BENCH_DRAIN_ROWS", 1)
 	const perTx = 1000
-	p := startBenchPair(b)
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	b.Cleanup(func() { slog.SetDefault(prev) })
 	b.Logf("load average before: %s", loadAvg())
+
+	cloud := startCloudProcess(b)
+	px := nettest.NewProxy(b, cloud.leafAddr)
+	leaf, err := broker.Start(broker.Options{Name: "h1", StoreDir: b.TempDir(), Domain: "h1", SyncAlways: true,
+		LeafRemotes: []string{"nats-leaf://" + px.Addr()}, LeafReconnect: 100 * time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := &benchPair{leaf: leaf, proxy: px, appDB: sqldbtest.SQLite(b), inst: ihos.NewID()}
+	if p.app, err = sync.NewReplica(ctx, p.appDB, sync.Appliance, "appliance-h1", entities()); err != nil {
+		b.Fatal(err)
+	}
+	if p.appLink, err = sync.StartLeaf(ctx, leaf, p.app, "h1"); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cancel()
+		p.appLink.Close()
+		leaf.Shutdown()
+	})
+	benchWait(b, 10*time.Second, "leafnode connected", func() bool { return leaf.Server().NumLeafNodes() == 1 })
 	mem := startRSS()
 	defer mem.close()
-	idleRSS, _, _ := memMB()
+	time.Sleep(time.Second)
+	idleRSS, idleAnon, _ := memMB()
+	cloudIdle, _ := cloud.mem()
+	cloud.phase()
 
 	p.proxy.Cut()
-	benchWait(b, 10*time.Second, "leafnode down", func() bool { return p.leaf.Server().NumLeafNodes() == 0 })
+	benchWait(b, 10*time.Second, "leafnode down", func() bool { return leaf.Server().NumLeafNodes() == 0 })
 	start := time.Now()
 	envs := 0
 	for base := 0; base < n; base += perTx {
@@ -642,45 +681,218 @@ func BenchmarkSyncBacklogDrain(b *testing.B) {
 	backlog, _, _ := p.app.Backlog(ctx)
 	var outboxBytes int64
 	p.appDB.QueryRow(`SELECT SUM(LENGTH(payload)) FROM sync_outbox`).Scan(&outboxBytes)
-	genRSS, genAnon, _ := mem.phase()
-	b.Logf("queued %d row changes as %d envelopes (%d in the outbox, %.0f MB of payload) in %v while cut; max RSS %.0f MB (anon %.0f MB); load average %s",
-		n, envs, backlog, float64(outboxBytes)/1e6, queued.Round(time.Millisecond), genRSS, genAnon, loadAvg())
+	genRSS, genAnon, genFile := mem.phase()
+	b.Logf("queued %d row changes as %d envelopes (%d in the outbox, %.0f MB of payload) in %v while cut (%.0f rows/s); appliance max RSS %.0f MB (anon %.0f MB, file-backed %.0f MB; idle before %.0f MB, anon %.0f MB); load average %s",
+		n, envs, backlog, float64(outboxBytes)/1e6, queued.Round(time.Millisecond), float64(n)/queued.Seconds(),
+		genRSS, genAnon, genFile, idleRSS, idleAnon, loadAvg())
 	if backlog != envs {
 		b.Fatalf("outbox holds %d envelopes, want %d", backlog, envs)
 	}
 
 	cpu0 := cpuSeconds()
+	cloud.phase()
 	start = time.Now()
 	p.proxy.Restore(b)
-	reconnect := benchWait(b, 30*time.Second, "leafnode up", func() bool { return p.leaf.Server().NumLeafNodes() == 1 })
-	first := benchWait(b, 30*time.Second, "first change applied", func() bool { return p.applied(b) > 0 })
+	reconnect := benchWait(b, 30*time.Second, "leafnode up", func() bool { return leaf.Server().NumLeafNodes() == 1 })
+	first := benchWait(b, 30*time.Second, "first change applied", func() bool { return cloud.applied.Load() > 0 })
 	lastLog := time.Now()
-	for p.applied(b) < int64(envs) {
+	heapAt := int64(envs / 4)
+	heapFile := os.Getenv("IHOS_BENCH_HEAPPROFILE")
+	var outboxEmpty time.Duration
+	for cloud.applied.Load() < int64(envs) {
 		if time.Since(start) > 20*time.Minute {
-			b.Fatalf("drain: %d of %d envelopes applied after 20 minutes", p.applied(b), envs)
+			b.Fatalf("drain: %d of %d envelopes applied after 20 minutes", cloud.applied.Load(), envs)
 		}
-		if time.Since(lastLog) >= 30*time.Second {
+		if heapFile != "" && cloud.applied.Load() >= heapAt {
+			writeHeapProfile(b, heapFile)
+			heapFile = ""
+		}
+		if outboxEmpty == 0 {
+			if left, _, _ := p.app.Backlog(ctx); left == 0 {
+				outboxEmpty = time.Since(start)
+			}
+		}
+		if time.Since(lastLog) >= 20*time.Second {
 			lastLog = time.Now()
 			left, _, _ := p.app.Backlog(ctx)
 			rss, anon := mem.last()
-			b.Logf("  %v: %d applied, %d left in the outbox, RSS %.0f MB (anon %.0f MB), load average %s",
-				time.Since(start).Round(time.Second), p.applied(b), left, rss, anon, loadAvg())
+			crss, canon := cloud.mem()
+			b.Logf("  %v: %d applied, %d left in the outbox; appliance RSS %.0f MB (anon %.0f MB), cloud RSS %.0f MB (anon %.0f MB); load average %s",
+				time.Since(start).Round(time.Second), cloud.applied.Load(), left, rss, anon, crss, canon, loadAvg())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	drained := time.Since(start)
 	cpu := cpuSeconds() - cpu0
 	drainRSS, drainAnon, drainFile := mem.phase()
-	if got := count(p.cloudDB, `SELECT COUNT(*) FROM departments`); got != n {
+	cloudRSS, cloudAnon := cloud.phase()
+	if got := cloud.count(b, `SELECT COUNT(*) FROM departments`); got != n {
 		b.Fatalf("cloud has %d departments, want %d", got, n)
 	}
-	b.Logf("drained %d envelopes (%d row changes) in %v (leafnode back after %v, first apply after %v): %.0f envelopes/s, %.0f rows/s, %.0f µs CPU per envelope; max RSS during the drain %.0f MB (anon %.0f MB, file-backed %.0f MB at the max; %.0f MB idle before the backlog); load average after: %s",
-		envs, n, drained.Round(time.Millisecond), reconnect.Round(time.Millisecond), first.Round(time.Millisecond),
-		float64(envs)/drained.Seconds(), float64(n)/drained.Seconds(), cpu/float64(envs)*1e6, drainRSS, drainAnon, drainFile, idleRSS, loadAvg())
+	b.Logf("drained %d envelopes (%d row changes) in %v (leafnode back after %v, first apply after %v, outbox empty after %v): %.0f envelopes/s, %.0f rows/s; appliance process %.1f s CPU (%.0f µs per envelope), max RSS %.0f MB (anon %.0f MB, file-backed %.0f MB at the max); cloud process (hub + cloud replica) max RSS %.0f MB (anon %.0f MB, %.0f MB idle); load average after: %s",
+		envs, n, drained.Round(time.Millisecond), reconnect.Round(time.Millisecond), first.Round(time.Millisecond), outboxEmpty.Round(time.Second),
+		float64(envs)/drained.Seconds(), float64(n)/drained.Seconds(), cpu, cpu/float64(envs)*1e6,
+		drainRSS, drainAnon, drainFile, cloudRSS, cloudAnon, cloudIdle, loadAvg())
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(queued.Seconds(), "queue_s")
 	b.ReportMetric(drained.Seconds(), "drain_s")
 	b.ReportMetric(float64(n)/drained.Seconds(), "rows/s")
-	b.ReportMetric(max(genRSS, drainRSS), "max_rss_MB")
-	b.ReportMetric(max(genAnon, drainAnon), "max_anon_MB")
+	b.ReportMetric(max(genRSS, drainRSS), "app_max_rss_MB")
+	b.ReportMetric(max(genAnon, drainAnon), "app_max_anon_MB")
+	b.ReportMetric(cloudRSS, "cloud_max_rss_MB")
+}
+
+func writeHeapProfile(b *testing.B, file string) {
+	f, err := os.Create(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// cloudProcess is the child process running the cloud side.
+type cloudProcess struct {
+	leafAddr string
+	dbPath   string
+	applied  atomic.Int64
+
+	mu              stdsync.Mutex
+	rss, anon       float64
+	maxRSS, maxAnon float64
+}
+
+func (c *cloudProcess) mem() (float64, float64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rss, c.anon
+}
+
+// phase returns the maxima since the last call and starts new ones.
+func (c *cloudProcess) phase() (float64, float64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, a := c.maxRSS, c.maxAnon
+	c.maxRSS, c.maxAnon = 0, 0
+	return r, a
+}
+
+// count runs a counting query on the cloud's database (read-only, from this
+// process).
+func (c *cloudProcess) count(b *testing.B, q string) int {
+	db, err := sql.Open("sqlite", "file:"+c.dbPath+"?mode=ro")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(q).Scan(&n); err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+// startCloudProcess runs TestSyncBenchCloudProcess in a child process and
+// follows its reports; the child stops when the benchmark ends.
+func startCloudProcess(b *testing.B) *cloudProcess {
+	b.Helper()
+	dir := b.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSyncBenchCloudProcess$", "-test.bench=^$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "IHOS_BENCH_CLOUD_DIR="+dir)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		stdin.Close()
+		cmd.Wait()
+	})
+	c := &cloudProcess{dbPath: filepath.Join(dir, "cloud.db")}
+	leafAddr := make(chan string, 1)
+	go func() {
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			f := strings.Fields(s.Text())
+			switch {
+			case len(f) == 2 && f[0] == "LEAF":
+				leafAddr <- f[1]
+			case len(f) == 4 && f[0] == "STATUS":
+				n, _ := strconv.ParseInt(f[1], 10, 64)
+				rss, _ := strconv.ParseFloat(f[2], 64)
+				anon, _ := strconv.ParseFloat(f[3], 64)
+				c.applied.Store(n)
+				c.mu.Lock()
+				c.rss, c.anon = rss, anon
+				c.maxRSS, c.maxAnon = max(c.maxRSS, rss), max(c.maxAnon, anon)
+				c.mu.Unlock()
+			}
+		}
+	}()
+	select {
+	case c.leafAddr = <-leafAddr:
+	case <-time.After(30 * time.Second):
+		b.Fatal("the cloud process did not start in 30 s")
+	}
+	return c
+}
+
+// TestSyncBenchCloudProcess is the cloud side of BenchmarkSyncBacklogDrain,
+// run by it in a child process: the hub broker, the cloud's replica and its
+// link. It reports the leafnode address, then every 100 ms the envelopes
+// applied and its own memory, on stdout, until its stdin closes. In a normal
+// test run it skips.
+func TestSyncBenchCloudProcess(t *testing.T) {
+	dir := os.Getenv("IHOS_BENCH_CLOUD_DIR")
+	if dir == "" {
+		t.Skip("the cloud side of BenchmarkSyncBacklogDrain, run by it")
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hub, err := broker.Start(broker.Options{Name: "hub", StoreDir: filepath.Join(dir, "hub"), Domain: sync.HubDomain, LeafListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Shutdown()
+	db, err := sqldb.Open(ctx, filepath.Join(dir, "cloud.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cloud, err := sync.NewReplica(ctx, db, sync.Cloud, "cloud", entities())
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := sync.StartHub(ctx, sync.BrokerDial(hub), cloud, "h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer link.Close()
+	defer cancel()
+	fmt.Printf("LEAF %s\n", hub.LeafAddr())
+	eof := make(chan struct{})
+	go func() { io.Copy(io.Discard, os.Stdin); close(eof) }()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-eof:
+			return
+		case <-tick.C:
+			st, _ := link.Status(ctx)
+			rss, anon, _ := memMB()
+			fmt.Printf("STATUS %d %.1f %.1f\n", st.Applied, rss, anon)
+		}
+	}
 }

@@ -25,6 +25,9 @@ type Store struct {
 	Sealer  *pii.Sealer
 	Auth    Authorizer
 	OnWrite OnWrite // optional; the sync outbox hooks in here
+	// AfterCommit, if set, runs after every committed change (the sync relay's
+	// Kick, so a change leaves at once instead of at the relay's next poll).
+	AfterCommit func()
 
 	resources []*Resource
 	byName    map[string]*Resource
@@ -864,6 +867,9 @@ func opLabel(op string) string {
 }
 
 func (s *Store) afterWrite(ctx context.Context, r *Resource, id string) {
+	if s.AfterCommit != nil {
+		s.AfterCommit()
+	}
 	if r.AfterWrite != nil {
 		if err := r.AfterWrite(ctx, id); err != nil {
 			// The change is committed; the follow-up failing must be seen by IT.
