@@ -185,6 +185,28 @@ func (r *Replica) Apply(ctx context.Context, hospital string, env *Envelope) (ap
 	return done[0], nil
 }
 
+// seen returns the change ids of envs already in the inbox.
+func (r *Replica) seen(ctx context.Context, tx *sql.Tx, envs []*Envelope) (map[string]bool, error) {
+	seen := map[string]bool{}
+	ids := make([]any, len(envs))
+	for i, env := range envs {
+		ids[i] = env.ChangeID
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT change_id FROM sync_inbox WHERE change_id IN (`+strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")+`)`, ids...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		seen[id] = true
+	}
+	return seen, rows.Err()
+}
+
 // Check makes the checks of an envelope that need no database: the channel's
 // hospital, the side, and that every row is of a known entity the sender's side
 // may write.
@@ -215,15 +237,17 @@ func (r *Replica) ApplyBatch(ctx context.Context, hospital string, envs []*Envel
 	applied = make([]bool, len(envs))
 	now := ihos.FormatTime(time.Now())
 	err = r.DB.Tx(ctx, func(tx *sql.Tx) error {
+		// One query finds which of the batch were applied before.
+		seen, err := r.seen(ctx, tx, envs)
+		if err != nil {
+			return err
+		}
 		for i, env := range envs {
 			applied[i] = false
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sync_inbox WHERE change_id = ?`, env.ChangeID).Scan(&n); err != nil {
-				return err
-			}
-			if n > 0 {
+			if seen[env.ChangeID] {
 				continue
 			}
+			seen[env.ChangeID] = true // a second copy in the same batch
 			for _, row := range env.Rows {
 				e, _ := r.Entities.Entity(row.Entity)
 				if err := r.applyRow(ctx, tx, e, hospital, row, env.Snapshot); err != nil {
