@@ -131,17 +131,30 @@ func localTime(v any) string {
 	return t.In(ihos.Shanghai).Format("2006-01-02 15:04:05")
 }
 
-// cell renders a record's value for a list cell.
+// cell renders a record's value for a list cell or the audit diff (where
+// records come back from JSON, so numbers are json.Number).
 func cell(f admin.Field, rec admin.Record) string {
 	v := rec[f.Name]
 	switch f.Type {
 	case admin.Bool:
-		if v == true {
+		on, _ := v.(bool)
+		switch {
+		case f.Name == "enabled" && on:
+			return "启用"
+		case f.Name == "enabled":
+			return "停用"
+		case on:
 			return "是"
 		}
 		return "否"
 	case admin.Money:
-		n, _ := v.(int64)
+		var n int64
+		switch x := v.(type) {
+		case int64:
+			n = x
+		case json.Number:
+			n, _ = x.Int64()
+		}
 		return fmt.Sprintf("¥%.2f", float64(n)/100)
 	case admin.Ref:
 		if name, _ := rec[f.Name+"_name"].(string); name != "" {
@@ -193,41 +206,10 @@ func (c *Console) changes(resource string, before, after json.RawMessage) []chan
 	}
 	fields = append(fields, admin.Field{Name: "enabled", Label: "状态", Type: admin.Bool})
 	show := func(f admin.Field, rec map[string]any) string {
-		if rec == nil {
+		if v, ok := rec[f.Name]; !ok || v == nil {
 			return ""
 		}
-		v, ok := rec[f.Name]
-		if !ok || v == nil {
-			return ""
-		}
-		switch f.Type {
-		case admin.Bool:
-			on, _ := v.(bool)
-			switch {
-			case f.Name == "enabled" && on:
-				return "启用"
-			case f.Name == "enabled":
-				return "停用"
-			case on:
-				return "是"
-			}
-			return "否"
-		case admin.Money:
-			if n, err := v.(json.Number).Int64(); err == nil {
-				return fmt.Sprintf("¥%.2f", float64(n)/100)
-			}
-		case admin.Ref:
-			if name, _ := rec[f.Name+"_name"].(string); name != "" {
-				return name
-			}
-		case admin.Enum:
-			for _, o := range f.Options {
-				if o.Value == v {
-					return o.Label
-				}
-			}
-		}
-		return fmt.Sprint(v)
+		return cell(f, rec)
 	}
 	var out []change
 	for _, f := range fields {
