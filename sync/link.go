@@ -62,17 +62,18 @@ type Link struct {
 	// a connection bound to the hospital's own account.
 	Dial func(hospital string) (*nats.Conn, jetstream.JetStream, error)
 
-	kick        chan struct{}
-	lastContact atomic.Int64 // unix ms of the last successful exchange with the other side
-	applyLagMs  atomic.Int64
-	applied     atomic.Int64
-	duplicates  atomic.Int64
-	rejected    atomic.Int64
-	mu          stdsync.Mutex
-	peers       map[string]*peer
-	handlers    map[string]Handler
-	consuming   map[string]context.CancelFunc
-	wg          stdsync.WaitGroup
+	kick         chan struct{}
+	lastContact  atomic.Int64 // unix ms of the last successful exchange with the other side
+	ackedThrough atomic.Int64 // the relay's highest acknowledged outbox seq
+	applyLagMs   atomic.Int64
+	applied      atomic.Int64
+	duplicates   atomic.Int64
+	rejected     atomic.Int64
+	mu           stdsync.Mutex
+	peers        map[string]*peer
+	handlers     map[string]Handler
+	consuming    map[string]context.CancelFunc
+	wg           stdsync.WaitGroup
 
 	ctx              context.Context // the link's life, from Start
 	pendingConsumers []string        // hospitals added before Start
@@ -179,19 +180,41 @@ func (l *Link) Wait() { l.wg.Wait() }
 // with backoff, so the backlog drains in order when the link returns.
 func (l *Link) relay(ctx context.Context) {
 	backoff := 100 * time.Millisecond
+	// Acknowledged messages are deleted from the outbox in batches, not after
+	// every round: each delete is a durable transaction on the appliance's one
+	// SQLite writer, which the writes of the staff compete for. A crash between
+	// an acknowledgement and its delete only sends the message again, which
+	// the inbox on the other side skips.
+	var ackedThrough, deletedThrough int64
+	lastFlush := time.Now()
+	flush := func() {
+		if ackedThrough > deletedThrough {
+			if err := l.Replica.SentThrough(context.WithoutCancel(ctx), ackedThrough); err == nil {
+				deletedThrough = ackedThrough
+				lastFlush = time.Now()
+			}
+		}
+	}
+	defer flush()
 	for ctx.Err() == nil {
-		pending, err := l.Replica.Pending(ctx, 512)
+		pending, err := l.Replica.PendingAfter(ctx, ackedThrough, 512)
 		if err == nil && len(pending) > 0 {
 			var sent int
 			sent, err = l.publish(ctx, pending)
 			if sent > 0 {
+				ackedThrough = pending[sent-1].Seq
+				l.ackedThrough.Store(ackedThrough)
 				backoff = 100 * time.Millisecond
 				l.lastContact.Store(time.Now().UnixMilli())
+			}
+			if ackedThrough-deletedThrough >= 2000 || time.Since(lastFlush) > 250*time.Millisecond {
+				flush()
 			}
 			if err == nil {
 				continue // more may be waiting
 			}
 		}
+		flush() // idle or failing: nothing to batch with
 		wait := 50 * time.Millisecond
 		if err != nil {
 			if ctx.Err() == nil {
@@ -207,8 +230,8 @@ func (l *Link) relay(ctx context.Context) {
 	}
 }
 
-// publish sends a batch asynchronously and waits for the acks; it removes the
-// acknowledged prefix from the outbox and returns how many that was.
+// publish sends a batch asynchronously and waits for the acks; it returns how
+// long the acknowledged prefix of pending is.
 func (l *Link) publish(ctx context.Context, pending []Pending) (int, error) {
 	futures := make([]jetstream.PubAckFuture, 0, len(pending))
 	var firstErr error
@@ -252,9 +275,6 @@ wait:
 		case <-ctx.Done():
 			break wait
 		}
-	}
-	if err := l.Replica.Sent(context.WithoutCancel(ctx), acked...); err != nil {
-		return 0, err // they will be sent again and deduplicated by the inbox
 	}
 	return len(acked), firstErr
 }
@@ -452,7 +472,7 @@ func (l *Link) Status(ctx context.Context) (Status, error) {
 	if ms := l.lastContact.Load(); ms > 0 {
 		s.LastContact = time.UnixMilli(ms).UTC()
 	}
-	n, oldest, err := l.Replica.Backlog(ctx)
+	n, oldest, err := l.Replica.BacklogAfter(ctx, l.ackedThrough.Load())
 	if err != nil {
 		return s, ihos.Internal(err)
 	}

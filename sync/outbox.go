@@ -21,7 +21,12 @@ type Pending struct {
 
 // Pending returns up to limit outbox messages in commit order.
 func (r *Replica) Pending(ctx context.Context, limit int) ([]Pending, error) {
-	rows, err := r.DB.QueryContext(ctx, `SELECT seq, change_id, hospital, payload, created_at FROM sync_outbox ORDER BY seq LIMIT ?`, limit)
+	return r.PendingAfter(ctx, 0, limit)
+}
+
+// PendingAfter returns up to limit outbox messages after seq, in commit order.
+func (r *Replica) PendingAfter(ctx context.Context, seq int64, limit int) ([]Pending, error) {
+	rows, err := r.DB.QueryContext(ctx, `SELECT seq, change_id, hospital, payload, created_at FROM sync_outbox WHERE seq > ? ORDER BY seq LIMIT ?`, seq, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -55,12 +60,26 @@ func (r *Replica) Sent(ctx context.Context, seqs ...int64) error {
 	})
 }
 
+// SentThrough removes every outbox message up to and including seq.
+func (r *Replica) SentThrough(ctx context.Context, seq int64) error {
+	return r.DB.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM sync_outbox WHERE seq <= ?`, seq)
+		return err
+	})
+}
+
 // Backlog returns how many messages wait in the outbox and when the oldest was
 // committed (zero when empty).
 func (r *Replica) Backlog(ctx context.Context) (int, time.Time, error) {
+	return r.BacklogAfter(ctx, 0)
+}
+
+// BacklogAfter is Backlog for the messages after seq (the ones acknowledged but
+// not yet deleted do not count).
+func (r *Replica) BacklogAfter(ctx context.Context, seq int64) (int, time.Time, error) {
 	var n int
 	var oldest sql.NullString
-	err := r.DB.QueryRowContext(ctx, `SELECT COUNT(*), MIN(created_at) FROM sync_outbox`).Scan(&n, &oldest)
+	err := r.DB.QueryRowContext(ctx, `SELECT COUNT(*), MIN(created_at) FROM sync_outbox WHERE seq > ?`, seq).Scan(&n, &oldest)
 	if err != nil {
 		return 0, time.Time{}, err
 	}
