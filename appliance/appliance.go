@@ -114,7 +114,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		n.Close()
 		return nil, err
 	}
-	resources := append(masterdata.Resources(), n.Auth.UsersResource())
+	resources := append(masterdata.Resources(), patients.Replica(), n.Auth.UsersResource())
 	store := admin.NewStore(n.DB, n.Sealer, n.Auth, resources...)
 	// Every change of replicated master data is captured in its own transaction.
 	store.OnWrite = replica.OnWrite(cfg.HospitalID)

@@ -178,6 +178,22 @@ func TestPatientSignupReachesAppliance(t *testing.T) {
 	if took > time.Second {
 		t.Errorf("took %v, want under 1s", took)
 	}
+	// The console shows the replica, read-only.
+	sysCtx := ihos.WithActor(context.Background(), ihos.Actor{UserID: "t", Username: "t", Role: auth.RoleSysAdmin})
+	pres, err := s.appliance.Store.Resource("patients")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := s.appliance.Store.List(sysCtx, pres, admin.Query{Q: "陈小明"})
+	if err != nil || page.Total != 1 || page.Items[0]["hospital_id"] != "h1" {
+		t.Fatalf("patients on the appliance console: %v %+v", err, page)
+	}
+	if _, err := s.appliance.Store.Create(sysCtx, pres, map[string]any{"hospital_id": "h1", "name": "院内新建"}); ihos.ErrorCode(err) != ihos.EForbidden {
+		t.Fatalf("appliance created a cloud-owned patient: %v", err)
+	}
+	if _, err := s.appliance.Store.SetEnabled(sysCtx, pres, rec["id"].(string), false); ihos.ErrorCode(err) != ihos.EForbidden {
+		t.Fatalf("appliance disabled a cloud-owned patient: %v", err)
+	}
 	// The phone stays sealed on the cloud.
 	var phone string
 	s.appliance.Node.DB.QueryRow(`SELECT phone FROM patients WHERE id = ?`, rec["id"]).Scan(&phone)

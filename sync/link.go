@@ -220,7 +220,7 @@ func (l *Link) relay(ctx context.Context) {
 			if ctx.Err() == nil {
 				slog.WarnContext(ctx, "sync relay: publish failed, will retry", "err", err, "retry_in", backoff.String())
 			}
-			wait, backoff = backoff, min(backoff*2, 5*time.Second)
+			wait, backoff = backoff, min(backoff*2, 2*time.Second)
 		}
 		select {
 		case <-ctx.Done():

@@ -81,6 +81,9 @@ type Resource struct {
 	AfterWrite func(ctx context.Context, id string) error
 	// NoDelete forbids deletion (records that must be kept are disabled instead).
 	NoDelete bool
+	// ReadOnly serves the resource for reading only: a replica of data the
+	// other side owns (patient accounts on the appliance).
+	ReadOnly bool
 }
 
 // Record is a resource's row as the admin layer passes it around: field name to

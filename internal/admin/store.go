@@ -589,6 +589,9 @@ func notFound(r *Resource) error {
 
 // Create validates input and inserts a new record.
 func (s *Store) Create(ctx context.Context, r *Resource, input map[string]any) (Record, error) {
+	if r.ReadOnly {
+		return nil, readOnly(r)
+	}
 	rec, err := s.merge(ctx, r, nil, input)
 	if err != nil {
 		return nil, err
@@ -719,6 +722,9 @@ func (s *Store) Delete(ctx context.Context, r *Resource, id string) error {
 // scope on the record as it was, then fn; afterwards a refusal is audited and
 // the resource's AfterWrite hook runs.
 func (s *Store) change(ctx context.Context, r *Resource, id string, fn func(tx *sql.Tx, old Record) error) error {
+	if r.ReadOnly {
+		return readOnly(r)
+	}
 	if err := s.Auth.Authorize(ctx, r.Perm+".write", "*"); err != nil {
 		return err
 	}
@@ -755,6 +761,10 @@ func (s *Store) authorizeRecord(ctx context.Context, r *Resource, rec Record) er
 		return &deniedError{perm: r.Perm + ".write", dept: dept}
 	}
 	return nil
+}
+
+func readOnly(r *Resource) error {
+	return ihos.Errorf(ihos.EForbidden, "%s由云端维护，院内只能查看", r.Noun)
 }
 
 // deniedError is a refusal decided inside a write transaction.

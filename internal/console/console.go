@@ -490,8 +490,8 @@ func (c *Console) list(w http.ResponseWriter, r *http.Request, v *view) (string,
 		return "", err
 	}
 	lv := &listView{Res: res, Q: q.Q, Enabled: query.Get("enabled"), Page: page,
-		CanWrite:  auth.Can(v.User.Role, res.Perm+".write"),
-		CanDelete: auth.Can(v.User.Role, res.Perm+".write") && !res.NoDelete}
+		CanWrite:  auth.Can(v.User.Role, res.Perm+".write") && !res.ReadOnly,
+		CanDelete: auth.Can(v.User.Role, res.Perm+".write") && !res.NoDelete && !res.ReadOnly}
 	lv.Pages = int(math.Ceil(float64(page.Total) / float64(page.PageSize)))
 	lv.Back = "/console/r/" + res.Name
 	if len(query) > 0 {

@@ -39,6 +39,22 @@ func Resource() *admin.Resource {
 	}
 }
 
+// Replica declares patient accounts as the appliance shows them: read-only
+// (the cloud owns them) and without the personal data, which stays sealed in
+// the cloud (docs/decisions/0006).
+func Replica() *admin.Resource {
+	r := Resource()
+	r.ReadOnly = true
+	var fields []admin.Field
+	for _, f := range r.Fields {
+		if !f.Sensitive {
+			fields = append(fields, f)
+		}
+	}
+	r.Fields = fields
+	return r
+}
+
 // Entity declares patient accounts as cloud-owned replicated data. The phone and
 // ID number are sealed under the cloud's key and stay there until the journeys
 // define how the hospital receives them (docs/decisions/0005).
