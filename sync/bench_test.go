@@ -67,62 +67,22 @@ type benchPair struct {
 	inst               string // an institution id for the departments rows
 }
 
-// startBenchPair starts hub, leaf, replicas and links as link_test.go's
-// startPair does, for a benchmark.
+// startBenchPair starts hub, leaf, replicas and links with link_test.go's
+// startPair, quietly.
 func startBenchPair(b *testing.B) *benchPair {
 	b.Helper()
 	// The relay logs a warning at every retry while a link is cut.
 	prev := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	b.Cleanup(func() { slog.SetDefault(prev) })
-
-	ctx, cancel := context.WithCancel(context.Background())
-	hub, err := broker.Start(broker.Options{Name: "hub", StoreDir: b.TempDir(), Domain: sync.HubDomain, LeafListen: "127.0.0.1:0"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	px := nettest.NewProxy(b, hub.LeafAddr())
-	leaf, err := broker.Start(broker.Options{Name: "h1", StoreDir: b.TempDir(), Domain: "h1", SyncAlways: true,
-		LeafRemotes: []string{"nats-leaf://" + px.Addr()}, LeafReconnect: 100 * time.Millisecond})
-	if err != nil {
-		hub.Shutdown()
-		b.Fatal(err)
-	}
-	p := &benchPair{hub: hub, leaf: leaf, proxy: px, appDB: sqldbtest.SQLite(b), cloudDB: sqldbtest.SQLite(b), inst: ihos.NewID()}
-	if p.cloud, err = sync.NewReplica(ctx, p.cloudDB, sync.Cloud, "cloud", entities()); err != nil {
-		b.Fatal(err)
-	}
-	if p.app, err = sync.NewReplica(ctx, p.appDB, sync.Appliance, "appliance-h1", entities()); err != nil {
-		b.Fatal(err)
-	}
-	if p.cloudLink, err = sync.StartHub(ctx, sync.BrokerDial(hub), p.cloud, "h1"); err != nil {
-		b.Fatal(err)
-	}
-	if p.appLink, err = sync.StartLeaf(ctx, leaf, p.app, "h1"); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		cancel()
-		p.appLink.Close()
-		p.cloudLink.Close()
-		leaf.Shutdown()
-		hub.Shutdown()
-	})
-	benchWait(b, 10*time.Second, "leafnode connected", func() bool { return leaf.Server().NumLeafNodes() == 1 })
-	return p
+	sp := startPair(b, sqldbtest.SQLite(b))
+	return &benchPair{hub: sp.hub, leaf: sp.leaf, proxy: sp.proxy, appDB: sp.app.db, cloudDB: sp.cloud.db,
+		app: sp.app.replica, cloud: sp.cloud.replica, appLink: sp.appLink, cloudLink: sp.cloudLink, inst: ihos.NewID()}
 }
 
 func benchWait(b *testing.B, d time.Duration, what string, ok func() bool) time.Duration {
 	b.Helper()
-	start := time.Now()
-	for time.Since(start) < d {
-		if ok() {
-			return time.Since(start)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	b.Fatalf("timed out after %v waiting for %s", d, what)
-	return 0
+	return waitFor(b, d, what, ok)
 }
 
 // applied is how many envelopes the cloud's link has applied (an atomic

@@ -21,11 +21,11 @@ type pair struct {
 	app, cloud         *side
 	appLink, cloudLink *sync.Link
 	proxy              *nettest.Proxy
-	leaf               *broker.Broker
+	leaf, hub          *broker.Broker
 	hubJS              jetstream.JetStream
 }
 
-func startPair(t *testing.T, cloudDB *sqldb.DB) *pair {
+func startPair(t testing.TB, cloudDB *sqldb.DB) *pair {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	hub, err := broker.Start(broker.Options{Name: "hub", StoreDir: t.TempDir(), Domain: sync.HubDomain, LeafListen: "127.0.0.1:0"})
@@ -38,7 +38,7 @@ func startPair(t *testing.T, cloudDB *sqldb.DB) *pair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &pair{proxy: px, leaf: leaf}
+	p := &pair{proxy: px, leaf: leaf, hub: hub}
 	p.cloud = newSide(t, cloudDB, sync.Cloud, "cloud", "")
 	p.app = newSide(t, sqldbtest.SQLite(t), sync.Appliance, "appliance-h1", "h1")
 
@@ -63,7 +63,7 @@ func startPair(t *testing.T, cloudDB *sqldb.DB) *pair {
 	return p
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) time.Duration {
+func waitFor(t testing.TB, d time.Duration, what string, ok func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for time.Since(start) < d {

@@ -27,7 +27,7 @@ type side struct {
 	store   *admin.Store
 }
 
-func newSide(t *testing.T, db *sqldb.DB, s sync.Side, origin, hospital string) *side {
+func newSide(t testing.TB, db *sqldb.DB, s sync.Side, origin, hospital string) *side {
 	t.Helper()
 	ctx := context.Background()
 	r, err := sync.NewReplica(ctx, db, s, origin, entities())
