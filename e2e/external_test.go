@@ -23,7 +23,7 @@ import (
 // TLS using the cloud's CA. It returns the client URL for the cloud and the
 // leafnode URL for hospitals. The server is /usr/sbin/nats-server (Debian's
 // package) or $IHOS_NATS_SERVER; without one the test is skipped, except in CI.
-func externalHub(t *testing.T, cloudDir string) (natsURL, leafURL string) {
+func externalHub(t *testing.T, cloudDir string) *hubProc {
 	t.Helper()
 	bin := os.Getenv("IHOS_NATS_SERVER")
 	if bin == "" {
@@ -69,26 +69,52 @@ leafnodes {
 		t.Fatal(err)
 	}
 	logf, _ := os.Create(filepath.Join(t.TempDir(), "nats-server.log"))
-	cmd := exec.Command(bin, "-c", conf)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	h := &hubProc{t: t, bin: bin, conf: conf, log: logf, client: client, leaf: leaf}
+	h.start()
+	t.Cleanup(func() { h.kill(); logf.Close() })
+	return h
+}
+
+// hubProc is the external hub's process, which a test can kill and restart on
+// the same store (an outage of the hub).
+type hubProc struct {
+	t            *testing.T
+	bin, conf    string
+	log          *os.File
+	client, leaf string
+	cmd          *exec.Cmd
+}
+
+func (h *hubProc) natsURL() string { return "nats://" + h.client }
+func (h *hubProc) leafURL() string { return "nats-leaf://" + h.leaf }
+
+func (h *hubProc) start() {
+	h.t.Helper()
+	h.cmd = exec.Command(h.bin, "-c", h.conf)
+	h.cmd.Stdout, h.cmd.Stderr = h.log, h.log
+	if err := h.cmd.Start(); err != nil {
+		h.t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); logf.Close() })
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := net.Dial("tcp", leaf)
+		c, err := net.Dial("tcp", h.leaf)
 		if err == nil {
 			c.Close()
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("nats-server did not start:\n%s", b)
+			b, _ := os.ReadFile(h.log.Name())
+			h.t.Fatalf("nats-server did not start:\n%s", b)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return "nats://" + client, "nats-leaf://" + leaf
+}
+
+func (h *hubProc) kill() {
+	if h.cmd != nil && h.cmd.Process != nil {
+		h.cmd.Process.Kill()
+		h.cmd.Wait()
+	}
 }
 
 // Production mode: the hub is a separate nats-server process and the cloud
@@ -124,4 +150,43 @@ func TestExternalHubConverges(t *testing.T) {
 	if code := getJSON(t, s.cloudURL+"/healthz", &health); code != 200 {
 		t.Fatalf("cloud health with an external hub: %d %v", code, health)
 	}
+}
+
+// The external hub goes down (SIGKILL) while both sides keep writing; when it
+// is back on the same store, both sides converge.
+func TestExternalHubOutage(t *testing.T) {
+	s := startWith(t, setup{cloudDatabase: sqldbtest.MySQLDSN(t), externalHub: true})
+	ctx := ihos.WithActor(context.Background(), ihos.Actor{UserID: "t", Username: "t", Role: auth.RoleSysAdmin})
+	eventually(t, 30*time.Second, "demo data replicated", func() bool {
+		rep, err := s.appliance.Link.Verify(ctx, "h1")
+		return err == nil && rep.InSync
+	})
+	s.hub.kill()
+	depts, _ := s.appliance.Store.Resource("departments")
+	inst, _ := s.appliance.Store.Resource("institutions")
+	ip, err := s.appliance.Store.List(ctx, inst, admin.Query{PageSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	patients, _ := s.cloud.Store.Resource("patients")
+	const n = 200
+	for i := 0; i < n; i++ {
+		if _, err := s.appliance.Store.Create(ctx, depts, map[string]any{"institution_id": ip.Items[0]["id"],
+			"code": fmt.Sprintf("O%04d", i), "name": fmt.Sprintf("停机期间科室%d", i), "category": "临床"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.cloud.Store.Create(ctx, patients, map[string]any{"hospital_id": "h1", "name": fmt.Sprintf("停机期间患者%d", i),
+			"phone": fmt.Sprintf("134%08d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, _ := s.appliance.Link.Status(ctx); st.Backlog == 0 {
+		t.Fatal("appliance backlog empty while the hub is down")
+	}
+	s.hub.start()
+	took := eventually(t, 90*time.Second, "converged after the hub came back", func() bool {
+		rep, err := s.appliance.Link.Verify(ctx, "h1")
+		return err == nil && rep.InSync
+	})
+	t.Logf("%d changes each way made during the hub outage converged %v after it came back", n, took.Round(time.Millisecond))
 }

@@ -22,6 +22,7 @@ import (
 )
 
 type system struct {
+	hub       *hubProc // the external hub, when there is one
 	cloud     *cloud.App
 	appliance *appliance.App
 	cloudURL  string
@@ -50,10 +51,12 @@ func startWith(t *testing.T, o setup) *system {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
+	var hub *hubProc
 	ccfg := cloud.Config{Config: node.Config{DataDir: filepath.Join(dir, "cloud"), Database: o.cloudDatabase}, LeafListen: "127.0.0.1:0"}
 	if o.externalHub {
 		ccfg.LeafListen = ""
-		ccfg.NATSURL, ccfg.LeafURL = externalHub(t, filepath.Join(dir, "cloud"))
+		hub = externalHub(t, filepath.Join(dir, "cloud"))
+		ccfg.NATSURL, ccfg.LeafURL = hub.natsURL(), hub.leafURL()
 	}
 	c, err := cloud.New(ctx, ccfg)
 	if err != nil {
@@ -83,7 +86,7 @@ func startWith(t *testing.T, o setup) *system {
 	}
 	as := httptest.NewServer(web.Middleware(a.Handler))
 	t.Cleanup(func() { as.Close(); cs.Close(); a.Close(); c.Close() })
-	return &system{cloud: c, appliance: a, cloudURL: cs.URL, appURL: as.URL}
+	return &system{cloud: c, appliance: a, cloudURL: cs.URL, appURL: as.URL, hub: hub}
 }
 
 func getJSON(t *testing.T, url string, v any) int {
