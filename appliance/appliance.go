@@ -146,7 +146,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	sa := newSyncAdmin(n, a.Link, cfg.HospitalID)
-	sa.routes(mux, n.Auth)
+	sa.routes(mux)
 	a.Console.AddPage(sa.page(n.Auth))
 	a.Console.Routes(mux)
 	return a, nil

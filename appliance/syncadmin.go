@@ -100,10 +100,10 @@ func (s *syncAdmin) verify(ctx context.Context) (*sync.Report, error) {
 
 // routes registers the sync API: status for anyone who can reach the service
 // (like /healthz), verify and resync for a session with sync.write or the CLI.
-func (s *syncAdmin) routes(mux *http.ServeMux, a *auth.Service) {
+func (s *syncAdmin) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/sync/status", s.link.StatusHandler())
 	mux.Handle("POST /api/sync/verify", web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		ctx, err := s.authorize(r, a)
+		ctx, err := s.node.AuthorizeCLIOr(r, "sync.write")
 		if err != nil {
 			return err
 		}
@@ -115,7 +115,7 @@ func (s *syncAdmin) routes(mux *http.ServeMux, a *auth.Service) {
 		return nil
 	}))
 	mux.Handle("POST /api/sync/resync", web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		ctx, err := s.authorize(r, a)
+		ctx, err := s.node.AuthorizeCLIOr(r, "sync.write")
 		if err != nil {
 			return err
 		}
@@ -132,9 +132,4 @@ func (s *syncAdmin) routes(mux *http.ServeMux, a *auth.Service) {
 		web.WriteJSON(w, http.StatusOK, map[string]any{"entity": in.Entity, "rows": n})
 		return nil
 	}))
-}
-
-// authorize admits the CLI, or a session holding sync.write.
-func (s *syncAdmin) authorize(r *http.Request, _ *auth.Service) (context.Context, error) {
-	return s.node.AuthorizeCLIOr(r, "sync.write")
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -11,10 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"ihos"
 	"ihos/certs"
-	"ihos/internal/admin"
-	"ihos/internal/auth"
 	"ihos/internal/sqldb/sqldbtest"
 )
 
@@ -122,29 +118,9 @@ func (h *hubProc) kill() {
 // difference, and the stream fill drops back to zero.
 func TestExternalHubConverges(t *testing.T) {
 	s := startWith(t, setup{cloudDatabase: sqldbtest.MySQLDSN(t), externalHub: true})
-	ctx := ihos.WithActor(context.Background(), ihos.Actor{UserID: "t", Username: "t", Role: auth.RoleSysAdmin})
-	depts, _ := s.appliance.Store.Resource("departments")
-	inst, _ := s.appliance.Store.Resource("institutions")
-	ip, err := s.appliance.Store.List(ctx, inst, admin.Query{PageSize: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	patients, _ := s.cloud.Store.Resource("patients")
 	const n = 300
-	for i := 0; i < n; i++ {
-		if _, err := s.appliance.Store.Create(ctx, depts, map[string]any{"institution_id": ip.Items[0]["id"],
-			"code": fmt.Sprintf("X%04d", i), "name": fmt.Sprintf("外部集群科室%d", i), "category": "临床"}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.cloud.Store.Create(ctx, patients, map[string]any{"hospital_id": "h1", "name": fmt.Sprintf("外部集群患者%d", i),
-			"phone": fmt.Sprintf("135%08d", i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	took := eventually(t, 60*time.Second, "converged through the external hub", func() bool {
-		rep, err := s.appliance.Link.Verify(ctx, "h1")
-		return err == nil && rep.InSync
-	})
+	s.writeBothSides(t, n, "X", "外部集群", "135")
+	took := s.inSync(t, 60*time.Second, "converged through the external hub")
 	t.Logf("%d changes each way converged %v after the last write", n, took.Round(time.Millisecond))
 	var health map[string]any
 	if code := getJSON(t, s.cloudURL+"/healthz", &health); code != 200 {
@@ -156,37 +132,14 @@ func TestExternalHubConverges(t *testing.T) {
 // is back on the same store, both sides converge.
 func TestExternalHubOutage(t *testing.T) {
 	s := startWith(t, setup{cloudDatabase: sqldbtest.MySQLDSN(t), externalHub: true})
-	ctx := ihos.WithActor(context.Background(), ihos.Actor{UserID: "t", Username: "t", Role: auth.RoleSysAdmin})
-	eventually(t, 30*time.Second, "demo data replicated", func() bool {
-		rep, err := s.appliance.Link.Verify(ctx, "h1")
-		return err == nil && rep.InSync
-	})
+	s.inSync(t, 30*time.Second, "demo data replicated")
 	s.hub.kill()
-	depts, _ := s.appliance.Store.Resource("departments")
-	inst, _ := s.appliance.Store.Resource("institutions")
-	ip, err := s.appliance.Store.List(ctx, inst, admin.Query{PageSize: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	patients, _ := s.cloud.Store.Resource("patients")
 	const n = 200
-	for i := 0; i < n; i++ {
-		if _, err := s.appliance.Store.Create(ctx, depts, map[string]any{"institution_id": ip.Items[0]["id"],
-			"code": fmt.Sprintf("O%04d", i), "name": fmt.Sprintf("停机期间科室%d", i), "category": "临床"}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.cloud.Store.Create(ctx, patients, map[string]any{"hospital_id": "h1", "name": fmt.Sprintf("停机期间患者%d", i),
-			"phone": fmt.Sprintf("134%08d", i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if st, _ := s.appliance.Link.Status(ctx); st.Backlog == 0 {
+	s.writeBothSides(t, n, "O", "停机期间", "134")
+	if st, _ := s.appliance.Link.Status(adminCtx); st.Backlog == 0 {
 		t.Fatal("appliance backlog empty while the hub is down")
 	}
 	s.hub.start()
-	took := eventually(t, 90*time.Second, "converged after the hub came back", func() bool {
-		rep, err := s.appliance.Link.Verify(ctx, "h1")
-		return err == nil && rep.InSync
-	})
+	took := s.inSync(t, 90*time.Second, "converged after the hub came back")
 	t.Logf("%d changes each way made during the hub outage converged %v after it came back", n, took.Round(time.Millisecond))
 }

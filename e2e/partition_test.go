@@ -1,16 +1,12 @@
 package e2e
 
 import (
-	"context"
-	"fmt"
 	"os"
 	"strconv"
 	"testing"
 	"time"
 
 	"ihos"
-	"ihos/internal/admin"
-	"ihos/internal/auth"
 	"ihos/internal/nettest"
 	"ihos/internal/sqldb/sqldbtest"
 )
@@ -39,11 +35,8 @@ func testPartition(t *testing.T, o setup) {
 		return proxy.Addr()
 	}
 	s := startWith(t, o)
-	ctx := ihos.WithActor(context.Background(), ihos.Actor{UserID: "t", Username: "t", Role: auth.RoleSysAdmin})
-	eventually(t, 15*time.Second, "demo data replicated", func() bool {
-		rep, err := s.appliance.Link.Verify(ctx, "h1")
-		return err == nil && rep.InSync
-	})
+	ctx := adminCtx
+	s.inSync(t, 15*time.Second, "demo data replicated")
 	proxy.Cut()
 	eventually(t, 10*time.Second, "link down", func() bool {
 		st, _ := s.appliance.Link.Status(ctx)
@@ -52,39 +45,7 @@ func testPartition(t *testing.T, o setup) {
 
 	n := partitionChanges()
 	start := time.Now()
-	depts, _ := s.appliance.Store.Resource("departments")
-	inst, _ := s.appliance.Store.Resource("institutions")
-	ip, err := s.appliance.Store.List(ctx, inst, admin.Query{PageSize: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	patients, _ := s.cloud.Store.Resource("patients")
-	done := make(chan error, 2)
-	go func() {
-		for i := 0; i < n; i++ {
-			if _, err := s.appliance.Store.Create(ctx, depts, map[string]any{"institution_id": ip.Items[0]["id"],
-				"code": fmt.Sprintf("P%05d", i), "name": fmt.Sprintf("分区科室%d", i), "category": "临床"}); err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- nil
-	}()
-	go func() {
-		for i := 0; i < n; i++ {
-			if _, err := s.cloud.Store.Create(ctx, patients, map[string]any{"hospital_id": "h1", "name": fmt.Sprintf("分区患者%d", i),
-				"phone": fmt.Sprintf("136%08d", i)}); err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- nil
-	}()
-	for k := 0; k < 2; k++ {
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-	}
+	s.writeBothSides(t, n, "P", "分区", "136")
 	t.Logf("%d changes on each side while partitioned in %v", n, time.Since(start).Round(time.Millisecond))
 	if _, err := s.appliance.Link.Verify(ctx, "h1"); ihos.ErrorCode(err) != ihos.EUnavailable {
 		t.Fatalf("verify while partitioned: %v", err)
@@ -98,10 +59,7 @@ func testPartition(t *testing.T, o setup) {
 
 	proxy.Restore(t)
 
-	took := eventually(t, 5*time.Minute, "both sides converged", func() bool {
-		rep, err := s.appliance.Link.Verify(ctx, "h1")
-		return err == nil && rep.InSync
-	})
+	took := s.inSync(t, 5*time.Minute, "both sides converged")
 	t.Logf("converged %v after the link returned", took.Round(time.Millisecond))
 	// Applied changes leave the streams: they hold only what is not yet applied.
 	eventually(t, 10*time.Second, "streams empty", func() bool {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -132,7 +133,7 @@ func TestMasterDataReachesCloudCatalogue(t *testing.T) {
 	})
 
 	// A department edited in the console shows in the cloud within a second.
-	ctx := ihos.WithActor(context.Background(), ihos.Actor{UserID: "t", Username: "t", Role: auth.RoleSysAdmin})
+	ctx := adminCtx
 	res, _ := s.appliance.Store.Resource("departments")
 	page, err := s.appliance.Store.List(ctx, res, admin.Query{Filters: map[string]string{"code": "XNK"}})
 	if err != nil || page.Total != 1 {
@@ -271,4 +272,56 @@ func TestSyncCLI(t *testing.T) {
 	if _, err := run("verify"); ihos.ErrorCode(err) != ihos.EUnauthorized {
 		t.Fatalf("forged token: %v", err)
 	}
+}
+
+// adminCtx is the system administrator the tests write as.
+var adminCtx = ihos.WithActor(context.Background(), ihos.Actor{UserID: "t", Username: "t", Role: auth.RoleSysAdmin})
+
+// writeBothSides makes n changes on each side at once: departments on the
+// appliance (codes <tag>00000…, names <name>科室…) and patient accounts on the
+// cloud (names <name>患者…, phones <phonePrefix>…).
+func (s *system) writeBothSides(t *testing.T, n int, tag, name, phonePrefix string) {
+	t.Helper()
+	depts, _ := s.appliance.Store.Resource("departments")
+	inst, _ := s.appliance.Store.Resource("institutions")
+	ip, err := s.appliance.Store.List(adminCtx, inst, admin.Query{PageSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	patients, _ := s.cloud.Store.Resource("patients")
+	done := make(chan error, 2)
+	go func() {
+		for i := 0; i < n; i++ {
+			if _, err := s.appliance.Store.Create(adminCtx, depts, map[string]any{"institution_id": ip.Items[0]["id"],
+				"code": fmt.Sprintf("%s%05d", tag, i), "name": fmt.Sprintf("%s科室%d", name, i), "category": "临床"}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	go func() {
+		for i := 0; i < n; i++ {
+			if _, err := s.cloud.Store.Create(adminCtx, patients, map[string]any{"hospital_id": "h1", "name": fmt.Sprintf("%s患者%d", name, i),
+				"phone": fmt.Sprintf("%s%08d", phonePrefix, i)}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for k := 0; k < 2; k++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// inSync waits until sync verify finds no difference and returns how long it took.
+func (s *system) inSync(t *testing.T, d time.Duration, what string) time.Duration {
+	t.Helper()
+	return eventually(t, d, what, func() bool {
+		rep, err := s.appliance.Link.Verify(adminCtx, "h1")
+		return err == nil && rep.InSync
+	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"strings"
 	"time"
 
 	"ihos"
@@ -43,21 +42,6 @@ func (r *Replica) PendingAfter(ctx context.Context, seq int64, limit int) ([]Pen
 		out = append(out, p)
 	}
 	return out, rows.Err()
-}
-
-// Sent removes acknowledged messages from the outbox.
-func (r *Replica) Sent(ctx context.Context, seqs ...int64) error {
-	if len(seqs) == 0 {
-		return nil
-	}
-	args := make([]any, len(seqs))
-	for i, s := range seqs {
-		args[i] = s
-	}
-	return r.DB.Tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM sync_outbox WHERE seq IN (`+strings.TrimSuffix(strings.Repeat("?,", len(seqs)), ",")+`)`, args...)
-		return err
-	})
 }
 
 // SentThrough removes every outbox message up to and including seq.

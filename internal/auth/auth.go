@@ -456,14 +456,6 @@ func SessionFrom(ctx context.Context) (*Session, bool) {
 	return s, ok
 }
 
-// RequireSession returns ErrNoSession when ctx has no actor.
-func RequireSession(ctx context.Context) error {
-	if _, ok := ihos.ActorFrom(ctx); !ok {
-		return ErrNoSession
-	}
-	return nil
-}
-
 func randomToken() string {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {

@@ -92,9 +92,6 @@ func Start(opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, startError(err)
 	}
-	if hub != nil {
-		hub.b = &Broker{srv: srv}
-	}
 	log := newLogger(opts.Logger)
 	srv.SetLoggerV2(log, log.enabled(slog.LevelDebug), log.enabled(levelTrace), false)
 

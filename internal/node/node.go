@@ -244,9 +244,8 @@ func (n *Node) Health() http.Handler {
 }
 
 // Serve serves h on the configured address until ctx is cancelled, then shuts
-// down gracefully (in-flight requests get 10 s). ready, if not nil, is called
-// with the bound address once the listener is open.
-func (n *Node) Serve(ctx context.Context, h http.Handler, ready func(addr string)) error {
+// down gracefully (in-flight requests get 10 s).
+func (n *Node) Serve(ctx context.Context, h http.Handler) error {
 	ln, err := net.Listen("tcp", n.Config.HTTP)
 	if err != nil {
 		return ihos.Errorf(ihos.EUnavailable, "无法监听 %s：%v", n.Config.HTTP, err)
@@ -262,9 +261,6 @@ func (n *Node) Serve(ctx context.Context, h http.Handler, ready func(addr string
 	}
 	slog.Info("started", "kind", n.Kind, "http", "http://"+ln.Addr().String(), "data_dir", n.Config.DataDir,
 		"database", n.DB.Engine, "version", ihos.Version, "startup_ms", time.Since(n.started).Milliseconds())
-	if ready != nil {
-		ready(ln.Addr().String())
-	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -294,5 +290,5 @@ func Run(ctx context.Context, fs *flag.FlagSet, args []string, cfg any, configPa
 		return err
 	}
 	defer n.Close()
-	return n.Serve(ctx, h, nil)
+	return n.Serve(ctx, h)
 }
