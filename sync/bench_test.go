@@ -106,7 +106,7 @@ func (p *benchPair) insertDepts(ctx context.Context, tx *sql.Tx, base, n int) ([
 	for k := range n {
 		id := ihos.NewID()
 		i := base + k
-		if _, err := tx.ExecContext(ctx, benchDeptInsert, id, p.inst, fmt.Sprintf("B%07d", i), fmt.Sprintf("第%d临床科室", i), i,
+		if _, err := p.appDB.TxExec(ctx, tx, benchDeptInsert, id, p.inst, fmt.Sprintf("B%07d", i), fmt.Sprintf("第%d临床科室", i), i,
 			"本科室开设普通门诊、专家门诊和专病门诊。", now, now); err != nil {
 			return nil, err
 		}

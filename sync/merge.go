@@ -190,5 +190,5 @@ func readRowForUpdate(ctx context.Context, tx *sql.Tx, r *Replica, e *Entity, id
 	if n == 0 {
 		return nil, nil
 	}
-	return readRow(ctx, tx, e, id)
+	return r.readRow(ctx, tx, e, id)
 }

@@ -72,7 +72,7 @@ func (r *Replica) capture(ctx context.Context, tx *sql.Tx, hospital string, snap
 		if e.Owner != r.Side && e.Owner != Shared {
 			return fmt.Errorf("sync: %s is owned by the %s and cannot be written here", e.Name, e.Owner)
 		}
-		values, err := readRow(ctx, tx, e, ref.ID)
+		values, err := r.readRow(ctx, tx, e, ref.ID)
 		if err != nil {
 			return err
 		}
@@ -107,7 +107,7 @@ func (r *Replica) capture(ctx context.Context, tx *sql.Tx, hospital string, snap
 	}
 	env.Hospital = hospital
 	var seqText string
-	if err := tx.QueryRowContext(ctx, `SELECT value FROM sync_state WHERE name = 'outbox_seq'`+r.DB.ForUpdate()).Scan(&seqText); err != nil {
+	if err := r.DB.TxQueryRow(ctx, tx, `SELECT value FROM sync_state WHERE name = 'outbox_seq'`+r.DB.ForUpdate()).Scan(&seqText); err != nil {
 		return fmt.Errorf("sync: outbox seq: %w", err)
 	}
 	seq, _ := strconv.ParseInt(seqText, 10, 64)
@@ -116,13 +116,13 @@ func (r *Replica) capture(ctx context.Context, tx *sql.Tx, hospital string, snap
 	if err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE sync_state SET value = ? WHERE name = 'outbox_seq'`, strconv.FormatInt(env.Seq, 10)); err != nil {
+	if _, err := r.DB.TxExec(ctx, tx, `UPDATE sync_state SET value = ? WHERE name = 'outbox_seq'`, strconv.FormatInt(env.Seq, 10)); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE sync_state SET value = ? WHERE name = 'hlc'`, env.HLC.String()); err != nil {
+	if _, err := r.DB.TxExec(ctx, tx, `UPDATE sync_state SET value = ? WHERE name = 'hlc'`, env.HLC.String()); err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO sync_outbox (seq, change_id, hospital, payload, created_at) VALUES (?, ?, ?, ?, ?)`,
+	_, err = r.DB.TxExec(ctx, tx, `INSERT INTO sync_outbox (seq, change_id, hospital, payload, created_at) VALUES (?, ?, ?, ?, ?)`,
 		env.Seq, env.ChangeID, hospital, string(payload), ihos.FormatTime(env.At))
 	return err
 }
@@ -135,16 +135,14 @@ func deref(s *string) string {
 }
 
 // readRow reads the replicated columns of one row as text.
-func readRow(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, e *Entity, id string) (map[string]*string, error) {
+func (r *Replica) readRow(ctx context.Context, tx *sql.Tx, e *Entity, id string) (map[string]*string, error) {
 	cols := e.Columns()
 	vals := make([]sql.NullString, len(cols))
 	ptrs := make([]any, len(cols))
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
-	if err := q.QueryRowContext(ctx, "SELECT "+strings.Join(cols, ", ")+" FROM "+e.Table+" WHERE id = ?", id).Scan(ptrs...); err != nil {
+	if err := r.DB.TxQueryRow(ctx, tx, "SELECT "+strings.Join(cols, ", ")+" FROM "+e.Table+" WHERE id = ?", id).Scan(ptrs...); err != nil {
 		return nil, fmt.Errorf("sync: read %s %s: %w", e.Name, id, err)
 	}
 	out := make(map[string]*string, len(cols))
@@ -254,7 +252,7 @@ func (r *Replica) ApplyBatch(ctx context.Context, hospital string, envs []*Envel
 					return err
 				}
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO sync_inbox (change_id, hospital, origin, origin_seq, committed_at, applied_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			if _, err := r.DB.TxExec(ctx, tx, `INSERT INTO sync_inbox (change_id, hospital, origin, origin_seq, committed_at, applied_at) VALUES (?, ?, ?, ?, ?, ?)`,
 				env.ChangeID, hospital, env.Origin, env.Seq, ihos.FormatTime(env.At), now); err != nil {
 				return err
 			}
@@ -277,7 +275,7 @@ func (r *Replica) applyRow(ctx context.Context, tx *sql.Tx, e *Entity, hospital 
 	}
 	var version int64
 	var owner string
-	err := tx.QueryRowContext(ctx, "SELECT version, hospital_id FROM "+e.Table+" WHERE id = ?"+r.DB.ForUpdate(), row.ID).Scan(&version, &owner)
+	err := r.DB.TxQueryRow(ctx, tx, "SELECT version, hospital_id FROM "+e.Table+" WHERE id = ?"+r.DB.ForUpdate(), row.ID).Scan(&version, &owner)
 	exists := err == nil
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
@@ -319,12 +317,12 @@ func (r *Replica) upsert(ctx context.Context, tx *sql.Tx, e *Entity, hospital st
 		for i, c := range cols {
 			sets[i] = c + " = ?"
 		}
-		_, err = tx.ExecContext(ctx, "UPDATE "+e.Table+" SET "+strings.Join(sets, ", ")+" WHERE id = ?", append(args, row.ID)...)
+		_, err = r.DB.TxExec(ctx, tx, "UPDATE "+e.Table+" SET "+strings.Join(sets, ", ")+" WHERE id = ?", append(args, row.ID)...)
 	} else {
 		cols = append(cols, "id")
 		args = append(args, row.ID)
 		ph := strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ")
-		_, err = tx.ExecContext(ctx, "INSERT INTO "+e.Table+" ("+strings.Join(cols, ", ")+") VALUES ("+ph+")", args...)
+		_, err = r.DB.TxExec(ctx, tx, "INSERT INTO "+e.Table+" ("+strings.Join(cols, ", ")+") VALUES ("+ph+")", args...)
 	}
 	if err != nil {
 		return fmt.Errorf("sync: apply %s %s: %w", e.Name, row.ID, err)

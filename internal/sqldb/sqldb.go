@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +41,9 @@ type DB struct {
 	Engine string
 	w      *sql.DB
 	gen    atomic.Uint64
+	stmts  sync.Map // query text → *sql.Stmt on w; see stmt.go
+	nstmts atomic.Int32
+	wanted sync.Map // query text → struct{}: to prepare after the transaction
 }
 
 // Generation is the database's write generation: a counter that Tx increments
@@ -76,6 +80,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	db.closeStmts()
 	err := db.DB.Close()
 	if db.w != db.DB {
 		if werr := db.w.Close(); err == nil {
@@ -119,6 +124,7 @@ func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	db.prepareWanted(ctx)
 	return nil
 }
 

@@ -124,3 +124,72 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Fatalf("journal_mode=%s synchronous=%s, want wal and 2 (FULL)", mode, sync)
 	}
 }
+
+// The statement cache: the first use inside a transaction runs unprepared (the
+// writer connection is busy), later ones reuse the prepared statement, and the
+// results are the same either way; a statement that fails to prepare still
+// reports its error where it runs.
+func TestTxStatementCache(t *testing.T) {
+	sqldbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		const ins = `INSERT INTO institutions (id, code, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`
+		const get = `SELECT name FROM institutions WHERE code = ?`
+		now := ihos.FormatTime(time.Now())
+		done := make(chan error, 1)
+		go func() {
+			for i := range 50 {
+				err := db.Tx(ctx, func(tx *sql.Tx) error {
+					code := "C" + string(rune('A'+i%26)) + time.Now().Format("150405.000000000")
+					if _, err := db.TxExec(ctx, tx, ins, ihos.NewID(), code, "第一医院", now, now); err != nil {
+						return err
+					}
+					var name string
+					if err := db.TxQueryRow(ctx, tx, get, code).Scan(&name); err != nil || name != "第一医院" {
+						return errors.Join(err, errors.New("read back "+name))
+					}
+					rows, err := db.TxQuery(ctx, tx, `SELECT code FROM institutions WHERE code = ?`, code)
+					if err != nil {
+						return err
+					}
+					defer rows.Close()
+					if !rows.Next() {
+						return errors.New("TxQuery found nothing")
+					}
+					return rows.Err()
+				})
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("transactions using the statement cache did not finish: a prepare waits for the busy writer connection")
+		}
+		var n int
+		db.QueryRowContext(ctx, `SELECT COUNT(*) FROM institutions`).Scan(&n)
+		if n != 50 {
+			t.Fatalf("%d institutions, want 50", n)
+		}
+		err := db.Tx(ctx, func(tx *sql.Tx) error {
+			_, err := db.TxExec(ctx, tx, `INSERT INTO no_such_table (id) VALUES (?)`, "x")
+			return err
+		})
+		if err == nil {
+			t.Fatal("insert into a missing table succeeded")
+		}
+		err = db.Tx(ctx, func(tx *sql.Tx) error {
+			_, err := db.TxExec(ctx, tx, `INSERT INTO no_such_table (id) VALUES (?)`, "x")
+			return err
+		})
+		if err == nil {
+			t.Fatal("second insert into a missing table succeeded")
+		}
+	})
+}
