@@ -38,7 +38,9 @@ func start(t *testing.T) *system {
 // setup varies how startWith starts the pair.
 type setup struct {
 	// via, when set, puts something (a cuttable proxy) between the appliance
-	// and the cloud's leafnode port and returns the address to dial.
+	// and the cloud's leafnode port and returns the address to dial. With an
+	// external hub, the cloud tells hospitals that address and the hub
+	// advertises it (see externalHub).
 	via func(leaf string) string
 	// cloudDatabase is the cloud's database ("" = SQLite in its data dir).
 	cloudDatabase string
@@ -56,7 +58,7 @@ func startWith(t *testing.T, o setup) *system {
 	ccfg := cloud.Config{Config: node.Config{DataDir: filepath.Join(dir, "cloud"), Database: o.cloudDatabase}, LeafListen: "127.0.0.1:0"}
 	if o.externalHub {
 		ccfg.LeafListen = ""
-		hub = externalHub(t, filepath.Join(dir, "cloud"))
+		hub = externalHub(t, filepath.Join(dir, "cloud"), o.via)
 		ccfg.NATSURL, ccfg.LeafURL = hub.natsURL(), hub.leafURL()
 	}
 	c, err := cloud.New(ctx, ccfg)
@@ -75,7 +77,7 @@ func startWith(t *testing.T, o setup) *system {
 		t.Fatal(err)
 	}
 	leaf := strings.TrimPrefix(code.LeafURL, "nats-leaf://")
-	if o.via != nil {
+	if o.via != nil && hub == nil {
 		leaf = o.via(leaf)
 	}
 	a, err := appliance.New(ctx, appliance.Config{Config: node.Config{DataDir: appDir}, Demo: true,
