@@ -5,6 +5,9 @@ GO             ?= go
 RUN_DIR        ?= .run
 CLOUD_HTTP     ?= 127.0.0.1:8080
 APPLIANCE_HTTP ?= 127.0.0.1:8090
+HIS_MLLP       ?= 127.0.0.1:2575
+HIS_HTTP       ?= 127.0.0.1:8095
+HIS_LISTEN     ?= 127.0.0.1:2576
 VERSION        ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT         ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS        := -s -w -X ihos.Version=$(VERSION) -X ihos.Commit=$(COMMIT)
@@ -15,14 +18,16 @@ export CGO_ENABLED ?= 0
 
 all: build
 
-## build: compile bin/ihos-appliance and bin/ihos-cloud
+## build: compile bin/ihos-appliance, bin/ihos-cloud and the HIS simulator bin/ihos-his-sim
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ihos-appliance ./appliance/cmd/ihos-appliance
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ihos-cloud ./cloud/cmd/ihos-cloud
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ihos-his-sim ./his/cmd/ihos-his-sim
 
-## run: build, then start cloud + appliance with demo data in $(RUN_DIR) (Ctrl-C stops both)
+## run: build, then start cloud + appliance + HIS simulator with demo data in $(RUN_DIR) (Ctrl-C stops them)
 run: build
-	RUN_DIR='$(RUN_DIR)' CLOUD_HTTP='$(CLOUD_HTTP)' APPLIANCE_HTTP='$(APPLIANCE_HTTP)' scripts/run
+	RUN_DIR='$(RUN_DIR)' CLOUD_HTTP='$(CLOUD_HTTP)' APPLIANCE_HTTP='$(APPLIANCE_HTTP)' \
+	  HIS_MLLP='$(HIS_MLLP)' HIS_HTTP='$(HIS_HTTP)' HIS_LISTEN='$(HIS_LISTEN)' scripts/run
 
 ## test: formatting, vet, cross builds, and every test (fuzz seeds, browser, MariaDB when IHOS_MYSQL_DSN is set)
 test: check crossbuild browser unit

@@ -14,6 +14,7 @@ import (
 
 	"ihos"
 
+	"ihos/his"
 	"ihos/internal/admin"
 	"ihos/internal/console"
 	"ihos/internal/masterdata"
@@ -40,6 +41,8 @@ type Config struct {
 	// CloudLeaf is the cloud hub's leafnode URL (nats-leaf://host:7422); the
 	// appliance dials out to it. Empty: run standalone, changes wait in the outbox.
 	CloudLeaf string `json:"cloud_leaf" env:"IHOS_CLOUD_LEAF"`
+	// HIS is the link to the hospital information system.
+	HIS HISConfig `json:"his"`
 }
 
 // DefaultHospitalID is the hospital id of a standalone or demo appliance.
@@ -59,6 +62,8 @@ type App struct {
 	Replica *sync.Replica
 	Link    *sync.Link
 	Handler http.Handler
+	HIS     *his.Service
+	his     *hisLink
 	stop    context.CancelFunc
 }
 
@@ -104,7 +109,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	replica, err := sync.NewReplica(ctx, n.DB, sync.Appliance, cfg.NodeID, sync.NewRegistry(append(masterdata.Entities(), patients.Entity())...))
+	replica, err := sync.NewReplica(ctx, n.DB, sync.Appliance, cfg.NodeID, sync.NewRegistry(append(append(masterdata.Entities(), patients.Entity()), his.Entities()...)...))
 	if err != nil {
 		n.Close()
 		return nil, err
@@ -114,7 +119,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		n.Close()
 		return nil, err
 	}
-	resources := append(masterdata.Resources(), patients.Replica(), n.Auth.UsersResource())
+	resources := append(append(masterdata.Resources(), patients.Replica(), n.Auth.UsersResource()), his.Resources()...)
 	store := admin.NewStore(n.DB, n.Sealer, n.Auth, resources...)
 	// Every change of replicated master data is captured in its own transaction.
 	store.OnWrite = replica.OnWrite(cfg.HospitalID)
@@ -145,15 +150,24 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		a.Close()
 		return nil, err
 	}
+	if a.his, err = a.startHIS(lctx, cfg.HIS, cfg.HospitalID, mux); err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.HIS = a.his.svc
 	sa := newSyncAdmin(n, a.Link, cfg.HospitalID)
 	sa.routes(mux)
 	a.Console.AddPage(sa.page(n.Auth))
+	a.Console.AddPage(a.HIS.Page(n.Auth, a.his.mode))
 	a.Console.Routes(mux)
 	return a, nil
 }
 
 // Close stops the sync link and releases the node.
 func (a *App) Close() {
+	if a.his != nil {
+		a.his.close()
+	}
 	a.stop()
 	a.Link.Close()
 	a.Node.Close()
@@ -174,6 +188,9 @@ func Run(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Credentials, "credentials", cfg.Credentials, "首次启动生成的登录账号写入此文件")
 	fs.StringVar(&cfg.HospitalID, "hospital-id", cfg.HospitalID, "本院在云端的医院编号")
 	fs.StringVar(&cfg.CloudLeaf, "cloud-leaf", cfg.CloudLeaf, "云端同步地址，如 nats-leaf://cloud.example.com:7422")
+	fs.StringVar(&cfg.HIS.MLLP, "his-mllp", cfg.HIS.MLLP, "医院 HIS 的 HL7 MLLP 地址，如 10.0.0.5:2575")
+	fs.StringVar(&cfg.HIS.URL, "his-url", cfg.HIS.URL, "医院 HIS 的 HTTP/JSON 接口地址（不用 HL7 时）")
+	fs.StringVar(&cfg.HIS.Listen, "his-listen", cfg.HIS.Listen, "接收 HIS 检验检查结果的 MLLP 监听地址，如 0.0.0.0:2576")
 	return node.Run(ctx, fs, args, &cfg, path, func(ctx context.Context) (*node.Node, http.Handler, error) {
 		a, err := New(ctx, cfg)
 		if err != nil {

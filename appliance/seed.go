@@ -3,18 +3,16 @@ package appliance
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
-	"os"
 	"path/filepath"
 	"time"
 
 	"ihos"
 	"ihos/internal/admin"
 	"ihos/internal/auth"
+	"ihos/internal/config"
 )
 
 // Credential is one generated login, as written to the credentials file.
@@ -70,40 +68,15 @@ func (a *App) firstStart(ctx context.Context, cfg Config) error {
 		}
 		creds[u.key] = Credential{Username: u.username, Password: pw, Role: u.role, URL: url}
 	}
-	if err := mergeCredentials(path, creds); err != nil {
+	add := map[string]any{}
+	for k, v := range creds {
+		add[k] = v
+	}
+	if err := config.MergeJSON(path, add); err != nil {
 		return err
 	}
 	slog.Info("first start: console logins generated", "file", path, "demo", cfg.Demo)
 	return nil
-}
-
-// mergeCredentials adds entries to the JSON credentials file, keeping the
-// entries other services wrote there.
-func mergeCredentials(path string, add map[string]Credential) error {
-	all := map[string]json.RawMessage{}
-	if b, err := os.ReadFile(path); err == nil {
-		if err := json.Unmarshal(b, &all); err != nil {
-			return fmt.Errorf("credentials file %s is not JSON: %w", path, err)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	for k, v := range add {
-		b, _ := json.Marshal(v)
-		all[k] = b
-	}
-	b, err := json.MarshalIndent(all, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // newPassword returns a random password that meets the policy: 14 characters

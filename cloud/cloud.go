@@ -28,6 +28,7 @@ import (
 
 	"ihos"
 	"ihos/certs"
+	"ihos/his"
 	"ihos/internal/admin"
 	"ihos/internal/masterdata"
 	"ihos/internal/node"
@@ -145,7 +146,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	replica, err := sync.NewReplica(ctx, n.DB, sync.Cloud, cfg.Config.NodeID,
-		sync.NewRegistry(append(masterdata.Entities(), patients.Entity())...))
+		sync.NewRegistry(append(append(masterdata.Entities(), patients.Entity()), his.Entities()...)...))
 	if err != nil {
 		n.Close()
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"ihos"
 	"ihos/appliance"
 	"ihos/cloud"
+	"ihos/his/hissim"
 	"ihos/internal/admin"
 	"ihos/internal/auth"
 	"ihos/internal/node"
@@ -28,6 +29,7 @@ type system struct {
 	appliance *appliance.App
 	cloudURL  string
 	appURL    string
+	his       *hissim.Sim // the HIS simulator, when setup.hisSim
 }
 
 func start(t *testing.T) *system {
@@ -47,6 +49,8 @@ type setup struct {
 	// externalHub runs the hub as a separate nats-server process (production
 	// mode) instead of the cloud's embedded one.
 	externalHub bool
+	// hisSim starts the HIS simulator and points the appliance at it.
+	hisSim bool
 }
 
 // startWith starts both services and enrolls the appliance with the cloud.
@@ -80,8 +84,20 @@ func startWith(t *testing.T, o setup) *system {
 	if o.via != nil && hub == nil {
 		leaf = o.via(leaf)
 	}
-	a, err := appliance.New(ctx, appliance.Config{Config: node.Config{DataDir: appDir}, Demo: true,
-		Credentials: filepath.Join(dir, "creds.json"), CloudLeaf: "nats-leaf://" + leaf})
+	acfg := appliance.Config{Config: node.Config{DataDir: appDir}, Demo: true,
+		Credentials: filepath.Join(dir, "creds.json"), CloudLeaf: "nats-leaf://" + leaf}
+	var sim *hissim.Sim
+	if o.hisSim {
+		acfg.HIS.Listen = freeAddr(t)
+		var err error
+		sim, err = hissim.Start(ctx, hissim.Config{DataDir: filepath.Join(dir, "his"), ResultsTo: acfg.HIS.Listen, ResultDelay: 300 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sim.Close() })
+		acfg.HIS.MLLP = sim.MLLPAddr()
+	}
+	a, err := appliance.New(ctx, acfg)
 	if err != nil {
 		cs.Close()
 		c.Close()
@@ -89,7 +105,7 @@ func startWith(t *testing.T, o setup) *system {
 	}
 	as := httptest.NewServer(web.Middleware(a.Handler))
 	t.Cleanup(func() { as.Close(); cs.Close(); a.Close(); c.Close() })
-	return &system{cloud: c, appliance: a, cloudURL: cs.URL, appURL: as.URL, hub: hub}
+	return &system{cloud: c, appliance: a, cloudURL: cs.URL, appURL: as.URL, hub: hub, his: sim}
 }
 
 func getJSON(t *testing.T, url string, v any) int {

@@ -74,12 +74,12 @@ func New(store *admin.Store, a *auth.Service, product string) *Console {
 	c := &Console{Store: store, Auth: a, Product: product, pages: map[string]*template.Template{}}
 	funcs := template.FuncMap{
 		"localtime": localTime,
-		"yuan":      func(fen int64) string { return fmt.Sprintf("%.2f", float64(fen)/100) },
+		"yuan":      ihos.FormatYuan,
 		"cell":      cell,
 		"inputValue": func(f admin.Field, v any) string {
 			if f.Type == admin.Money {
 				if n, ok := v.(int64); ok {
-					return fmt.Sprintf("%.2f", float64(n)/100)
+					return ihos.FormatYuan(n)
 				}
 			}
 			if v == nil {
@@ -155,7 +155,7 @@ func cell(f admin.Field, rec admin.Record) string {
 		case json.Number:
 			n, _ = x.Int64()
 		}
-		return fmt.Sprintf("¥%.2f", float64(n)/100)
+		return "¥" + ihos.FormatYuan(n)
 	case admin.Ref:
 		if name, _ := rec[f.Name+"_name"].(string); name != "" {
 			return name
@@ -668,12 +668,12 @@ func formInput(res *admin.Resource, form url.Values) (map[string]any, map[string
 				input[f.Name] = "0"
 				continue
 			}
-			yuan, err := strconv.ParseFloat(s, 64)
-			if err != nil || yuan < 0 || yuan > 1e9 {
-				bad[f.Name] = "请输入金额（元），如 12.50"
+			fen, err := ihos.ParseYuan(s)
+			if err != nil || fen < 0 || fen > 100_000_000_000 {
+				bad[f.Name] = "请输入金额（元，最多两位小数），如 12.50"
 				continue
 			}
-			input[f.Name] = strconv.FormatInt(int64(math.Round(yuan*100)), 10)
+			input[f.Name] = strconv.FormatInt(fen, 10)
 		default:
 			if _, ok := form[f.Name]; ok {
 				input[f.Name] = form.Get(f.Name)
