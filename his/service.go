@@ -126,13 +126,14 @@ func (s *Service) PlaceOrder(ctx context.Context, req OrderRequest) ([]Order, er
 	if len(fields) > 0 {
 		return nil, ihos.Invalid(fields)
 	}
-	msg := ihos.HISMessage{Event: event, Data: ihos.HISMessageData{Patient: req.Patient, VisitNo: req.VisitNo,
+	base := ihos.HISMessageData{Patient: req.Patient, VisitNo: req.VisitNo,
 		DepartmentCode: req.DepartmentCode, DepartmentName: req.DepartmentName, DoctorCode: req.DoctorCode,
-		DoctorName: req.DoctorName, ClinicalInfo: req.ClinicalInfo}}
+		DoctorName: req.DoctorName, ClinicalInfo: req.ClinicalInfo}
+	var msg ihos.HISMessage
 	var orders []Order
-	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
+	err := s.DB.Tx(ctx, func(tx *sql.Tx) error { // may run again on a retry: start from the request each time
 		orders = orders[:0]
-		msg.Data.Orders = msg.Data.Orders[:0]
+		msg = ihos.HISMessage{Event: event, Data: base}
 		now := ihos.FormatTime(time.Now())
 		msg.ID = ihos.NewID()
 		var refs []sync.Ref
@@ -172,6 +173,9 @@ func (s *Service) PlaceOrder(ctx context.Context, req OrderRequest) ([]Order, er
 			msg.Data.Orders = append(msg.Data.Orders, it)
 			orders = append(orders, o)
 			refs = append(refs, sync.Ref{Entity: "his_orders", ID: o.ID})
+		}
+		if err := s.mapCodes(ctx, tx, &msg.Data, req.Kind == ihos.CatalogDrug); err != nil {
+			return err
 		}
 		if err := s.Queue.Enqueue(ctx, tx, req.Patient.HISID, &msg); err != nil {
 			return err
