@@ -19,7 +19,7 @@ import (
 //   - drain: the orders are queued while the simulator is down (placed in
 //     transactions of 100); orders/s counts from the simulator's restart to
 //     the last answer recorded. This is the sustained delivery rate: MLLP round
-//     trips on four connections, the simulator storing each message, the queue
+//     trips on eight connections, the simulator storing each message, the queue
 //     recording the answers in batches.
 //   - live: a writer places orders one transaction each, as fast as it can,
 //     while the queue sends them; live_orders/s counts from the first order

@@ -19,7 +19,7 @@ import (
 // and the queries do not wait for one another.
 type HL7 struct {
 	Addr         string // the HIS's MLLP listener, host:port
-	Conns        int    // connections (default 4)
+	Conns        int    // connections (default 8, one per queue lane)
 	ReplyTimeout time.Duration
 	// Facility is our MSH-4 (the hospital's code); HISApp and HISFacility are
 	// MSH-5 and MSH-6 (default "HIS").
@@ -49,7 +49,7 @@ func (h *HL7) client(ctx context.Context) (*mllp.Client, error) {
 func (h *HL7) Start() *HL7 {
 	n := h.Conns
 	if n <= 0 {
-		n = 4
+		n = 8
 	}
 	if h.ReplyTimeout <= 0 {
 		h.ReplyTimeout = 30 * time.Second

@@ -39,7 +39,7 @@ const (
 type Queue struct {
 	DB  *sqldb.DB
 	HIS ihos.HIS
-	// Lanes is how many lanes are sent at the same time (default 4). A lane's
+	// Lanes is how many lanes are sent at the same time (default 8). A lane's
 	// own messages are always sent one after the other.
 	Lanes int
 	// OnAnswer runs in the transaction that records the HIS's answer to a
@@ -59,7 +59,7 @@ func (q *Queue) init() {
 	q.once.Do(func() {
 		q.kick = make(chan struct{}, 1)
 		if q.Lanes <= 0 {
-			q.Lanes = 4
+			q.Lanes = 8
 		}
 		if q.Logger == nil {
 			q.Logger = slog.Default()

@@ -126,7 +126,7 @@ type stored struct {
 // acted on. Every arrival is logged.
 func (s *Sim) accept(ctx context.Context, m *inMsg, render func(outcome) ([]byte, int, error)) (out outcome, prev *stored, err error) {
 	placer := strings.Join(m.placers(), " ")
-	err = inTx(ctx, s.db, func(tx *sql.Tx) error {
+	err = s.group.Do(ctx, func(tx *sql.Tx) error {
 		var st stored
 		err := tx.QueryRowContext(ctx, `SELECT via, ack_code, ack_text, answer, http_status FROM messages WHERE control_id = ?`, m.ControlID).
 			Scan(&st.Via, &st.Code, &st.Text, &st.Answer, &st.HTTPStatus)

@@ -140,7 +140,7 @@ func (s *Sim) produce(ctx context.Context, o dueOrder) error {
 	if s.cfg.ResultsTo != "" {
 		state = "pending"
 	}
-	return inTx(ctx, s.db, func(tx *sql.Tx) error {
+	return s.group.Do(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE orders SET status = 'CM', result_due = NULL WHERE placer_order_no = ? AND status = 'IP'`, o.placer)
 		if err != nil {
 			return err

@@ -58,6 +58,8 @@ type Sim struct {
 	cfg Config
 	log *slog.Logger
 	db  *sql.DB
+	// group commits the message handlers' transactions together (group.go).
+	group *committer
 
 	ctx    context.Context // ends with Close
 	cancel context.CancelFunc
@@ -112,7 +114,7 @@ func Start(ctx context.Context, cfg Config) (*Sim, error) {
 		return nil, fmt.Errorf("hissim: %w", err)
 	}
 	s := &Sim{
-		cfg: cfg, log: log, db: db,
+		cfg: cfg, log: log, db: db, group: newCommitter(db),
 		mode:        Mode{Name: ModeUp},
 		wakeResults: make(chan struct{}, 1),
 		wakePush:    make(chan struct{}, 1),
@@ -121,6 +123,7 @@ func Start(ctx context.Context, cfg Config) (*Sim, error) {
 
 	ml, err := net.Listen("tcp", cfg.MLLPAddr)
 	if err != nil {
+		s.group.close()
 		db.Close()
 		return nil, fmt.Errorf("hissim: MLLP listen: %w", err)
 	}
@@ -128,6 +131,7 @@ func Start(ctx context.Context, cfg Config) (*Sim, error) {
 	hl, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		ml.Close()
+		s.group.close()
 		db.Close()
 		return nil, fmt.Errorf("hissim: HTTP listen: %w", err)
 	}
@@ -282,6 +286,7 @@ func (s *Sim) Close() error {
 		s.httpSrv.Close()
 	}
 	s.wg.Wait()
+	s.group.close()
 	s.log.Info("HIS simulator stopped")
 	return s.db.Close()
 }
