@@ -182,6 +182,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	mux.Handle("GET /api/sync/status", link.StatusHandler())
 	catalog{db: n.DB}.routes(mux)
 	signup{store: store, hospitals: hosp}.routes(mux)
+	hisLink{node: n, link: link}.routes(mux)
 	hosp.routes(mux, n)
 	mux.Handle("GET /healthz", n.Health())
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
