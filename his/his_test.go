@@ -395,3 +395,47 @@ func TestResultResendStoredOnce(t *testing.T) {
 	}
 
 }
+
+// Messages waiting behind a refused one (more than a sending window's worth)
+// do not hold up other patients.
+func TestBlockedLaneDoesNotStarveOthers(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	if _, err := r.svc.RefreshCatalog(ctx); err != nil {
+		t.Fatal(err)
+	}
+	code := r.firstCode(ihos.CatalogDrug, "")
+	place := func(p int) string {
+		o, err := r.svc.PlaceOrder(ctx, his.OrderRequest{Kind: ihos.CatalogDrug, Patient: demoPatient(p), Items: []ihos.HISOrderLine{{Code: code, Quantity: "1"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o[0].MessageID
+	}
+	r.sim.SetMode(hissim.Mode{Name: "error", AckCode: "AE", Text: "停诊"})
+	first := place(0)
+	waitFor(t, 10*time.Second, "the refusal", func() bool {
+		return r.count(`SELECT COUNT(*) FROM his_outbox WHERE id = ? AND status = 'failed'`, first) == 1
+	})
+	r.sim.SetMode(hissim.Mode{Name: "up"})
+	err := r.db.Tx(ctx, func(tx *sql.Tx) error {
+		for range 600 {
+			m := ihos.HISMessage{Event: ihos.HISPharmacyOrder, Data: ihos.HISMessageData{Patient: demoPatient(0),
+				Orders: []ihos.HISOrderLine{{PlacerOrderNo: ihos.NewID(), Code: code, Quantity: "1"}}}}
+			if err := r.queue.Enqueue(ctx, tx, demoPatient(0).HISID, &m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := place(1)
+	waitFor(t, 10*time.Second, "the other patient's message", func() bool {
+		return r.count(`SELECT COUNT(*) FROM his_outbox WHERE id = ? AND status = 'sent'`, other) == 1
+	})
+	if n := r.count(`SELECT COUNT(*) FROM his_outbox WHERE lane = ? AND status = 'pending'`, demoPatient(0).HISID); n != 600 {
+		t.Fatalf("%d of the held patient's messages pending, want 600", n)
+	}
+}

@@ -163,18 +163,12 @@ const window = 512
 // round sends one window of pending messages: each lane's in order, lanes in
 // parallel. It returns how many were answered and the first transport error.
 func (q *Queue) round(ctx context.Context) (int, error) {
+	// Lanes held by a refused message are left out in the query itself, so
+	// their waiting messages cannot fill the window and starve other lanes.
 	blocked := map[string]bool{}
-	rows, err := q.DB.QueryContext(ctx, `SELECT DISTINCT lane FROM his_outbox WHERE status = 'failed'`)
-	if err != nil {
-		return 0, err
-	}
-	for rows.Next() {
-		var l string
-		rows.Scan(&l)
-		blocked[l] = true
-	}
-	rows.Close()
-	rows, err = q.DB.QueryContext(ctx, `SELECT id, lane, payload, attempts FROM his_outbox WHERE status = 'pending' ORDER BY seq LIMIT ?`, window)
+	rows, err := q.DB.QueryContext(ctx, `SELECT id, lane, payload, attempts FROM his_outbox
+		WHERE status = 'pending' AND lane NOT IN (SELECT lane FROM his_outbox WHERE status = 'failed')
+		ORDER BY seq LIMIT ?`, window)
 	if err != nil {
 		return 0, err
 	}
