@@ -146,41 +146,6 @@ func or(s, def string) string {
 	return s
 }
 
-// hl7Time formats t as an HL7 TS in Beijing time.
-func hl7Time(t time.Time) string { return t.In(ihos.Shanghai).Format("20060102150405-0700") }
-
-// parseHL7Time reads an HL7 TS/DT of any precision; a missing offset means
-// Beijing time.
-func parseHL7Time(s string) time.Time {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return time.Time{}
-	}
-	zone := ""
-	if i := strings.IndexAny(s, "+-"); i > 0 {
-		s, zone = s[:i], s[i:]
-	}
-	if i := strings.IndexByte(s, '.'); i > 0 {
-		s = s[:i]
-	}
-	layouts := map[int]string{4: "2006", 6: "200601", 8: "20060102", 10: "2006010215", 12: "200601021504", 14: "20060102150405"}
-	layout, ok := layouts[len(s)]
-	if !ok {
-		return time.Time{}
-	}
-	if zone != "" {
-		t, err := time.Parse(layout+"-0700", s+zone)
-		if err == nil {
-			return t.UTC()
-		}
-	}
-	t, err := time.ParseInLocation(layout, s, ihos.Shanghai)
-	if err != nil {
-		return time.Time{}
-	}
-	return t.UTC()
-}
-
 // setPatient writes PID.
 func setPatient(m *hl7.Message, p ihos.HISPatient) {
 	pid := m.Add("PID")
@@ -239,13 +204,13 @@ func setVisit(m *hl7.Message, d ihos.HISMessageData, at time.Time) {
 	pv1.Set("7-2", d.DoctorName)
 	pv1.Set("10", "ONLINE")
 	pv1.Set("19", d.VisitNo)
-	pv1.Set("44", hl7Time(at))
+	pv1.Set("44", hl7.Timestamp(at))
 }
 
 func setEvent(m *hl7.Message, trigger string, at time.Time) {
 	evn := m.Add("EVN")
 	evn.Set("1", trigger)
-	evn.Set("2", hl7Time(at))
+	evn.Set("2", hl7.Timestamp(at))
 }
 
 // encode builds the HL7 message for an outbound event.
@@ -280,7 +245,7 @@ func (h *HL7) encode(msg ihos.HISMessage) (*hl7.Message, error) {
 			orc := m.Add("ORC")
 			orc.Set("1", "NW")
 			orc.Set("2", o.PlacerOrderNo)
-			orc.Set("9", hl7Time(at))
+			orc.Set("9", hl7.Timestamp(at))
 			orc.Set("12-1", d.DoctorCode)
 			orc.Set("12-2", d.DoctorName)
 			orc.Set("17-1", d.DepartmentCode)
@@ -318,7 +283,7 @@ func (h *HL7) encode(msg ihos.HISMessage) (*hl7.Message, error) {
 		txa := m.Add("TXA")
 		txa.Set("1", "1")
 		txa.Set("2", "EMR")
-		txa.Set("4", hl7Time(at))
+		txa.Set("4", hl7.Timestamp(at))
 		txa.Set("12-1", d.DocumentNo)
 		txa.Set("17", "AU")
 		obx := m.Add("OBX")
@@ -343,7 +308,7 @@ func (h *HL7) encode(msg ihos.HISMessage) (*hl7.Message, error) {
 			ft1 := m.Add("FT1")
 			ft1.Set("1", strconv.Itoa(i+1))
 			ft1.Set("2", f.FeeID)
-			ft1.Set("4", hl7Time(at))
+			ft1.Set("4", hl7.Timestamp(at))
 			amount := f.AmountFen
 			if amount < 0 {
 				ft1.Set("6", "CR")
@@ -461,13 +426,13 @@ func (h *HL7) VisitHistory(ctx context.Context, hisPatientID string, since time.
 		switch seg.Name {
 		case "PV1":
 			out = append(out, ihos.HISVisit{VisitNo: seg.Get("19"), DepartmentCode: seg.Get("3-1"), DepartmentName: seg.Get("3-9"),
-				DoctorCode: seg.Get("7-1"), DoctorName: seg.Get("7-2"), VisitedAt: parseHL7Time(seg.Get("44"))})
+				DoctorCode: seg.Get("7-1"), DoctorName: seg.Get("7-2"), VisitedAt: hl7.ParseTimestamp(seg.Get("44"))})
 		case "DG1":
 			if len(out) == 0 {
 				continue
 			}
 			v := &out[len(out)-1]
-			v.Diagnoses = append(v.Diagnoses, ihos.Diagnosis{Code: seg.Get("3-1"), Name: seg.Get("3-2"), DiagnosedAt: parseHL7Time(seg.Get("5"))})
+			v.Diagnoses = append(v.Diagnoses, ihos.Diagnosis{Code: seg.Get("3-1"), Name: seg.Get("3-2"), DiagnosedAt: hl7.ParseTimestamp(seg.Get("5"))})
 		}
 	}
 	return out, nil
@@ -490,7 +455,7 @@ func (h *HL7) UnpaidFees(ctx context.Context, hisPatientID string) ([]ihos.HISFe
 		}
 		out = append(out, ihos.HISFee{FeeID: ft1.Get("2"), VisitNo: ft1.Get("26"), ItemCode: ft1.Get("7-1"), ItemName: ft1.Get("7-2"),
 			Quantity: ft1.Get("10"), AmountFen: fen, DepartmentCode: ft1.Get("13-1"), DoctorCode: ft1.Get("20-1"),
-			CreatedAt: parseHL7Time(ft1.Get("4"))})
+			CreatedAt: hl7.ParseTimestamp(ft1.Get("4"))})
 	}
 	return out, nil
 }

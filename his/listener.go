@@ -77,7 +77,7 @@ func ParseResult(m *hl7.Message) ihos.HISResult {
 		ResultStatus:  m.Get("OBR-25"),
 		ServiceCode:   m.Get("OBR-4-1"),
 		ServiceName:   m.Get("OBR-4-2"),
-		ReportedAt:    parseHL7Time(m.Get("OBR-22")),
+		ReportedAt:    hl7.ParseTimestamp(m.Get("OBR-22")),
 	}
 	if pid := m.Segment("PID"); pid != nil {
 		r.PatientHISID = readPatient(pid).HISID

@@ -419,7 +419,7 @@ func TestQueries(t *testing.T) {
 	if rsp.Get("DG1-3-1") != "I10" || rsp.Get("DG1-3-2") != "原发性高血压" || rsp.Get("DG1-3-3") != "ICD10" || rsp.Get("DG1-6") != "F" || rsp.Get("DG1-5") == "" {
 		t.Errorf("DG1: %v", rsp.Segment("DG1").Fields)
 	}
-	if at := parseHL7TS(rsp.Get("PV1-44")); time.Since(at) < 29*24*time.Hour {
+	if at := hl7.ParseTimestamp(rsp.Get("PV1-44")); time.Since(at) < 29*24*time.Hour {
 		t.Errorf("PV1-44 %s", rsp.Get("PV1-44"))
 	}
 	since := time.Now().AddDate(0, 0, -45).In(beijing).Format("20060102")

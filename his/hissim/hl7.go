@@ -133,7 +133,7 @@ func readHL7(req *hl7.Message) (*inMsg, *outcome) {
 		return refuse(rejected("101", "缺少消息控制号（MSH-10）"))
 	}
 	if evn := req.Segment("EVN"); evn != nil {
-		m.At = parseHL7TS(evn.Get("2"))
+		m.At = hl7.ParseTimestamp(evn.Get("2"))
 	}
 	pid := req.Segment("PID")
 	if pid == nil {
@@ -145,7 +145,7 @@ func readHL7(req *hl7.Message) (*inMsg, *outcome) {
 			No:       pv1.Get("19"),
 			DeptCode: pv1.Get("3-1"), DeptName: pv1.Get("3-9"),
 			DoctorCode: pv1.Get("7-1"), DoctorName: pv1.Get("7-2"),
-			At: parseHL7TS(pv1.Get("44")),
+			At: hl7.ParseTimestamp(pv1.Get("44")),
 		}
 	}
 	switch typ {
@@ -160,7 +160,7 @@ func readHL7(req *hl7.Message) (*inMsg, *outcome) {
 	case "DFT":
 		for _, ft1 := range req.All("FT1") {
 			f := feeIn{
-				PlatformID: ft1.Get("2"), At: parseHL7TS(ft1.Get("4")), Type: ft1.Get("6"),
+				PlatformID: ft1.Get("2"), At: hl7.ParseTimestamp(ft1.Get("4")), Type: ft1.Get("6"),
 				ItemCode: ft1.Get("7-1"), ItemName: ft1.Get("7-2"), Quantity: ft1.Get("10"),
 				DeptCode: ft1.Get("13-1"), DoctorCode: ft1.Get("20-1"), DoctorName: ft1.Get("20-2"),
 				FillerOrderNo: ft1.Get("23-1"),
@@ -275,7 +275,7 @@ func readDocument(req *hl7.Message) (*docIn, *outcome) {
 		o := appError("101", "缺少 TXA 段")
 		return nil, &o
 	}
-	d := &docIn{No: txa.Get("12-1"), Type: txa.Get("2"), Status: txa.Get("17"), ActivityAt: parseHL7TS(txa.Get("4"))}
+	d := &docIn{No: txa.Get("12-1"), Type: txa.Get("2"), Status: txa.Get("17"), ActivityAt: hl7.ParseTimestamp(txa.Get("4"))}
 	obx := req.Segment("OBX")
 	if obx == nil {
 		o := appError("101", "缺少病历内容（OBX 段）")
@@ -405,7 +405,7 @@ func (s *Sim) query(ctx context.Context, req *hl7.Message, trigger string) *hl7.
 		}
 		var since time.Time
 		if v := qpd.Get("4-1"); v != "" {
-			if since = parseHL7TS(v); since.IsZero() {
+			if since = hl7.ParseTimestamp(v); since.IsZero() {
 				return fail("AE", hl7.CodeDataType, "起始日期（QPD-4）格式不正确："+v)
 			}
 		}
@@ -426,14 +426,14 @@ func (s *Sim) query(ctx context.Context, req *hl7.Message, trigger string) *hl7.
 				pv1.Set("10", v.Service)
 			}
 			pv1.Set("19", v.VisitNo)
-			pv1.Set("44", hl7TS(v.At))
+			pv1.Set("44", hl7.Timestamp(v.At))
 			for j, d := range v.Diagnoses {
 				dg1 := r.Add("DG1")
 				dg1.Set("1", strconv.Itoa(j+1))
 				dg1.Set("3-1", d.Code)
 				dg1.Set("3-2", d.Name)
 				dg1.Set("3-3", "ICD10")
-				dg1.Set("5", hl7TS(d.At))
+				dg1.Set("5", hl7.Timestamp(d.At))
 				dg1.Set("6", d.Type)
 			}
 		}
@@ -452,7 +452,7 @@ func (s *Sim) query(ctx context.Context, req *hl7.Message, trigger string) *hl7.
 			ft1 := r.Add("FT1")
 			ft1.Set("1", strconv.Itoa(i+1))
 			ft1.Set("2", f.FeeID)
-			ft1.Set("4", hl7TS(f.At))
+			ft1.Set("4", hl7.Timestamp(f.At))
 			ft1.Set("6", f.Type)
 			ft1.Set("7-1", f.ItemCode)
 			ft1.Set("7-2", f.ItemName)

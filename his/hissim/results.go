@@ -162,7 +162,7 @@ func buildORU(controlID string, p patientRow, o dueOrder, obs []observation, rep
 	m.Set("MSH-4", "HIS")
 	m.Set("MSH-5", hl7.Application)
 	m.Set("MSH-6", hl7.Application)
-	m.Set("MSH-7", hl7TS(reported))
+	m.Set("MSH-7", hl7.Timestamp(reported))
 	writePID(m.Add("PID"), 1, p)
 	pv1 := m.Add("PV1")
 	pv1.Set("1", "1")
@@ -180,7 +180,7 @@ func buildORU(controlID string, p patientRow, o dueOrder, obs []observation, rep
 	orc.Set("2", o.placer)
 	orc.Set("3", o.filler)
 	orc.Set("5", "CM")
-	orc.Set("9", hl7TS(reported))
+	orc.Set("9", hl7.Timestamp(reported))
 	orc.Set("12-1", o.doctorCode)
 	orc.Set("12-2", o.doctorName)
 	orc.Set("17-1", o.deptCode)
@@ -191,13 +191,13 @@ func buildORU(controlID string, p patientRow, o dueOrder, obs []observation, rep
 	obr.Set("4-1", o.code)
 	obr.Set("4-2", o.name)
 	collected := o.orderedAt.Add(reported.Sub(o.orderedAt) / 3)
-	obr.Set("7", hl7TS(collected))
+	obr.Set("7", hl7.Timestamp(collected))
 	if o.specimen != "" {
 		obr.Set("15-1", o.specimen)
 	}
 	obr.Set("16-1", o.doctorCode)
 	obr.Set("16-2", o.doctorName)
-	obr.Set("22", hl7TS(reported))
+	obr.Set("22", hl7.Timestamp(reported))
 	obr.Set("25", "F")
 	for i, ob := range obs {
 		obx := m.Add("OBX")
@@ -210,7 +210,7 @@ func buildORU(controlID string, p patientRow, o dueOrder, obs []observation, rep
 		obx.Set("7", ob.Range)
 		obx.Set("8", ob.Flag)
 		obx.Set("11", "F")
-		obx.Set("14", hl7TS(collected))
+		obx.Set("14", hl7.Timestamp(collected))
 	}
 	return m
 }

@@ -275,36 +275,6 @@ func parseDB(s string) time.Time {
 	return t
 }
 
-// hl7TS formats t as an HL7 TS in Beijing time.
-func hl7TS(t time.Time) string { return t.In(beijing).Format("20060102150405-0700") }
-
-// parseHL7TS reads an HL7 TS of any precision; a missing offset means Beijing
-// time. The zero time when s is empty or unreadable.
-func parseHL7TS(s string) time.Time {
-	s = strings.TrimSpace(s)
-	zone := ""
-	if i := strings.IndexAny(s, "+-"); i > 0 {
-		s, zone = s[:i], s[i:]
-	}
-	if i := strings.IndexByte(s, '.'); i > 0 {
-		s = s[:i]
-	}
-	layout := map[int]string{4: "2006", 6: "200601", 8: "20060102", 10: "2006010215", 12: "200601021504", 14: "20060102150405"}[len(s)]
-	if layout == "" {
-		return time.Time{}
-	}
-	if zone != "" {
-		if t, err := time.Parse(layout+"-0700", s+zone); err == nil {
-			return t
-		}
-	}
-	t, err := time.ParseInLocation(layout, s, beijing)
-	if err != nil {
-		return time.Time{}
-	}
-	return t
-}
-
 // rfc3339 formats t for JSON answers: Beijing time with its offset.
 func rfc3339(t time.Time) string { return t.In(beijing).Format(time.RFC3339) }
 

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/text/encoding/simplifiedchinese"
 )
@@ -729,4 +730,20 @@ func randomMessage(r *rand.Rand) *Message {
 		}
 	}
 	return m
+}
+
+func TestParseTimestamp(t *testing.T) {
+	want := time.Date(2026, 11, 26, 4, 30, 15, 0, time.UTC)
+	for in, w := range map[string]time.Time{
+		"20261126123015+0800": want, "20261126123015": want, "20261126043015+0000": want,
+		"20261126123015.1234+0800": want, "20261126": time.Date(2026, 11, 25, 16, 0, 0, 0, time.UTC),
+		"": {}, "2026112": {}, "abc": {},
+	} {
+		if got := ParseTimestamp(in); !got.Equal(w) {
+			t.Errorf("ParseTimestamp(%q) = %v, want %v", in, got, w)
+		}
+	}
+	if got := ParseTimestamp(Timestamp(want)); !got.Equal(want) {
+		t.Errorf("round trip %v", got)
+	}
 }

@@ -2,6 +2,7 @@ package hl7
 
 import (
 	"math/rand/v2"
+	"strings"
 	"time"
 )
 
@@ -116,6 +117,35 @@ const TimestampFormat = "20060102150405-0700"
 
 // Timestamp formats t as an HL7 TS in Beijing time.
 func Timestamp(t time.Time) string { return t.In(beijing).Format(TimestampFormat) }
+
+// ParseTimestamp reads an HL7 TS/DT of any precision (yyyy to
+// yyyyMMddHHmmss, fractions ignored); a missing offset means Beijing time. It
+// returns the zero time when s is empty or unreadable: a missing time in a
+// message is the caller's decision, not a parse failure.
+func ParseTimestamp(s string) time.Time {
+	s = strings.TrimSpace(s)
+	zone := ""
+	if i := strings.IndexAny(s, "+-"); i > 0 {
+		s, zone = s[:i], s[i:]
+	}
+	if i := strings.IndexByte(s, '.'); i > 0 {
+		s = s[:i]
+	}
+	layout := map[int]string{4: "2006", 6: "200601", 8: "20060102", 10: "2006010215", 12: "200601021504", 14: "20060102150405"}[len(s)]
+	if layout == "" {
+		return time.Time{}
+	}
+	if zone != "" {
+		if t, err := time.Parse(layout+"-0700", s+zone); err == nil {
+			return t.UTC()
+		}
+	}
+	t, err := time.ParseInLocation(layout, s, beijing)
+	if err != nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
 
 const idAlphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
