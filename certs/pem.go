@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -32,7 +33,18 @@ const (
 // directory, syncs it, sets perm, and renames it over path, so a crash or power loss
 // leaves either the old file or the new one, never a torn one. The parent directory
 // is created (0700) if missing.
-func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	return writeFileAtomic(path, data, perm, false)
+}
+
+// CreateFile is WriteFile for a file that must not exist yet: when path exists
+// it fails with an error wrapping os.ErrExist and leaves the file alone, so two
+// processes creating the same key at once cannot overwrite each other's.
+func CreateFile(path string, data []byte, perm os.FileMode) error {
+	return writeFileAtomic(path, data, perm, true)
+}
+
+func writeFileAtomic(path string, data []byte, perm os.FileMode, exclusive bool) (err error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("certs: create directory %s: %w", dir, err)
@@ -43,10 +55,10 @@ func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
 	}
 	tmp := f.Name()
 	defer func() {
-		if err != nil {
+		if f != nil {
 			f.Close()
-			os.Remove(tmp)
 		}
+		os.Remove(tmp) // after a rename or link this removes nothing or only the temporary name
 	}()
 	// CreateTemp makes the file 0600, so key bytes are never readable by others,
 	// not even briefly; widen (for certificates) only after the write.
@@ -59,10 +71,19 @@ func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
 	if err = f.Chmod(perm); err != nil && runtime.GOOS != "windows" {
 		return fmt.Errorf("certs: chmod %s: %w", path, err)
 	}
-	if err = f.Close(); err != nil {
+	err = f.Close()
+	f = nil
+	if err != nil {
 		return fmt.Errorf("certs: write %s: %w", path, err)
 	}
-	if err = os.Rename(tmp, path); err != nil {
+	if exclusive {
+		if err = os.Link(tmp, path); err != nil {
+			if errors.Is(err, os.ErrExist) {
+				return fmt.Errorf("certs: %s: %w", path, os.ErrExist)
+			}
+			return fmt.Errorf("certs: write %s: %w", path, err)
+		}
+	} else if err = os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("certs: write %s: %w", path, err)
 	}
 	syncDir(dir)
@@ -124,22 +145,23 @@ func ReadKeyFile(path string) (crypto.Signer, []byte, error) {
 	return k, b, nil
 }
 
-func readSmall(path string) ([]byte, error) {
+func readSmall(path string) ([]byte, error) { return ReadFileLimit(path, maxPEMFileLen) }
+
+// ReadFileLimit reads a file that must not exceed limit bytes (keys,
+// certificates, CRLs): a huge or endless file is an error, not an
+// out-of-memory.
+func ReadFileLimit(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("certs: read: %w", err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("certs: read: %w", err)
-	}
-	if fi.Size() > maxPEMFileLen {
-		return nil, fmt.Errorf("certs: %s is %d bytes, too large for a PEM file", path, fi.Size())
-	}
-	b := make([]byte, fi.Size())
-	if _, err := f.ReadAt(b, 0); err != nil && fi.Size() > 0 {
 		return nil, fmt.Errorf("certs: read %s: %w", path, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("certs: %s is larger than %d bytes", path, limit)
 	}
 	return b, nil
 }

@@ -18,7 +18,6 @@
 package ca
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/cipher"
@@ -35,7 +34,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net/url"
 	"os"
@@ -50,6 +48,7 @@ import (
 	"github.com/emmansun/gmsm/smx509"
 
 	"ihos"
+	"ihos/certs"
 	"ihos/internal/audit"
 	"ihos/internal/sqldb"
 )
@@ -531,65 +530,11 @@ func newAEAD(kek []byte) (cipher.AEAD, error) {
 	return aead, nil
 }
 
-func readSmall(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("ca: %w", err)
-	}
-	defer f.Close()
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(io.LimitReader(f, maxFileSize+1)); err != nil {
-		return nil, fmt.Errorf("ca: read %s: %w", path, err)
-	}
-	if buf.Len() > maxFileSize {
-		return nil, fmt.Errorf("ca: %s is too large", path)
-	}
-	return buf.Bytes(), nil
-}
+func readSmall(path string) ([]byte, error) { return certs.ReadFileLimit(path, maxFileSize) }
 
-// writeFile writes data to path through a synced temporary file in the same
-// directory. With exclusive it fails with os.ErrExist when path exists;
-// otherwise it replaces path atomically.
-func writeFile(path string, data []byte, perm os.FileMode, exclusive bool) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("ca: write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if f != nil {
-			f.Close()
-		}
-		os.Remove(tmp) // after a rename or link this removes nothing or only the temporary name
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("ca: write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("ca: sync %s: %w", path, err)
-	}
-	if err := f.Chmod(perm); err != nil && runtime.GOOS != "windows" {
-		return fmt.Errorf("ca: chmod %s: %w", path, err)
-	}
-	err = f.Close()
-	f = nil
-	if err != nil {
-		return fmt.Errorf("ca: write %s: %w", path, err)
-	}
+func writeFile(path string, data []byte, perm os.FileMode, exclusive bool) error {
 	if exclusive {
-		if err := os.Link(tmp, path); err != nil {
-			if errors.Is(err, os.ErrExist) {
-				return fmt.Errorf("ca: %s: %w", path, os.ErrExist)
-			}
-			return fmt.Errorf("ca: write %s: %w", path, err)
-		}
-	} else if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("ca: write %s: %w", path, err)
+		return certs.CreateFile(path, data, perm)
 	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return certs.WriteFile(path, data, perm)
 }
