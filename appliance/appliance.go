@@ -14,6 +14,7 @@ import (
 
 	"ihos"
 
+	"ihos/certs/esign"
 	"ihos/his"
 	"ihos/internal/admin"
 	"ihos/internal/console"
@@ -43,6 +44,8 @@ type Config struct {
 	CloudLeaf string `json:"cloud_leaf" env:"IHOS_CLOUD_LEAF"`
 	// HIS is the link to the hospital information system.
 	HIS HISConfig `json:"his"`
+	// Signing is the signing service: the hospital CA, time source, API.
+	Signing SigningConfig `json:"signing"`
 }
 
 // DefaultHospitalID is the hospital id of a standalone or demo appliance.
@@ -64,6 +67,9 @@ type App struct {
 	Handler http.Handler
 	HIS     *his.Service
 	his     *hisLink
+	// ESign is the staff e-signature service.
+	ESign   *esign.Service
+	signing *signing
 	stop    context.CancelFunc
 }
 
@@ -133,7 +139,15 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	store.Routes(mux, "/api/admin")
 	a.Handler = n.Auth.Middleware(mux)
 
+	if a.signing, err = a.startSigning(ctx, cfg.Signing, n.Config.DataDir, n.Config.HTTP); err != nil {
+		n.Close()
+		return nil, err
+	}
+	a.ESign = a.signing.esign
+	a.ESign.Routes(mux, n.AuthorizeCLIOr)
+	a.Handler = a.signing.handler(a.Handler)
 	if err := a.firstStart(ctx, cfg); err != nil {
+		a.signing.close()
 		n.Close()
 		return nil, err
 	}
@@ -168,6 +182,9 @@ func (a *App) Close() {
 	if a.his != nil {
 		a.his.close()
 	}
+	if a.signing != nil {
+		a.signing.close()
+	}
 	a.stop()
 	a.Link.Close()
 	a.Node.Close()
@@ -177,6 +194,9 @@ func (a *App) Close() {
 func Run(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "sync" {
 		return SyncCLI(ctx, args[1:], os.Stdout)
+	}
+	if len(args) > 0 && args[0] == "verify" {
+		return VerifyCLI(ctx, args[1:], os.Stdout)
 	}
 	if len(args) > 0 && args[0] == "enroll" {
 		return EnrollCLI(ctx, args[1:], os.Stdout)

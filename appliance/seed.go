@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"ihos"
+	"ihos/certs/svs"
 	"ihos/internal/admin"
 	"ihos/internal/auth"
 	"ihos/internal/config"
@@ -71,6 +72,15 @@ func (a *App) firstStart(ctx context.Context, cfg Config) error {
 	add := map[string]any{}
 	for k, v := range creds {
 		add[k] = v
+	}
+	if cfg.Demo {
+		// A demo application of the signing API, as hospital IT would create for
+		// another system (the EMR vendor, the LIS) on the console.
+		token, err := a.signing.svs.CreateApp(sys, svs.App{Name: "demo", Timestamp: true, Note: "演示应用"})
+		if err != nil {
+			return fmt.Errorf("demo signing app: %w", err)
+		}
+		add["svs"] = map[string]string{"token": token, "url": "http://" + a.Node.Config.HTTP + "/api/svs/"}
 	}
 	if err := config.MergeJSON(path, add); err != nil {
 		return err

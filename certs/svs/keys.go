@@ -147,6 +147,12 @@ func (k *KeyStore) Key(ctx context.Context, name string) (*Key, error) {
 // SM2 key whose certificate (kind staff: digital signature and
 // non-repudiation, common name cn) the hospital CA issues.
 func (k *KeyStore) EnsureKey(ctx context.Context, name, cn string) (*Key, error) {
+	return k.EnsureKeyOfKind(ctx, name, ca.KindStaff, cn)
+}
+
+// EnsureKeyOfKind is EnsureKey for a certificate of another kind, such as
+// ca.KindTSA for the time-stamping authority's key.
+func (k *KeyStore) EnsureKeyOfKind(ctx context.Context, name, kind, cn string) (*Key, error) {
 	if !keyNameRE.MatchString(name) {
 		return nil, ihos.Invalid(map[string]string{"name": "密钥名称只能包含字母、数字、点、下划线和连字符，最长 64 个字符"})
 	}
@@ -164,7 +170,7 @@ func (k *KeyStore) EnsureKey(ctx context.Context, name, cn string) (*Key, error)
 	if err != nil {
 		return nil, err
 	}
-	cert, err := k.ca.Issue(ctx, ca.IssueRequest{Kind: ca.KindStaff, CommonName: cn, OrganizationalUnit: "签名验签服务",
+	cert, err := k.ca.Issue(ctx, ca.IssueRequest{Kind: kind, CommonName: cn, OrganizationalUnit: "签名验签服务",
 		PublicKey: &priv.PublicKey, SubjectID: "svs:" + name})
 	if err != nil {
 		return nil, err
