@@ -178,6 +178,23 @@ func (s *Server) signingKey(ctx context.Context, app *App) (*Key, error) {
 	return key, nil
 }
 
+// toSign decodes the data a sign request carries and finds the key the
+// application signs with.
+func (s *Server) toSign(ctx context.Context, app *App, b64 *string) ([]byte, *Key, error) {
+	if b64 == nil {
+		return nil, nil, required("data", "待签名的数据（Base64）")
+	}
+	data, err := decodeB64("data", *b64)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := s.signingKey(ctx, app)
+	if err != nil {
+		return nil, nil, err
+	}
+	return data, key, nil
+}
+
 type signResponse struct {
 	Signature string `json:"signature"`
 	Cert      string `json:"cert"`
@@ -193,15 +210,8 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request, app *App) er
 	if err := decodeBody(r, &in); err != nil {
 		return err
 	}
-	if in.Data == nil {
-		return required("data", "待签名的数据（Base64）")
-	}
-	data, err := decodeB64("data", *in.Data)
-	if err != nil {
-		return err
-	}
 	ctx := r.Context()
-	key, err := s.signingKey(ctx, app)
+	data, key, err := s.toSign(ctx, app, in.Data)
 	if err != nil {
 		return err
 	}
@@ -320,15 +330,8 @@ func (s *Server) handleSignMessage(w http.ResponseWriter, r *http.Request, app *
 	if err := decodeBody(r, &in); err != nil {
 		return err
 	}
-	if in.Data == nil {
-		return required("data", "待签名的数据（Base64）")
-	}
-	data, err := decodeB64("data", *in.Data)
-	if err != nil {
-		return err
-	}
 	ctx := r.Context()
-	key, err := s.signingKey(ctx, app)
+	data, key, err := s.toSign(ctx, app, in.Data)
 	if err != nil {
 		return err
 	}

@@ -81,15 +81,7 @@ func Request(ctx context.Context, client *http.Client, url string, data []byte, 
 	if hashAlg == nil {
 		hashAlg = OIDSHA256
 	}
-	digest, err := Digest(hashAlg, data)
-	if err != nil {
-		return nil, err
-	}
-	nonce, err := newNonce()
-	if err != nil {
-		return nil, err
-	}
-	reqDER, err := NewRequest(digest, hashAlg, nonce, true)
+	reqDER, digest, nonce, err := request(data, hashAlg)
 	if err != nil {
 		return nil, err
 	}
@@ -139,15 +131,7 @@ func (a *Authority) Stamp(ctx context.Context, data []byte) ([]byte, error) {
 	if a.Cert != nil && isSM2(a.Cert.PublicKey) {
 		hashAlg = OIDSM3
 	}
-	digest, err := Digest(hashAlg, data)
-	if err != nil {
-		return nil, err
-	}
-	nonce, err := newNonce()
-	if err != nil {
-		return nil, err
-	}
-	reqDER, err := NewRequest(digest, hashAlg, nonce, true)
+	reqDER, digest, nonce, err := request(data, hashAlg)
 	if err != nil {
 		return nil, err
 	}
@@ -156,6 +140,19 @@ func (a *Authority) Stamp(ctx context.Context, data []byte) ([]byte, error) {
 		return nil, err
 	}
 	return checkResponse(resp, hashAlg, digest, nonce)
+}
+
+// request makes the time-stamp request for data: the imprint under hashAlg, a
+// fresh nonce, and certReq set.
+func request(data []byte, hashAlg asn1.ObjectIdentifier) (reqDER, digest []byte, nonce *big.Int, err error) {
+	if digest, err = Digest(hashAlg, data); err != nil {
+		return nil, nil, nil, err
+	}
+	if nonce, err = newNonce(); err != nil {
+		return nil, nil, nil, err
+	}
+	reqDER, err = NewRequest(digest, hashAlg, nonce, true)
+	return reqDER, digest, nonce, err
 }
 
 func newNonce() (*big.Int, error) {
