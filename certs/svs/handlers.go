@@ -43,6 +43,8 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/svs/certs", s.api(s.handleSearchCerts))
 	mux.Handle("GET /api/svs/certs/{serial}", s.api(s.handleStoredCert))
 	mux.Handle("POST /api/svs/timestamp", s.api(s.handleTimestamp))
+	mux.Handle("POST /api/svs/sign-xml", s.api(s.handleSignXML))
+	mux.Handle("POST /api/svs/verify-xml", s.api(s.handleVerifyXML))
 }
 
 type apiHandler func(w http.ResponseWriter, r *http.Request, app *App) error

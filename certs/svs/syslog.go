@@ -161,6 +161,10 @@ func opText(op string) string {
 		return "消息验签"
 	case OpTimestamp:
 		return "时间戳"
+	case OpSignXML:
+		return "XML 签名"
+	case OpVerifyXML:
+		return "XML 验签"
 	}
 	return op
 }
