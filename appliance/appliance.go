@@ -68,7 +68,11 @@ type App struct {
 	HIS     *his.Service
 	his     *hisLink
 	// ESign is the staff e-signature service.
-	ESign   *esign.Service
+	ESign *esign.Service
+	// Signer signs and verifies the platform's own data: in process with this
+	// appliance's signing service, or over the configured signing servers
+	// (SigningConfig.Servers: both hospital servers, or a hardware box).
+	Signer  DataSigner
 	signing *signing
 	stop    context.CancelFunc
 }
@@ -144,6 +148,11 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	a.ESign = a.signing.esign
+	if a.Signer, err = a.signing.newSigner(cfg.Signing, n.Config.DataDir); err != nil {
+		a.signing.close()
+		n.Close()
+		return nil, err
+	}
 	a.ESign.Routes(mux, n.AuthorizeCLIOr)
 	a.Handler = a.signing.handler(a.Handler)
 	if err := a.firstStart(ctx, cfg); err != nil {
@@ -173,6 +182,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	sa.routes(mux)
 	a.Console.AddPage(sa.page(n.Auth))
 	a.Console.AddPage(a.HIS.Page(n.Auth, a.his.mode))
+	sg := newSigningAdmin(a.signing, n)
+	sg.routes(mux)
+	a.Console.AddPage(sg.page(n.Auth))
 	a.Console.Routes(mux)
 	return a, nil
 }

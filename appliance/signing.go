@@ -1,17 +1,22 @@
 package appliance
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	stdsync "sync"
 	"time"
 
 	"github.com/emmansun/gmsm/smx509"
@@ -24,6 +29,7 @@ import (
 	"ihos/certs/svs"
 	"ihos/certs/tsa"
 	"ihos/internal/node"
+	"ihos/internal/web"
 )
 
 // SigningConfig is the signing service's configuration: the hospital CA's
@@ -41,6 +47,13 @@ type SigningConfig struct {
 	Syslog string `json:"syslog" env:"IHOS_SIGNING_SYSLOG"`
 	// Disabled switches the signing API off at start.
 	Disabled bool `json:"disabled" env:"IHOS_SIGNING_DISABLED"`
+	// Servers are the signing servers the platform's own signing (App.Signer)
+	// calls: both hospital servers (calls are spread over them and fail over
+	// when one is down), or a hardware signing server with the same API.
+	// Empty: the platform signs in this process with the "default" key.
+	Servers []string `json:"servers" env:"IHOS_SIGNING_SERVERS"`
+	// Token is the application token the servers issued for this platform.
+	Token string `json:"token" env:"IHOS_SIGNING_TOKEN"`
 }
 
 // signing is the running signing service.
@@ -96,7 +109,12 @@ func (a *App) startSigning(ctx context.Context, cfg SigningConfig, dataDir, http
 	if err != nil {
 		return nil, err
 	}
-	clock := ntp.NewClock(ntp.Config{Servers: cfg.NTPServers, Enabled: len(cfg.NTPServers) > 0, MaxOffset: cfg.MaxOffset})
+	// The time source: what the console saved, else the configuration file.
+	ntpCfg, _, err := loadNTPConfig(ctx, db, ntp.Config{Servers: cfg.NTPServers, Enabled: len(cfg.NTPServers) > 0, MaxOffset: cfg.MaxOffset})
+	if err != nil {
+		return nil, err
+	}
+	clock := ntp.NewClock(ntpCfg)
 	keys, err := svs.NewKeyStore(db, authority, kek)
 	if err != nil {
 		return nil, err
@@ -204,4 +222,193 @@ func VerifyCLI(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "时间戳：%s（医院时间戳服务）\n", v.TimestampAt.In(ihos.Shanghai).Format("2006-01-02 15:04:05"))
 	}
 	return nil
+}
+
+// DataSigner is how the platform itself signs and verifies data (the contract
+// of POST /api/svs/sign and /api/svs/verify): an SM2 signature over SM3 with
+// the default user id, the signer's certificate in PEM; verification at level
+// 0 (signature), 1 (+ chain) or 2 (+ CRL/OCSP), invalid with a Chinese reason.
+// App.Signer is chosen by SigningConfig.Servers.
+type DataSigner interface {
+	Sign(ctx context.Context, data []byte) (sig []byte, certPEM string, err error)
+	Verify(ctx context.Context, data, sig []byte, certPEM string, level int) (valid bool, reason string, err error)
+}
+
+// The signers App.Signer can be.
+var (
+	_ DataSigner = (*localSigner)(nil)
+	_ DataSigner = (*svs.Client)(nil)
+)
+
+// newSigner returns the platform's signer: with cfg.Servers, an svs.Client
+// over them (round robin, failover; a hardware signing server is one of them);
+// without, this appliance's own signing service called in process.
+func (s *signing) newSigner(cfg SigningConfig, dataDir string) (DataSigner, error) {
+	if len(cfg.Servers) == 0 {
+		api := http.NewServeMux()
+		s.svs.Routes(api)
+		return &localSigner{svs: s.svs, api: api, tokenFile: filepath.Join(dataDir, "keys", "svs-platform.token")}, nil
+	}
+	var urls []string
+	for _, raw := range cfg.Servers {
+		raw = strings.TrimSpace(raw)
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, ihos.Errorf(ihos.EInvalid, "签名验签服务器地址 %q 无效（signing.servers 应为 http:// 或 https:// 网址）", raw)
+		}
+		urls = append(urls, strings.TrimRight(raw, "/"))
+	}
+	if strings.TrimSpace(cfg.Token) == "" {
+		return nil, ihos.Errorf(ihos.EInvalid, "配置了签名验签服务器（signing.servers）但没有访问令牌（signing.token / IHOS_SIGNING_TOKEN）")
+	}
+	return &svs.Client{URLs: urls, Token: strings.TrimSpace(cfg.Token)}, nil
+}
+
+// platformApp is the signing application the platform's in-process calls go
+// through, so they follow its policy, the service switch and the time source,
+// and land in the signature log like every other caller's.
+const platformApp = "platform"
+
+// localSigner calls this appliance's signing API in process: the same
+// handlers as /api/svs over HTTP, without a socket. Its application token is
+// made on first use and kept in the data directory (mode 0600); when it stops
+// working (rotated on the console, or a restore without the application) a new
+// one is made.
+type localSigner struct {
+	svs       *svs.Server
+	api       http.Handler
+	tokenFile string
+
+	mu    stdsync.Mutex
+	token string
+}
+
+func (l *localSigner) Sign(ctx context.Context, data []byte) ([]byte, string, error) {
+	var out struct {
+		Signature []byte `json:"signature"`
+		Cert      string `json:"cert"`
+	}
+	if err := l.call(ctx, "/api/svs/sign", map[string]any{"data": data}, &out); err != nil {
+		return nil, "", err
+	}
+	return out.Signature, out.Cert, nil
+}
+
+func (l *localSigner) Verify(ctx context.Context, data, sig []byte, certPEM string, level int) (bool, string, error) {
+	var out struct {
+		Valid  bool   `json:"valid"`
+		Reason string `json:"reason"`
+	}
+	in := map[string]any{"data": data, "signature": sig, "cert": certPEM, "level": level}
+	if err := l.call(ctx, "/api/svs/verify", in, &out); err != nil {
+		return false, "", err
+	}
+	return out.Valid, out.Reason, nil
+}
+
+func (l *localSigner) call(ctx context.Context, path string, in, out any) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return ihos.Internal(err)
+	}
+	stale := ""
+	for attempt := 0; ; attempt++ {
+		token, err := l.tokenFor(ctx, stale)
+		if err != nil {
+			return err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://in-process"+path, bytes.NewReader(body))
+		if err != nil {
+			return ihos.Internal(err)
+		}
+		req.RemoteAddr = "in-process:0" // the signature log's remote column
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		w := &bufferWriter{header: http.Header{}}
+		l.api.ServeHTTP(w, req)
+		if w.code == 0 {
+			w.code = http.StatusOK
+		}
+		if w.code == http.StatusUnauthorized && attempt == 0 {
+			stale = token
+			continue
+		}
+		if w.code >= 400 {
+			var eb web.ErrorBody
+			if json.Unmarshal(w.buf.Bytes(), &eb) == nil && eb.Code != "" {
+				return &ihos.Error{Code: eb.Code, Message: eb.Message, Fields: eb.Fields}
+			}
+			return ihos.Internal(fmt.Errorf("appliance: in-process %s: HTTP %d", path, w.code))
+		}
+		if err := json.Unmarshal(w.buf.Bytes(), out); err != nil {
+			return ihos.Internal(fmt.Errorf("appliance: in-process %s: %w", path, err))
+		}
+		return nil
+	}
+}
+
+// tokenFor returns the platform application's token: the one in memory, else
+// the one in the token file, else (or when stale is the one in memory, which
+// the service refused) a new one.
+func (l *localSigner) tokenFor(ctx context.Context, stale string) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.token != "" && l.token != stale {
+		return l.token, nil
+	}
+	if stale == "" {
+		b, err := certs.ReadFileLimit(l.tokenFile, 1024)
+		if err == nil && len(bytes.TrimSpace(b)) > 0 {
+			l.token = string(bytes.TrimSpace(b))
+			return l.token, nil
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", ihos.Internal(err)
+		}
+	}
+	sys := ihos.WithActor(context.WithoutCancel(ctx), ihos.System)
+	apps, err := l.svs.ListApps(sys)
+	if err != nil {
+		return "", err
+	}
+	var token string
+	i := slices.IndexFunc(apps, func(a svs.App) bool { return a.Name == platformApp })
+	switch {
+	case i < 0:
+		token, err = l.svs.CreateApp(sys, svs.App{Name: platformApp, Timestamp: true, Note: "本院互联网医院平台（进程内调用，令牌保存在本机数据目录）"})
+	case !apps[i].Enabled:
+		return "", ihos.Errorf(ihos.EUnavailable, "签名验签应用 %s（本院平台）已停用，平台无法签名和验签；请在控制台“签名验签服务”中启用", platformApp)
+	default:
+		token, err = l.svs.RotateToken(sys, apps[i].ID)
+	}
+	if err != nil {
+		return "", err
+	}
+	if err := certs.WriteFile(l.tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		return "", ihos.Internal(err)
+	}
+	l.token = token
+	return token, nil
+}
+
+// bufferWriter is the ResponseWriter of an in-process call.
+type bufferWriter struct {
+	header http.Header
+	code   int
+	buf    bytes.Buffer
+}
+
+func (w *bufferWriter) Header() http.Header { return w.header }
+
+func (w *bufferWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+}
+
+func (w *bufferWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.buf.Write(b)
 }

@@ -241,6 +241,16 @@ func (s *Service) Sign(ctx context.Context, staffID, pin string, doc []byte) (Si
 	if err != nil {
 		return Signature{}, err
 	}
+	// A revoked or expired certificate must not sign anything new: the
+	// signature would only fail later, when someone verifies it.
+	if rec, err := s.CA.Lookup(ctx, cert.SerialNumber); err != nil {
+		return Signature{}, ihos.Internal(err)
+	} else if rec.Status == ca.StatusRevoked {
+		return Signature{}, ihos.Errorf(ihos.EForbidden, "您的电子签名证书已被吊销（%s），请联系医务科重新申领", ca.ReasonText(rec.Reason))
+	}
+	if now := time.Now(); now.After(cert.NotAfter) || now.Before(cert.NotBefore) {
+		return Signature{}, ihos.Errorf(ihos.EForbidden, "您的电子签名证书不在有效期内（%s 到期），请联系医务科重新申领", cert.NotAfter.In(ihos.Shanghai).Format("2006-01-02"))
+	}
 	key, err := certs.ParsePrivateKeyPEM(keyPEM)
 	if err != nil {
 		return Signature{}, ihos.Internal(err)

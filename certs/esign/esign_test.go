@@ -119,6 +119,13 @@ func TestPINGuardsTheKey(t *testing.T) {
 	if _, err := s.Sign(ctx, "P2001", "975310", []byte(emr)); err != nil {
 		t.Fatal(err)
 	}
+	// A revoked certificate signs nothing more.
+	if err := s.CA.Revoke(ctx, mustSerial(t, s, "P2001"), 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Sign(ctx, "P2001", "975310", []byte(emr)); ihos.ErrorCode(err) != ihos.EForbidden || !strings.Contains(err.Error(), "吊销") {
+		t.Fatalf("signing with a revoked certificate: %v", err)
+	}
 }
 
 // The time source's check stops signing.
