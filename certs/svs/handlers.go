@@ -180,9 +180,17 @@ func (s *Server) signingKey(ctx context.Context, app *App) (*Key, error) {
 	return key, nil
 }
 
-// toSign decodes the data a sign request carries and finds the key the
-// application signs with.
-func (s *Server) toSign(ctx context.Context, app *App, b64 *string) ([]byte, *Key, error) {
+// signRequest is the common start of the sign handlers: the service must be
+// ready (the clock), the body decodes into in, and the Base64 data that
+// dataOf finds in it is decoded; the application's signing key is looked up.
+func (s *Server) signRequest(r *http.Request, app *App, in any, dataOf func() *string) ([]byte, *Key, error) {
+	if err := s.ready(); err != nil {
+		return nil, nil, err
+	}
+	if err := decodeBody(r, in); err != nil {
+		return nil, nil, err
+	}
+	b64 := dataOf()
 	if b64 == nil {
 		return nil, nil, required("data", "待签名的数据（Base64）")
 	}
@@ -190,7 +198,7 @@ func (s *Server) toSign(ctx context.Context, app *App, b64 *string) ([]byte, *Ke
 	if err != nil {
 		return nil, nil, err
 	}
-	key, err := s.signingKey(ctx, app)
+	key, err := s.signingKey(r.Context(), app)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -203,20 +211,14 @@ type signResponse struct {
 }
 
 func (s *Server) handleSign(w http.ResponseWriter, r *http.Request, app *App) error {
-	if err := s.ready(); err != nil {
-		return err
-	}
 	var in struct {
 		Data *string `json:"data"`
 	}
-	if err := decodeBody(r, &in); err != nil {
-		return err
-	}
-	ctx := r.Context()
-	data, key, err := s.toSign(ctx, app, in.Data)
+	data, key, err := s.signRequest(r, app, &in, func() *string { return in.Data })
 	if err != nil {
 		return err
 	}
+	ctx := r.Context()
 	sig, err := certs.SignData(key.Signer, data)
 	if err != nil {
 		if lerr := s.record(ctx, app, OpSign, key.Name, data, false, ihos.ErrorMessage(err), serialText(key.Cert), web.ClientIP(r)); lerr != nil {
@@ -321,22 +323,16 @@ type signMessageResponse struct {
 }
 
 func (s *Server) handleSignMessage(w http.ResponseWriter, r *http.Request, app *App) error {
-	if err := s.ready(); err != nil {
-		return err
-	}
 	var in struct {
 		Data     *string `json:"data"`
 		Detached bool    `json:"detached"`
 		Chain    bool    `json:"chain"` // also carry the CA certificate
 	}
-	if err := decodeBody(r, &in); err != nil {
-		return err
-	}
-	ctx := r.Context()
-	data, key, err := s.toSign(ctx, app, in.Data)
+	data, key, err := s.signRequest(r, app, &in, func() *string { return in.Data })
 	if err != nil {
 		return err
 	}
+	ctx := r.Context()
 	opts := cms.SignOptions{Detached: in.Detached, Profile: cms.GM}
 	if root := s.CA.Certificate(); in.Chain && bytes.Equal(key.Cert.RawIssuer, root.RawSubject) {
 		opts.Chain = []*smx509.Certificate{root}

@@ -20,20 +20,14 @@ const (
 // application's key: POST /api/svs/sign-xml {"data": base64 XML} →
 // {"xml": base64 signed XML}.
 func (s *Server) handleSignXML(w http.ResponseWriter, r *http.Request, app *App) error {
-	if err := s.ready(); err != nil {
-		return err
-	}
 	var in struct {
 		Data *string `json:"data"`
 	}
-	if err := decodeBody(r, &in); err != nil {
-		return err
-	}
-	ctx := r.Context()
-	data, key, err := s.toSign(ctx, app, in.Data)
+	data, key, err := s.signRequest(r, app, &in, func() *string { return in.Data })
 	if err != nil {
 		return err
 	}
+	ctx := r.Context()
 	signed, err := xmldsig.Sign(data, key.Cert, key.Signer, xmldsig.Options{})
 	if lerr := s.record(ctx, app, OpSignXML, key.Name, data, err == nil, ihos.ErrorMessage(err), serialText(key.Cert), web.ClientIP(r)); lerr != nil {
 		return lerr
