@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"encoding/pem"
 	"html"
@@ -31,6 +30,7 @@ import (
 	"ihos"
 	"ihos/appliance"
 	"ihos/certs"
+	"ihos/certs/ntp"
 	"ihos/internal/node"
 	"ihos/internal/web"
 )
@@ -163,30 +163,7 @@ func serveNTP(t testing.TB, skew time.Duration) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close() })
-	toNTP := func(tm time.Time) uint64 {
-		secs := uint64(tm.Unix() + 2208988800)
-		frac := uint64(tm.Nanosecond()) << 32 / 1e9
-		return secs<<32 | frac
-	}
-	go func() {
-		buf := make([]byte, 512)
-		for {
-			n, addr, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if n < 48 {
-				continue
-			}
-			resp := make([]byte, 48)
-			resp[0] = 4<<3 | 4 // version 4, server
-			resp[1] = 2
-			copy(resp[24:32], buf[40:48])
-			binary.BigEndian.PutUint64(resp[32:], toNTP(time.Now().Add(skew)))
-			binary.BigEndian.PutUint64(resp[40:], toNTP(time.Now().Add(skew)))
-			pc.WriteTo(resp, addr)
-		}
-	}()
+	go ntp.Serve(pc, func() time.Time { return time.Now().Add(skew) })
 	return pc.LocalAddr().String()
 }
 

@@ -11,8 +11,9 @@ import (
 	"ihos"
 )
 
-// serve answers NTP client requests on a local UDP port with a clock skewed
-// by skew, as a server at the given stratum.
+// serve runs the time-source simulator on a local UDP port with a clock
+// skewed by skew, as a server at the given stratum (Serve's replies say
+// stratum 2; other strata are rewritten here to test refusals).
 func serve(t *testing.T, skew time.Duration, stratum byte) string {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -20,23 +21,20 @@ func serve(t *testing.T, skew time.Duration, stratum byte) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close() })
+	if stratum == 2 || stratum == 1 {
+		go Serve(pc, func() time.Time { return time.Now().Add(skew) })
+		return pc.LocalAddr().String()
+	}
 	go func() {
 		buf := make([]byte, 512)
 		for {
 			n, addr, err := pc.ReadFrom(buf)
-			if err != nil {
+			if err != nil || n < 48 {
 				return
 			}
-			if n < 48 {
-				continue
-			}
-			recv := time.Now().Add(skew)
 			resp := make([]byte, 48)
-			resp[0] = 0<<6 | 4<<3 | 4 // server
-			resp[1] = stratum
-			copy(resp[24:32], buf[40:48]) // origin = the client's transmit
-			binary.BigEndian.PutUint64(resp[32:], toNTP(recv))
-			binary.BigEndian.PutUint64(resp[40:], toNTP(time.Now().Add(skew)))
+			resp[0], resp[1] = 0x24, stratum
+			copy(resp[24:32], buf[40:48])
 			pc.WriteTo(resp, addr)
 		}
 	}()
