@@ -48,8 +48,7 @@ func (unconfigured) Deliver(context.Context, ihos.HISMessage) (ihos.HISAck, erro
 type hisLink struct {
 	svc      *his.Service
 	listener *his.Listener
-	addr     net.Addr // the result listener's address, when listening
-	mode     string   // which adapter, for the console
+	mode     string // which adapter, for the console
 	close    func()
 }
 
@@ -105,7 +104,6 @@ func (a *App) startHIS(ctx context.Context, cfg HISConfig, hospital string, mux 
 			cancel()
 			return nil, ihos.Errorf(ihos.EInvalid, "HIS 结果接收端口 %s 无法监听：%v", cfg.Listen, err)
 		}
-		l.addr = ln.Addr()
 		l.listener = &his.Listener{Service: svc, Observe: rec.Observe}
 		go l.listener.Serve(ln)
 		closers = append(closers, func() { l.listener.Close() })

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -324,23 +325,20 @@ func (l *localSigner) call(ctx context.Context, path string, in, out any) error 
 		req.RemoteAddr = "in-process:0" // the signature log's remote column
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+token)
-		w := &bufferWriter{header: http.Header{}}
+		w := httptest.NewRecorder() // the standard recorder: an in-process response
 		l.api.ServeHTTP(w, req)
-		if w.code == 0 {
-			w.code = http.StatusOK
-		}
-		if w.code == http.StatusUnauthorized && attempt == 0 {
+		if w.Code == http.StatusUnauthorized && attempt == 0 {
 			stale = token
 			continue
 		}
-		if w.code >= 400 {
+		if w.Code >= 400 {
 			var eb web.ErrorBody
-			if json.Unmarshal(w.buf.Bytes(), &eb) == nil && eb.Code != "" {
+			if json.Unmarshal(w.Body.Bytes(), &eb) == nil && eb.Code != "" {
 				return &ihos.Error{Code: eb.Code, Message: eb.Message, Fields: eb.Fields}
 			}
-			return ihos.Internal(fmt.Errorf("appliance: in-process %s: HTTP %d", path, w.code))
+			return ihos.Internal(fmt.Errorf("appliance: in-process %s: HTTP %d", path, w.Code))
 		}
-		if err := json.Unmarshal(w.buf.Bytes(), out); err != nil {
+		if err := json.Unmarshal(w.Body.Bytes(), out); err != nil {
 			return ihos.Internal(fmt.Errorf("appliance: in-process %s: %w", path, err))
 		}
 		return nil
@@ -389,26 +387,4 @@ func (l *localSigner) tokenFor(ctx context.Context, stale string) (string, error
 	}
 	l.token = token
 	return token, nil
-}
-
-// bufferWriter is the ResponseWriter of an in-process call.
-type bufferWriter struct {
-	header http.Header
-	code   int
-	buf    bytes.Buffer
-}
-
-func (w *bufferWriter) Header() http.Header { return w.header }
-
-func (w *bufferWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-}
-
-func (w *bufferWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.buf.Write(b)
 }

@@ -3,7 +3,6 @@ package his
 import (
 	"context"
 	"net"
-	"strconv"
 	"time"
 
 	"ihos"
@@ -88,6 +87,3 @@ func ParseResult(m *hl7.Message) ihos.HISResult {
 	}
 	return r
 }
-
-// itoa is strconv.Itoa, short for building terser paths.
-func itoa(i int) string { return strconv.Itoa(i) }

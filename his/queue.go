@@ -77,8 +77,9 @@ func (q *Queue) Kick() {
 	}
 }
 
-// Enqueue adds m to the queue inside tx. lane orders it (the patient); m.ID and
-// m.At are set when empty. by names who caused it, for the console.
+// Enqueue adds m to the queue inside tx. lane orders it (the patient; its HIS
+// id when empty); m.ID and m.At are set when empty. The actor in ctx is
+// recorded as who caused it, for the console.
 func (q *Queue) Enqueue(ctx context.Context, tx *sql.Tx, lane string, m *ihos.HISMessage) error {
 	if m.ID == "" {
 		m.ID = ihos.NewID()
