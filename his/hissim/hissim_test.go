@@ -11,22 +11,24 @@ import (
 	"testing"
 	"time"
 
+	"ihos"
+
 	"ihos/his/hl7"
 	"ihos/his/mllp"
 )
 
 func TestIDCheckDigit(t *testing.T) {
 	for _, id := range []string{"110101199003078515", "11010519491231002X", "440524188001010014"} {
-		if !ValidIDNumber(id) {
+		if !ihos.ValidIDNumber(id) {
 			t.Errorf("%s should be valid", id)
 		}
 	}
 	for _, id := range []string{"110101199003078514", "11010519491231002", "1101011990030785X5", ""} {
-		if ValidIDNumber(id) {
+		if ihos.ValidIDNumber(id) {
 			t.Errorf("%s should be invalid", id)
 		}
 	}
-	if got := IDCheckDigit("11010519491231002"); got != 'X' {
+	if got := ihos.IDCheckDigit("11010519491231002"); got != 'X' {
 		t.Errorf("check digit = %c, want X", got)
 	}
 }
@@ -67,7 +69,7 @@ func TestDemoData(t *testing.T) {
 	seen := map[string]bool{}
 	names := map[string]bool{}
 	for _, p := range DemoPatients {
-		if !ValidIDNumber(p.IDNumber) {
+		if !ihos.ValidIDNumber(p.IDNumber) {
 			t.Errorf("%s %s: invalid ID number %s", p.HISID, p.Name, p.IDNumber)
 		}
 		if p.IDNumber[6:14] != p.BirthDate {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"ihos"
 )
 
 // inMsg is an inbound message that changes something, read from HL7 or from
@@ -224,7 +226,7 @@ func (s *Sim) resolvePatient(ctx context.Context, tx *sql.Tx, p *patientIn, crea
 		if !create {
 			return "", appError("204", "患者不存在：身份证号 %s 在本院没有记录", p.IDNumber), nil
 		}
-		if !ValidIDNumber(p.IDNumber) {
+		if !ihos.ValidIDNumber(p.IDNumber) {
 			return "", appError("102", "身份证号 %s 校验位不正确", p.IDNumber), nil
 		}
 		if p.Name == "" {
