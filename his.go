@@ -225,3 +225,21 @@ type HISObservation struct {
 	Range string `json:"range"`
 	Flag  string `json:"flag"` // H, L, N or empty
 }
+
+// HISReport is a finished lab or exam report the HIS holds for a patient,
+// whichever way it was ordered (online through the platform, or at the
+// hospital's own counters). The kiosk lists and prints these; HIS.Reports
+// returns them.
+type HISReport struct {
+	ReportNo       string           `json:"report_no"` // the HIS's report number (filler order number)
+	Kind           string           `json:"kind"`      // CatalogLab or CatalogExam
+	VisitNo        string           `json:"visit_no"`
+	ServiceCode    string           `json:"service_code"`
+	ServiceName    string           `json:"service_name"` // e.g. 血常规, 胸部正位片
+	DepartmentName string           `json:"department_name"`
+	DoctorName     string           `json:"doctor_name"`   // the reporting doctor
+	ResultStatus   string           `json:"result_status"` // P, F, C
+	ReportedAt     time.Time        `json:"reported_at"`
+	Observations   []HISObservation `json:"observations"`
+	Conclusion     string           `json:"conclusion"` // exam impression (印象/结论), empty for labs
+}
