@@ -34,6 +34,85 @@ type Ticket struct {
 	Images []image.Image
 	// Cuts counts GS V commands.
 	Cuts int
+	// Items is everything printed, in paper order, with the style it was
+	// printed in, so that a renderer can lay the ticket out (package
+	// ticketimage). Each text line of Lines is one ItemText; runs of empty
+	// lines are merged into one ItemFeed, so the ItemText count plus the
+	// ItemFeed Lines equals len(Lines).
+	Items []Item
+}
+
+// ItemKind tells what an Item is.
+type ItemKind int
+
+// Item kinds.
+const (
+	ItemText    ItemKind = iota // a line of text: Text, Align, Bold, Width, Height
+	ItemQR                      // a QR code: Data, Align, QRModule, QRLevel
+	ItemBarcode                 // a Code128 barcode: Data, Align, BarHeight, BarModule, HRI
+	ItemImage                   // a GS v 0 raster: Image, Align
+	ItemFeed                    // Lines empty lines: Lines, Height
+	ItemCut                     // a cut (GS V)
+)
+
+func (k ItemKind) String() string {
+	switch k {
+	case ItemText:
+		return "text"
+	case ItemQR:
+		return "qr"
+	case ItemBarcode:
+		return "barcode"
+	case ItemImage:
+		return "image"
+	case ItemFeed:
+		return "feed"
+	case ItemCut:
+		return "cut"
+	}
+	return fmt.Sprintf("ItemKind(%d)", int(k))
+}
+
+// HRI positions (GS H n).
+const (
+	HRINone  = 0
+	HRIAbove = 1
+	HRIBelow = 2
+	HRIBoth  = 3
+)
+
+// Item is one printed element of a Ticket. Fields that do not apply to
+// its Kind are zero.
+type Item struct {
+	Kind ItemKind
+	// Text is the line, decoded to UTF-8 (ItemText).
+	Text string
+	// Align is the justification (ESC a) in effect when the line's first
+	// character, or the code or image, was received.
+	Align Alignment
+	// Bold reports whether any character of the line was emphasized.
+	Bold bool
+	// Width and Height are the character magnification, 1..8 (GS !, or
+	// ESC ! bits 5 and 4). A printer can change the size in the middle of
+	// a line; the Item keeps the size of the line's first character. For
+	// ItemFeed they are the size in effect at the feed.
+	Width, Height int
+	// Data is the payload of a QR code or barcode; for barcodes with the
+	// "{B" prefix removed and "{{" unescaped.
+	Data string
+	// Image is the raster of an ItemImage, as in Ticket.Images.
+	Image image.Image
+	// QRModule is the QR module size in dots (GS ( k fn 67, 1..16;
+	// printer default 3) and QRLevel the error correction (fn 69,
+	// QRLevelL..QRLevelH; printer default QRLevelL).
+	QRModule int
+	QRLevel  byte
+	// BarHeight is the barcode height in dots (GS h, default 162),
+	// BarModule the narrowest bar in dots (GS w, 1..6, default 3) and HRI
+	// where the human-readable text is printed (GS H, HRINone..HRIBoth).
+	BarHeight, BarModule, HRI int
+	// Lines is the number of empty lines of an ItemFeed.
+	Lines int
 }
 
 // DecodeError reports an unknown, malformed or truncated command.
@@ -65,6 +144,11 @@ var (
 // FS &, FS ., DLE EOT n (ignored), LF, CR (ignored), text, and a few
 // fixed-length setting commands that are ignored (see skipESC etc.).
 //
+// The character size (GS !, ESC ! bits 4 and 5), the barcode settings (GS h,
+// GS w, GS H) and the QR module size and error correction (GS ( k fn 67, 69)
+// are not part of Lines but are recorded in Items, for rendering; ESC @
+// resets them to the printer defaults.
+//
 // ESC d n prints the pending text as a line and feeds: with text pending it
 // yields that line plus n-1 empty lines, otherwise n empty lines. Barcodes,
 // QR codes, rasters and cuts also end a pending line. ESC @ discards pending
@@ -75,6 +159,7 @@ var (
 // then holds what was decoded before that command.
 func Decode(b []byte, codePage string) (*Ticket, error) {
 	d := &decoder{t: &Ticket{}, b: b}
+	d.reset()
 	switch codePage {
 	case "", CodePageGB18030:
 		d.enc = simplifiedchinese.GB18030
@@ -99,12 +184,33 @@ type decoder struct {
 	// Current style and pending line.
 	align     Alignment
 	bold      bool
+	width     int // character magnification, 1..8
+	height    int
 	line      []byte
 	lineAlign Alignment
 	lineBold  bool
+	lineW     int
+	lineH     int
 
-	qr    []byte
-	qrSet bool
+	qr       []byte
+	qrSet    bool
+	qrModule int
+	qrLevel  byte
+
+	barHeight int
+	barModule int
+	hri       int
+}
+
+// reset sets the state ESC @ (and power on) establishes.
+func (d *decoder) reset() {
+	d.line = d.line[:0]
+	d.chinese = false
+	d.align = Left
+	d.bold = false
+	d.width, d.height = 1, 1
+	d.qrModule, d.qrLevel = 3, QRLevelL
+	d.barHeight, d.barModule, d.hri = 162, 3, HRINone
 }
 
 func (d *decoder) errf(off int, format string, a ...any) error {
@@ -124,6 +230,7 @@ func (d *decoder) text(c byte) {
 	if len(d.line) == 0 {
 		d.lineAlign = d.align
 		d.lineBold = false
+		d.lineW, d.lineH = d.width, d.height
 	}
 	d.line = append(d.line, c)
 	if d.bold {
@@ -143,6 +250,8 @@ func (d *decoder) endLine() {
 	d.t.Lines = append(d.t.Lines, string(s))
 	d.t.Align = append(d.t.Align, d.lineAlign)
 	d.t.Bold = append(d.t.Bold, d.lineBold)
+	d.t.Items = append(d.t.Items, Item{Kind: ItemText, Text: string(s), Align: d.lineAlign,
+		Bold: d.lineBold, Width: d.lineW, Height: d.lineH})
 	d.line = d.line[:0]
 }
 
@@ -155,6 +264,18 @@ func (d *decoder) feed() {
 	d.t.Lines = append(d.t.Lines, "")
 	d.t.Align = append(d.t.Align, d.align)
 	d.t.Bold = append(d.t.Bold, false)
+	if n := len(d.t.Items); n > 0 && d.t.Items[n-1].Kind == ItemFeed {
+		d.t.Items[n-1].Lines++
+		return
+	}
+	d.t.Items = append(d.t.Items, Item{Kind: ItemFeed, Align: d.align, Width: d.width, Height: d.height, Lines: 1})
+}
+
+// item appends a non-text item, ending the pending line first.
+func (d *decoder) item(it Item) {
+	d.endLine()
+	it.Align = d.align
+	d.t.Items = append(d.t.Items, it)
 }
 
 func (d *decoder) run() error {
@@ -230,10 +351,7 @@ func (d *decoder) escCmd(i int) (int, error) {
 	}
 	switch cmd := p[0]; cmd {
 	case '@':
-		d.line = d.line[:0]
-		d.chinese = false
-		d.align = Left
-		d.bold = false
+		d.reset()
 		return 2, nil
 	case 'a', 'E', '!', '-', 'd':
 		q, err := d.need(i, 2, 1, fmt.Sprintf("ESC %c", cmd))
@@ -255,6 +373,13 @@ func (d *decoder) escCmd(i int) (int, error) {
 			d.bold = n&1 == 1
 		case '!':
 			d.bold = n&0x08 != 0
+			d.width, d.height = 1, 1
+			if n&0x20 != 0 {
+				d.width = 2
+			}
+			if n&0x10 != 0 {
+				d.height = 2
+			}
 		case 'd':
 			if n > 0 && len(d.line) > 0 {
 				d.endLine()
@@ -287,8 +412,29 @@ func (d *decoder) gsCmd(i int) (int, error) {
 	}
 	switch cmd := p[0]; cmd {
 	case '!', 'h', 'w', 'H':
-		if _, err := d.need(i, 2, 1, fmt.Sprintf("GS %c", cmd)); err != nil {
+		q, err := d.need(i, 2, 1, fmt.Sprintf("GS %c", cmd))
+		if err != nil {
 			return 0, err
+		}
+		n := int(q[0])
+		switch cmd {
+		case '!':
+			d.width, d.height = n>>4&7+1, n&7+1
+		case 'h':
+			if n > 0 {
+				d.barHeight = n
+			}
+		case 'w':
+			if n >= 1 && n <= 6 {
+				d.barModule = n
+			}
+		case 'H':
+			if n >= 48 {
+				n -= 48
+			}
+			if n <= HRIBoth {
+				d.hri = n
+			}
 		}
 		return 3, nil
 	case 'V':
@@ -307,7 +453,7 @@ func (d *decoder) gsCmd(i int) (int, error) {
 		default:
 			return 0, d.errf(i, "unsupported GS V m=%d", q[0])
 		}
-		d.endLine()
+		d.item(Item{Kind: ItemCut})
 		d.t.Cuts++
 		return n, nil
 	case 'k':
@@ -359,7 +505,7 @@ func (d *decoder) barcode(i int) (int, error) {
 	if len(out) == 0 {
 		return 0, d.errf(i, "empty Code128 data")
 	}
-	d.endLine()
+	d.item(Item{Kind: ItemBarcode, Data: string(out), BarHeight: d.barHeight, BarModule: d.barModule, HRI: d.hri})
 	d.t.Barcodes = append(d.t.Barcodes, string(out))
 	return 4 + n, nil
 }
@@ -396,15 +542,17 @@ func (d *decoder) gsParen(i int) (int, error) {
 			if body[2] < 1 || body[2] > 16 {
 				return 0, d.errf(i, "QR module size %d out of range 1..16", body[2])
 			}
+			d.qrModule = int(body[2])
 		case 69:
 			if body[2] < QRLevelL || body[2] > QRLevelH {
 				return 0, d.errf(i, "QR error correction %d out of range 48..51", body[2])
 			}
+			d.qrLevel = body[2]
 		case 81:
 			if !d.qrSet {
 				return 0, d.errf(i, "QR print without stored data")
 			}
-			d.endLine()
+			d.item(Item{Kind: ItemQR, Data: string(d.qr), QRModule: d.qrModule, QRLevel: d.qrLevel})
 			d.t.QRCodes = append(d.t.QRCodes, string(d.qr))
 		}
 	case 80:
@@ -448,7 +596,7 @@ func (d *decoder) raster(i int) (int, error) {
 			img.SetGray(x, y, c)
 		}
 	}
-	d.endLine()
+	d.item(Item{Kind: ItemImage, Image: img})
 	d.t.Images = append(d.t.Images, img)
 	return 8 + xb*rows, nil
 }

@@ -100,6 +100,65 @@ func TestDecodeReceipt(t *testing.T) {
 	}
 }
 
+func TestDecodeItems(t *testing.T) {
+	tk, err := Decode(receipt(t, ""), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Image is compared separately; the rest field by field.
+	want := []Item{
+		{Kind: ItemText, Text: "挂号凭条", Align: Center, Bold: true, Width: 2, Height: 2},
+		{Kind: ItemText, Text: "姓名：张三", Width: 1, Height: 1},
+		{Kind: ItemText, Text: "科室：内科", Width: 1, Height: 1},
+		// ESC ! 0x08 sets bold and resets the size to 1x1.
+		{Kind: ItemText, Text: "挂号费：￥12.50", Bold: true, Width: 1, Height: 1},
+		{Kind: ItemFeed, Width: 1, Height: 1, Lines: 1},
+		{Kind: ItemBarcode, Data: "RX{2024", BarHeight: 80, BarModule: 2, HRI: HRIBelow},
+		{Kind: ItemQR, Data: receiptQR, Align: Center, QRModule: 4, QRLevel: QRLevelM},
+		{Kind: ItemImage, Align: Center},
+		{Kind: ItemFeed, Align: Center, Width: 1, Height: 1, Lines: 3},
+		{Kind: ItemCut, Align: Center},
+	}
+	if len(tk.Items) != len(want) {
+		t.Fatalf("%d items, want %d: %+v", len(tk.Items), len(want), tk.Items)
+	}
+	for i, it := range tk.Items {
+		if it.Kind == ItemImage {
+			if it.Image != tk.Images[0] {
+				t.Errorf("item %d: image is not Images[0]", i)
+			}
+			it.Image = nil
+		}
+		if !reflect.DeepEqual(it, want[i]) {
+			t.Errorf("item %d = %+v\nwant     %+v", i, it, want[i])
+		}
+	}
+}
+
+func TestDecodeItemStyles(t *testing.T) {
+	b := []byte{
+		esc, '!', 0x30, 'A', lf, // ESC ! double width and height
+		gs, '!', 0x72, 'B', gs, '!', 0, 'b', lf, // 8x3, changed mid-line: the line keeps 8x3
+		esc, '@', 'C', lf, // ESC @ resets the size
+		gs, '(', 'k', 4, 0, 49, 80, 48, 'Q', gs, '(', 'k', 3, 0, 49, 81, 48, // QR defaults: module 3, level L
+		gs, 'k', 73, 3, '{', 'B', 'x', // barcode defaults: 162 dots, module 3, no HRI
+	}
+	tk, err := Decode(b, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Item{
+		{Kind: ItemText, Text: "A", Width: 2, Height: 2},
+		{Kind: ItemText, Text: "Bb", Width: 8, Height: 3},
+		{Kind: ItemText, Text: "C", Width: 1, Height: 1},
+		{Kind: ItemQR, Data: "Q", QRModule: 3, QRLevel: QRLevelL},
+		{Kind: ItemBarcode, Data: "x", BarHeight: 162, BarModule: 3, HRI: HRINone},
+	}
+	if !reflect.DeepEqual(tk.Items, want) {
+		t.Fatalf("items %+v\nwant  %+v", tk.Items, want)
+	}
+}
+
 func TestDecodeFeedAndPending(t *testing.T) {
 	// ESC d with pending text prints it as the first of the n lines;
 	// unterminated text at the end is still a line; ESC @ drops pending text.
@@ -222,6 +281,29 @@ func FuzzDecode(f *testing.F) {
 		}
 		if len(tk.Align) != len(tk.Lines) || len(tk.Bold) != len(tk.Lines) {
 			t.Fatal("style slices out of step with lines")
+		}
+		var lines, qrs, bars, imgs, cuts int
+		for _, it := range tk.Items {
+			switch it.Kind {
+			case ItemText:
+				if it.Text != tk.Lines[lines] {
+					t.Fatalf("item text %q, line %d is %q", it.Text, lines, tk.Lines[lines])
+				}
+				lines++
+			case ItemFeed:
+				lines += it.Lines
+			case ItemQR:
+				qrs++
+			case ItemBarcode:
+				bars++
+			case ItemImage:
+				imgs++
+			case ItemCut:
+				cuts++
+			}
+		}
+		if lines != len(tk.Lines) || qrs != len(tk.QRCodes) || bars != len(tk.Barcodes) || imgs != len(tk.Images) || cuts != tk.Cuts {
+			t.Fatalf("items out of step: %d lines %d qr %d bars %d images %d cuts; ticket %+v", lines, qrs, bars, imgs, cuts, tk)
 		}
 		for _, img := range tk.Images {
 			r := img.Bounds()

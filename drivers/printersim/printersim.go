@@ -1,6 +1,10 @@
 // Package printersim simulates an ESC/POS ticket printer on a raw TCP port
-// (the "port 9100" protocol): it answers DLE EOT real-time status requests
-// and decodes the print data it receives into escpos.Tickets, one per cut.
+// (the "port 9100" protocol) and, on Linux, on a pseudo-terminal standing in
+// for a serial port: it answers DLE EOT real-time status requests and decodes
+// the print data it receives into escpos.Tickets, one per cut, keeping the
+// raw bytes so that each ticket can be drawn as the paper would look
+// (package ticketimage). Handler serves a control page to watch the tickets
+// and switch the simulated state (online, paper out, cover open, offline).
 package printersim
 
 import (
@@ -9,10 +13,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 
+	"ihos"
 	"ihos/drivers/escpos"
+	"ihos/drivers/ticketimage"
 )
 
 // Mode is the simulated printer state.
@@ -30,6 +37,10 @@ const (
 const (
 	// IdleTimeout closes a connection that sends nothing for this long.
 	IdleTimeout = 60 * time.Second
+	// SerialGap ends a ticket on the serial port when print data without a
+	// cut is followed by this much silence: a serial line has no
+	// connection whose end would close the ticket, as TCP has.
+	SerialGap = time.Second
 	// MaxTicket is the largest print data accepted for one ticket; a
 	// connection exceeding it is closed and its pending data dropped.
 	MaxTicket = 16 << 20
@@ -46,6 +57,28 @@ const (
 	gs  = 0x1D
 )
 
+// Sources of a Printed ticket.
+const (
+	SourceTCP    = "tcp"
+	SourceSerial = "serial"
+)
+
+// Printed is one ticket the simulator received.
+type Printed struct {
+	// Seq numbers tickets from 1 in the order they were completed; it is
+	// the index in Printed() and Tickets() plus one.
+	Seq    int
+	Time   time.Time
+	Source string // SourceTCP or SourceSerial
+	// Data is the print data as received, up to and including the cut;
+	// status requests are not part of it.
+	Data []byte
+	// Ticket is Data decoded; after a decode error it holds what was
+	// decoded before the bad command, and Err says why.
+	Ticket *escpos.Ticket
+	Err    string
+}
+
 // Sim is a running printer simulator. Its methods are safe for concurrent use.
 type Sim struct {
 	addr string
@@ -54,8 +87,10 @@ type Sim struct {
 	mode    Mode
 	ln      net.Listener // nil while offline or closed
 	closed  bool
-	conns   map[net.Conn]struct{}
-	tickets []*escpos.Ticket
+	conns   map[io.Closer]struct{} // TCP connections and pty masters
+	ptys    []string
+	printed []Printed
+	onPrint func(Printed)
 	wg      sync.WaitGroup
 }
 
@@ -65,7 +100,7 @@ func Start(addr string) (*Sim, error) {
 	if err != nil {
 		return nil, fmt.Errorf("printersim: %w", err)
 	}
-	s := &Sim{addr: ln.Addr().String(), mode: Online, ln: ln, conns: map[net.Conn]struct{}{}}
+	s := &Sim{addr: ln.Addr().String(), mode: Online, ln: ln, conns: map[io.Closer]struct{}{}}
 	s.wg.Add(1)
 	go s.accept(ln)
 	return s, nil
@@ -121,7 +156,49 @@ func (s *Sim) SetMode(m Mode) {
 func (s *Sim) Tickets() []*escpos.Ticket {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]*escpos.Ticket(nil), s.tickets...)
+	ts := make([]*escpos.Ticket, len(s.printed))
+	for i, p := range s.printed {
+		ts[i] = p.Ticket
+	}
+	return ts
+}
+
+// Printed returns every ticket received, in the order they were completed.
+// The records are shared: callers must not modify Data or Ticket.
+func (s *Sim) Printed() []Printed {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Printed(nil), s.printed...)
+}
+
+// OnPrint sets a function called with each ticket once it is complete (the
+// command writes files with it). It runs on the connection's goroutine, so
+// a slow fn slows that printer connection down, as a slow printer would.
+func (s *Sim) OnPrint(fn func(Printed)) {
+	s.mu.Lock()
+	s.onPrint = fn
+	s.mu.Unlock()
+}
+
+// PNG draws ticket i (an index into Printed and Tickets) as printed on paper
+// widthDots wide (escpos.Width58mm, Width80mm or Width106mm).
+func (s *Sim) PNG(i int, widthDots int) ([]byte, error) {
+	s.mu.Lock()
+	if i < 0 || i >= len(s.printed) {
+		n := len(s.printed)
+		s.mu.Unlock()
+		return nil, ihos.Errorf(ihos.ENotFound, "没有第 %d 张票据（共 %d 张）", i+1, n)
+	}
+	t := s.printed[i].Ticket
+	s.mu.Unlock()
+	return ticketimage.PNG(t, widthDots)
+}
+
+// SerialPaths returns the pseudo-terminals ServeSerial opened.
+func (s *Sim) SerialPaths() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.ptys...)
 }
 
 // Close stops listening, closes all connections and waits for their
@@ -162,7 +239,16 @@ func (s *Sim) accept(ln net.Listener) {
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.serve(c)
+		go func() {
+			defer s.wg.Done()
+			defer func() {
+				c.Close()
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+			}()
+			s.serve(c, SourceTCP)
+		}()
 	}
 }
 
@@ -190,31 +276,59 @@ func statusByte(m Mode, n byte) byte {
 	return b
 }
 
-func (s *Sim) addTicket(data []byte) {
+func (s *Sim) addTicket(data []byte, source string) {
 	t, err := escpos.Decode(data, CodePage)
+	p := Printed{Time: time.Now(), Source: source, Data: data, Ticket: t}
 	if err != nil {
-		slog.Warn("printersim: decode ticket", "err", err, "bytes", len(data))
+		slog.Warn("printersim: decode ticket", "err", err, "bytes", len(data), "source", source)
+		p.Err = err.Error()
 	}
 	s.mu.Lock()
-	s.tickets = append(s.tickets, t)
+	p.Seq = len(s.printed) + 1
+	s.printed = append(s.printed, p)
+	fn := s.onPrint
 	s.mu.Unlock()
+	slog.Info("printersim: ticket printed", "seq", p.Seq, "source", source, "bytes", len(data), "lines", len(t.Lines))
+	if fn != nil {
+		fn(p)
+	}
 }
 
-func (s *Sim) serve(c net.Conn) {
-	defer func() {
-		c.Close()
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-		s.wg.Done()
-	}()
+// conn is what serve needs of a connection; net.Conn and the pty master
+// (a pollable *os.File) both have it.
+type conn interface {
+	io.ReadWriter
+	SetReadDeadline(time.Time) error
+}
+
+// serve runs the ESC/POS protocol on one byte stream until it ends: it
+// answers status requests at once and collects print data into tickets,
+// one per cut. A TCP connection ends after IdleTimeout without data, and
+// what it sent after the last cut is a ticket of its own. A serial line
+// never ends by itself: pending data becomes a ticket after SerialGap of
+// silence, and an offline serial printer answers nothing at all, as if
+// switched off (an offline TCP printer refuses connections instead).
+func (s *Sim) serve(c conn, source string) {
+	serial := source == SourceSerial
+	idle := IdleTimeout
+	if serial {
+		idle = SerialGap
+	}
 	var (
 		in    []byte // received bytes not yet consumed
 		buf   []byte // print data of the current ticket
 		chunk = make([]byte, 32<<10)
 	)
+	// flush ends the current ticket with what is pending.
+	flush := func() {
+		buf = append(buf, in...)
+		if len(buf) > 0 && s.Mode() == Online {
+			s.addTicket(buf, source)
+		}
+		in, buf = nil, nil
+	}
 	for {
-		if err := c.SetReadDeadline(time.Now().Add(IdleTimeout)); err != nil {
+		if err := c.SetReadDeadline(time.Now().Add(idle)); err != nil {
 			break
 		}
 		n, err := c.Read(chunk)
@@ -225,16 +339,20 @@ func (s *Sim) serve(c net.Conn) {
 				break // incomplete command: wait for more bytes
 			}
 			tok := in[:k]
-			keep := s.Mode() == Online
+			mode := s.Mode()
+			keep := mode == Online
 			switch kind {
 			case tokStatus:
-				if _, werr := c.Write([]byte{statusByte(s.Mode(), tok[2])}); werr != nil {
+				if serial && mode == Offline {
+					break
+				}
+				if _, werr := c.Write([]byte{statusByte(mode, tok[2])}); werr != nil {
 					return
 				}
 			case tokCut:
 				if keep {
 					buf = append(buf, tok...)
-					s.addTicket(buf)
+					s.addTicket(buf, source)
 				}
 				buf = nil
 			default:
@@ -245,21 +363,26 @@ func (s *Sim) serve(c net.Conn) {
 			in = in[k:]
 		}
 		if len(buf)+len(in) > MaxTicket {
-			slog.Warn("printersim: ticket exceeds limit, closing connection", "limit", MaxTicket)
-			return
+			slog.Warn("printersim: ticket exceeds limit, dropping it", "limit", MaxTicket, "source", source)
+			if !serial {
+				return
+			}
+			in, buf = nil, nil
 		}
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				slog.Debug("printersim: read", "err", err)
+			if serial && errors.Is(err, os.ErrDeadlineExceeded) {
+				flush()
+				continue
+			}
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrClosed) &&
+				!errors.Is(err, os.ErrDeadlineExceeded) {
+				slog.Debug("printersim: read", "err", err, "source", source)
 			}
 			break
 		}
 	}
 	// Connection closed: what remains ends a ticket.
-	buf = append(buf, in...)
-	if len(buf) > 0 && s.Mode() == Online {
-		s.addTicket(buf)
-	}
+	flush()
 }
 
 type tokKind int
