@@ -18,10 +18,15 @@ type HIS interface {
 	// FindPatients looks patients up by one identifier.
 	FindPatients(ctx context.Context, id PatientIdentifier) ([]HISPatient, error)
 	// VisitHistory lists the patient's visits since the given time (zero: all),
-	// with their diagnoses: the follow-up eligibility check reads it.
+	// newest first, with their diagnoses: the follow-up eligibility check reads
+	// it, and since = start of today (Asia/Shanghai) gives today's
+	// registrations.
 	VisitHistory(ctx context.Context, hisPatientID string, since time.Time) ([]HISVisit, error)
 	// UnpaidFees lists the patient's outstanding fees (online and offline).
 	UnpaidFees(ctx context.Context, hisPatientID string) ([]HISFee, error)
+	// Reports lists the patient's lab and exam reports issued since the given
+	// time (zero: all), newest first, whichever way they were ordered.
+	Reports(ctx context.Context, hisPatientID string, since time.Time) ([]HISReport, error)
 	// Catalog returns the whole catalogue of one kind.
 	Catalog(ctx context.Context, kind string) ([]CatalogItem, error)
 	// Deliver sends one outbound message and returns the HIS's answer. An error
@@ -36,11 +41,12 @@ const (
 	IDHISPatient = "PI"    // the HIS's own patient id
 	IDResident   = "NNCHN" // 居民身份证号
 	IDInsurance  = "HC"    // 医保卡号
+	IDVisitNo    = "VN"    // 就诊号 (the HIS visit number printed on a registration slip): finds the patient of that visit
 )
 
 // PatientIdentifier is one way to name a patient to the HIS.
 type PatientIdentifier struct {
-	Type  string `json:"type"` // IDHISPatient, IDResident or IDInsurance
+	Type  string `json:"type"` // IDHISPatient, IDResident, IDInsurance or IDVisitNo
 	Value string `json:"value"`
 }
 
@@ -55,16 +61,29 @@ type HISPatient struct {
 	InsuranceCard string `json:"insurance_card"`
 }
 
-// HISVisit is a past visit recorded in the HIS.
+// HISVisit is a visit (a registration) recorded in the HIS: past visits with
+// their diagnoses, and today's registrations with what a registration slip
+// shows (queue number, time slot, fee).
 type HISVisit struct {
 	VisitNo        string      `json:"visit_no"`
 	DepartmentCode string      `json:"department_code"`
 	DepartmentName string      `json:"department_name"`
 	DoctorCode     string      `json:"doctor_code"`
 	DoctorName     string      `json:"doctor_name"`
-	VisitedAt      time.Time   `json:"visited_at"`
+	VisitedAt      time.Time   `json:"visited_at"` // the registered time (start of the time slot)
+	QueueNo        string      `json:"queue_no"`   // 就诊序号, e.g. "012"; empty when the HIS gives none
+	TimeSlot       string      `json:"time_slot"`  // e.g. "08:00-08:30"
+	FeeFen         int64       `json:"fee_fen"`    // registration fee (挂号费)
+	Status         string      `json:"status"`     // VisitRegistered, VisitSeen, VisitCancelled; empty when the HIS does not say
 	Diagnoses      []Diagnosis `json:"diagnoses"`
 }
+
+// Visit statuses.
+const (
+	VisitRegistered = "registered" // 已挂号, not yet seen
+	VisitSeen       = "seen"       // 已就诊
+	VisitCancelled  = "cancelled"  // 已退号
+)
 
 // Diagnosis is an ICD-10 coded diagnosis.
 type Diagnosis struct {
@@ -231,14 +250,15 @@ type HISObservation struct {
 // hospital's own counters). The kiosk lists and prints these; HIS.Reports
 // returns them.
 type HISReport struct {
-	ReportNo       string           `json:"report_no"` // the HIS's report number (filler order number)
-	Kind           string           `json:"kind"`      // CatalogLab or CatalogExam
+	ReportNo       string           `json:"report_no"`                 // the HIS's report number (filler order number)
+	PlacerOrderNo  string           `json:"placer_order_no,omitempty"` // our order id when ordered through the platform; empty for counter orders
+	Kind           string           `json:"kind"`                      // CatalogLab or CatalogExam
 	VisitNo        string           `json:"visit_no"`
 	ServiceCode    string           `json:"service_code"`
-	ServiceName    string           `json:"service_name"` // e.g. 血常规, 胸部正位片
-	DepartmentName string           `json:"department_name"`
-	DoctorName     string           `json:"doctor_name"`   // the reporting doctor
-	ResultStatus   string           `json:"result_status"` // P, F, C
+	ServiceName    string           `json:"service_name"`    // e.g. 血常规, 胸部正位片
+	DepartmentName string           `json:"department_name"` // the ordering department (申请科室)
+	DoctorName     string           `json:"doctor_name"`     // the reporting doctor
+	ResultStatus   string           `json:"result_status"`   // P, F, C
 	ReportedAt     time.Time        `json:"reported_at"`
 	Observations   []HISObservation `json:"observations"`
 	Conclusion     string           `json:"conclusion"` // exam impression (印象/结论), empty for labs

@@ -37,6 +37,9 @@ func (unconfigured) VisitHistory(context.Context, string, time.Time) ([]ihos.HIS
 	return nil, errNoHIS
 }
 func (unconfigured) UnpaidFees(context.Context, string) ([]ihos.HISFee, error) { return nil, errNoHIS }
+func (unconfigured) Reports(context.Context, string, time.Time) ([]ihos.HISReport, error) {
+	return nil, errNoHIS
+}
 func (unconfigured) Catalog(context.Context, string) ([]ihos.CatalogItem, error) {
 	return nil, errNoHIS
 }

@@ -62,8 +62,8 @@ func (s *Service) Routes(mux *http.ServeMux, authorize Authorizer) {
 		if id.Type == "" {
 			id.Type = ihos.IDResident
 		}
-		if id.Value == "" || (id.Type != ihos.IDResident && id.Type != ihos.IDInsurance && id.Type != ihos.IDHISPatient) {
-			return ihos.Invalid(map[string]string{"value": "请输入身份证号、医保卡号或 HIS 患者编号"})
+		if id.Value == "" || (id.Type != ihos.IDResident && id.Type != ihos.IDInsurance && id.Type != ihos.IDHISPatient && id.Type != ihos.IDVisitNo) {
+			return ihos.Invalid(map[string]string{"value": "请输入身份证号、医保卡号、就诊号或 HIS 患者编号"})
 		}
 		ps, err := s.HIS.FindPatients(ctx, id)
 		if err != nil {
@@ -86,6 +86,22 @@ func (s *Service) Routes(mux *http.ServeMux, authorize Authorizer) {
 			return err
 		}
 		web.WriteJSON(w, http.StatusOK, map[string]any{"fees": fs})
+		return nil
+	})
+	handle("GET /api/his/patients/{id}/reports", "his.read", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+		var since time.Time
+		if v := r.URL.Query().Get("since"); v != "" {
+			t, err := time.ParseInLocation("2006-01-02", v, ihos.Shanghai)
+			if err != nil {
+				return ihos.Invalid(map[string]string{"since": "日期格式应为 YYYY-MM-DD"})
+			}
+			since = t
+		}
+		rs, err := s.Reports(ctx, r.PathValue("id"), since)
+		if err != nil {
+			return err
+		}
+		web.WriteJSON(w, http.StatusOK, map[string]any{"reports": rs})
 		return nil
 	})
 	handle("GET /api/his/patients/{id}/follow-up", "his.read", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {

@@ -427,6 +427,19 @@ func (h *HL7) VisitHistory(ctx context.Context, hisPatientID string, since time.
 		case "PV1":
 			out = append(out, ihos.HISVisit{VisitNo: seg.Get("19"), DepartmentCode: seg.Get("3-1"), DepartmentName: seg.Get("3-9"),
 				DoctorCode: seg.Get("7-1"), DoctorName: seg.Get("7-2"), VisitedAt: hl7.ParseTimestamp(seg.Get("44"))})
+		case "ZPV":
+			if len(out) == 0 {
+				continue
+			}
+			v := &out[len(out)-1]
+			v.QueueNo, v.TimeSlot, v.Status = seg.Get("1"), seg.Get("2"), seg.Get("4")
+			if fee := seg.Get("3"); fee != "" {
+				fen, err := ihos.ParseYuan(fee)
+				if err != nil {
+					return nil, &ihos.Error{Code: ihos.EUnavailable, Message: "HIS 返回的挂号费无法识别", Err: err}
+				}
+				v.FeeFen = fen
+			}
 		case "DG1":
 			if len(out) == 0 {
 				continue
@@ -456,6 +469,48 @@ func (h *HL7) UnpaidFees(ctx context.Context, hisPatientID string) ([]ihos.HISFe
 		out = append(out, ihos.HISFee{FeeID: ft1.Get("2"), VisitNo: ft1.Get("26"), ItemCode: ft1.Get("7-1"), ItemName: ft1.Get("7-2"),
 			Quantity: ft1.Get("10"), AmountFen: fen, DepartmentCode: ft1.Get("13-1"), DoctorCode: ft1.Get("20-1"),
 			CreatedAt: hl7.ParseTimestamp(ft1.Get("4"))})
+	}
+	return out, nil
+}
+
+// Reports implements ihos.HIS: the ZR1 query, answered with one
+// PV1 ORC OBR {OBX} group per report.
+func (h *HL7) Reports(ctx context.Context, hisPatientID string, since time.Time) ([]ihos.HISReport, error) {
+	sinceText := ""
+	if !since.IsZero() {
+		sinceText = since.In(ihos.Shanghai).Format("20060102")
+	}
+	reply, err := h.query(ctx, "ZR1", "QBP_Q11", "ZR1^检查检验报告", hisPatientID, sinceText)
+	if err != nil || reply == nil {
+		return nil, err
+	}
+	var out []ihos.HISReport
+	var visit *hl7.Segment // the PV1 of the group being read
+	for _, seg := range reply.Segments {
+		switch seg.Name {
+		case "PV1":
+			visit = seg
+		case "OBR":
+			r := ihos.HISReport{ReportNo: seg.Get("3"), PlacerOrderNo: seg.Get("2"), Kind: seg.Get("24"),
+				ServiceCode: seg.Get("4-1"), ServiceName: seg.Get("4-2"), DoctorName: seg.Get("32-1-2"),
+				ResultStatus: seg.Get("25"), ReportedAt: hl7.ParseTimestamp(seg.Get("22"))}
+			if visit != nil {
+				r.VisitNo, r.DepartmentName = visit.Get("19"), visit.Get("3-9")
+			}
+			out = append(out, r)
+			visit = nil
+		case "OBX":
+			if len(out) == 0 {
+				continue
+			}
+			r := &out[len(out)-1]
+			o := ihos.HISObservation{Type: seg.Get("2"), Code: seg.Get("3-1"), Name: seg.Get("3-2"), Value: seg.Get("5"),
+				Units: seg.Get("6-1"), Range: seg.Get("7"), Flag: seg.Get("8")}
+			r.Observations = append(r.Observations, o)
+			if o.Code == "IMPRESSION" {
+				r.Conclusion = o.Value
+			}
+		}
 	}
 	return out, nil
 }

@@ -110,7 +110,7 @@ func (h *HTTP) query(ctx context.Context, path string, out any) error {
 
 // FindPatients implements ihos.HIS.
 func (h *HTTP) FindPatients(ctx context.Context, id ihos.PatientIdentifier) ([]ihos.HISPatient, error) {
-	param := map[string]string{ihos.IDResident: "id_number", ihos.IDInsurance: "insurance_card", ihos.IDHISPatient: "his_id"}[id.Type]
+	param := map[string]string{ihos.IDResident: "id_number", ihos.IDInsurance: "insurance_card", ihos.IDHISPatient: "his_id", ihos.IDVisitNo: "visit_no"}[id.Type]
 	if param == "" {
 		return nil, ihos.Errorf(ihos.EInvalid, "不支持的患者标识类型：%s", id.Type)
 	}
@@ -151,6 +151,19 @@ func (h *HTTP) UnpaidFees(ctx context.Context, hisPatientID string) ([]ihos.HISF
 		fees[i].Quantity = f.Quantity.String()
 	}
 	return fees, nil
+}
+
+// Reports implements ihos.HIS.
+func (h *HTTP) Reports(ctx context.Context, hisPatientID string, since time.Time) ([]ihos.HISReport, error) {
+	q := url.Values{}
+	if !since.IsZero() {
+		q.Set("since", since.In(ihos.Shanghai).Format("2006-01-02"))
+	}
+	var out struct {
+		Reports []ihos.HISReport `json:"reports"`
+	}
+	err := h.query(ctx, "/his/api/patients/"+url.PathEscape(hisPatientID)+"/reports?"+q.Encode(), &out)
+	return out.Reports, err
 }
 
 // Catalog implements ihos.HIS.

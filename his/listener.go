@@ -3,6 +3,7 @@ package his
 import (
 	"context"
 	"net"
+	"sync"
 	"time"
 
 	"ihos"
@@ -16,17 +17,32 @@ import (
 type Listener struct {
 	Service *Service
 	Observe func(context.Context, Exchange)
-	server  *mllp.Server
+
+	mu     sync.Mutex // guards server and closed: Serve runs in its own goroutine
+	server *mllp.Server
+	closed bool
 }
 
-// Serve accepts HIS connections on l until Close.
+// Serve accepts HIS connections on l until Close. After Close it closes l
+// and returns at once.
 func (li *Listener) Serve(l net.Listener) error {
-	li.server = &mllp.Server{Handler: li.handle}
-	return li.server.Serve(l)
+	li.mu.Lock()
+	if li.closed {
+		li.mu.Unlock()
+		l.Close()
+		return nil
+	}
+	srv := &mllp.Server{Handler: li.handle}
+	li.server = srv
+	li.mu.Unlock()
+	return srv.Serve(l)
 }
 
 // Close stops the listener.
 func (li *Listener) Close() error {
+	li.mu.Lock()
+	defer li.mu.Unlock()
+	li.closed = true
 	if li.server == nil {
 		return nil
 	}

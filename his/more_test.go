@@ -24,8 +24,8 @@ func TestHTTPAdapter(t *testing.T) {
 		t.Fatalf("find: %+v %v", found, err)
 	}
 	visits, err := h.VisitHistory(ctx, p.HISID, time.Now().AddDate(0, -6, 0))
-	if err != nil || len(visits) == 0 || len(visits[0].Diagnoses) == 0 {
-		t.Fatalf("visits: %+v %v", visits, err)
+	if err != nil || len(visits) != 2 || len(visits[1].Diagnoses) == 0 || visits[0].QueueNo == "" {
+		t.Fatalf("visits (today's registration, then the one 30 days ago): %+v %v", visits, err)
 	}
 	fees, err := h.UnpaidFees(ctx, p.HISID)
 	if err != nil || len(fees) == 0 || fees[0].AmountFen != 6700 {

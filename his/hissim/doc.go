@@ -14,9 +14,12 @@
 //     the first time and changes nothing; the arrival is recorded as a
 //     duplicate. Refused messages (AE/AR) are not remembered, so a corrected
 //     resend with the same id is acted on.
-//   - Answers the queries QBP^Q22 (patients by one identifier), QBP^ZV1 (visit
-//     history with ICD-10 diagnoses), QBP^ZF1 (unpaid fees) and QBP^ZC1
-//     (catalogue, ZCI segments), and their GET /his/api equivalents. Beyond
+//   - Answers the queries QBP^Q22 (patients by one identifier, a visit number
+//     included), QBP^ZV1 (visit history with ICD-10 diagnoses and, in ZPV,
+//     the registration's queue number, time slot, fee and status), QBP^ZF1
+//     (unpaid fees), QBP^ZR1 (lab and exam reports, counter orders and the
+//     platform's) and QBP^ZC1 (catalogue, ZCI segments), and their GET
+//     /his/api equivalents. Beyond
 //     the profile, ZCI-12 (and "manufacturer" in JSON) names a drug's
 //     manufacturer: the same drug and spec from two makers differ only there.
 //   - Produces a result for every lab and exam order line ResultDelay after the
@@ -51,4 +54,18 @@
 // that visit. Of the other 57, about three in four have one to four visits in
 // the last six months, about one in eight only visits more than a year ago,
 // the rest none; P000017 is a child under six.
+//
+// Past visits have reports: one or two labs of the visit's department (values
+// drawn from the analytes' reference ranges, some above or below and flagged
+// so) and for about half an exam with 检查所见 and 诊断意见; 张三's visit has
+// 血常规(五分类), 血脂四项 and 胸部正位DR. An older data directory gets them
+// at its next start.
+//
+// So that a self-service kiosk demo always has today's visits, the first 20
+// patients get a registration every day (Beijing time), made at start and at
+// the first visit query of a new day, the same on every machine: their latest
+// department (or one in turn), a doctor, a half-hour slot with its queue
+// number, the fee; every third from P000004 is already seen and owes the
+// blood test the doctor ordered, P000020 cancelled. 张三 is registered at
+// 心血管内科 王建国, 09:00-09:30, number 009, fee 50.00.
 package hissim

@@ -88,7 +88,7 @@ func TestDemoData(t *testing.T) {
 	}
 
 	// The fixed patients' histories.
-	v1, _ := s.visits(ctx, "P000001", time.Time{})
+	v1 := past(s.visits(ctx, "P000001", time.Time{}))
 	if len(v1) != 1 || len(v1[0].Diagnoses) != 1 || v1[0].Diagnoses[0].Code != "I10" || v1[0].Diagnoses[0].Name != "原发性高血压" {
 		t.Fatalf("张三's visits: %+v", v1)
 	}
@@ -99,19 +99,20 @@ func TestDemoData(t *testing.T) {
 	if len(fees) != 1 || fees[0].AmountFen != 6700 {
 		t.Errorf("张三's unpaid fees: %+v", fees)
 	}
-	v2, _ := s.visits(ctx, "P000002", time.Time{})
+	v2 := past(s.visits(ctx, "P000002", time.Time{}))
 	if len(v2) != 1 || v2[0].Diagnoses[0].Code != "E11.9" {
 		t.Errorf("李四's visits: %+v", v2)
 	}
-	if v3, _ := s.visits(ctx, "P000003", time.Time{}); len(v3) != 0 {
+	if v3 := past(s.visits(ctx, "P000003", time.Time{})); len(v3) != 0 {
 		t.Errorf("王五 has visits: %+v", v3)
 	}
 
 	// The rest: recent visits, only old ones, none; some unpaid fees.
-	recent := count(`SELECT count(DISTINCT his_id) FROM visits WHERE visited_at >= ?`, fmtDB(time.Now().AddDate(0, -6, 0)))
-	onlyOld := count(`SELECT count(*) FROM (SELECT his_id FROM visits GROUP BY his_id HAVING max(visited_at) < ?)`, fmtDB(time.Now().AddDate(-1, 0, 0)))
-	none := count(`SELECT count(*) FROM patients WHERE his_id NOT IN (SELECT his_id FROM visits)`)
-	owing := count(`SELECT count(DISTINCT his_id) FROM fees WHERE status = 'unpaid'`)
+	// (Today's registrations, with a queue number, and their fees are left out.)
+	recent := count(`SELECT count(DISTINCT his_id) FROM visits WHERE visited_at >= ? AND queue_no = ''`, fmtDB(time.Now().AddDate(0, -6, 0)))
+	onlyOld := count(`SELECT count(*) FROM (SELECT his_id FROM visits WHERE queue_no = '' GROUP BY his_id HAVING max(visited_at) < ?)`, fmtDB(time.Now().AddDate(-1, 0, 0)))
+	none := count(`SELECT count(*) FROM patients WHERE his_id NOT IN (SELECT his_id FROM visits WHERE queue_no = '')`)
+	owing := count(`SELECT count(DISTINCT his_id) FROM fees WHERE status = 'unpaid' AND visit_no NOT IN (SELECT visit_no FROM visits WHERE queue_no <> '')`)
 	t.Logf("patients with recent visits %d, only old visits %d, none %d, owing %d", recent, onlyOld, none, owing)
 	if recent < 35 || onlyOld < 3 || none < 3 || owing < 5 {
 		t.Errorf("history spread: recent %d, only old %d, none %d, owing %d", recent, onlyOld, none, owing)
@@ -202,7 +203,7 @@ func TestMessagesOverMLLP(t *testing.T) {
 	// ADT^A04 registers an online visit.
 	adt := message("ADT", "A04", "ADT_A01", newID("M"), zhangSan, "VISIT-ONLINE-1")
 	wantAck(t, send(t, c, adt), "AA")
-	visits, _ := s.visits(ctx, "P000001", time.Time{})
+	visits := past(s.visits(ctx, "P000001", time.Time{}))
 	if len(visits) != 2 || visits[0].Service != "ONLINE" || visits[0].DeptCode != "0301" || visits[0].DoctorName != "王建国" {
 		t.Fatalf("visits after A04: %+v", visits)
 	}
@@ -415,23 +416,34 @@ func TestQueries(t *testing.T) {
 	if typ, trigger, _ := rsp.Type(); typ != "RSP" || trigger != "ZV2" {
 		t.Fatalf("ZV1 answered with %s^%s", typ, trigger)
 	}
-	if rsp.Get("PV1-3-1") != "0301" || rsp.Get("PV1-3-9") != "心血管内科" || rsp.Get("PV1-19") == "" || rsp.Get("PV1-44") == "" || rsp.Get("PV1-7-2") == "" {
-		t.Errorf("PV1: %v", rsp.Segment("PV1").Fields)
+	// Today's registration first (with its ZPV), then the visit 30 days ago.
+	if n := len(rsp.All("PV1")); n != 2 || len(rsp.All("ZPV")) != 2 {
+		t.Fatalf("ZV1 of 张三: %d PV1", n)
+	}
+	if rsp.Get("ZPV-1") == "" || rsp.Get("ZPV-2") == "" || rsp.Get("ZPV-3") != "50.00" || rsp.Get("ZPV-4") != "registered" {
+		t.Errorf("today's ZPV: %v", rsp.Segment("ZPV").Fields)
+	}
+	if rsp.Get("ZPV(2)-1") != "" || rsp.Get("ZPV(2)-4") != "seen" {
+		t.Errorf("past visit's ZPV: %v", rsp.All("ZPV")[1].Fields)
+	}
+	if rsp.Get("PV1(2)-3-1") != "0301" || rsp.Get("PV1(2)-3-9") != "心血管内科" || rsp.Get("PV1(2)-19") == "" || rsp.Get("PV1(2)-44") == "" || rsp.Get("PV1(2)-7-2") == "" {
+		t.Errorf("PV1: %v", rsp.All("PV1")[1].Fields)
 	}
 	if rsp.Get("DG1-3-1") != "I10" || rsp.Get("DG1-3-2") != "原发性高血压" || rsp.Get("DG1-3-3") != "ICD10" || rsp.Get("DG1-6") != "F" || rsp.Get("DG1-5") == "" {
 		t.Errorf("DG1: %v", rsp.Segment("DG1").Fields)
 	}
-	if at := hl7.ParseTimestamp(rsp.Get("PV1-44")); time.Since(at) < 29*24*time.Hour {
-		t.Errorf("PV1-44 %s", rsp.Get("PV1-44"))
+	if at := hl7.ParseTimestamp(rsp.Get("PV1(2)-44")); time.Since(at) < 29*24*time.Hour {
+		t.Errorf("PV1-44 %s", rsp.Get("PV1(2)-44"))
 	}
+	// 李四's only visit was 60 days ago: since 45 days, only today's registration.
 	since := time.Now().AddDate(0, 0, -45).In(beijing).Format("20060102")
 	rsp = send(t, c, query("ZV1", "QBP_Q11", "ZV1^就诊历史", "P000002", since))
-	if rsp.Get("QAK-2") != "NF" {
-		t.Errorf("李四 since %s: QAK-2 %q", since, rsp.Get("QAK-2"))
+	if rsp.Get("QAK-2") != "OK" || len(rsp.All("PV1")) != 1 || rsp.Get("ZPV-1") == "" || rsp.Segment("DG1") != nil {
+		t.Errorf("李四 since %s: QAK-2 %q, %d PV1", since, rsp.Get("QAK-2"), len(rsp.All("PV1")))
 	}
 	rsp = send(t, c, query("ZV1", "QBP_Q11", "ZV1^就诊历史", "P000003", ""))
-	if rsp.Get("QAK-2") != "NF" || rsp.Segment("PV1") != nil {
-		t.Errorf("王五: QAK-2 %q", rsp.Get("QAK-2"))
+	if len(rsp.All("PV1")) != 1 || rsp.Get("ZPV-1") == "" || rsp.Segment("DG1") != nil {
+		t.Errorf("王五 (no history, registered today): %d PV1", len(rsp.All("PV1")))
 	}
 
 	// Unpaid fees.
@@ -521,20 +533,26 @@ func TestHTTPVariant(t *testing.T) {
 		Visits []struct {
 			VisitNo   string `json:"visit_no"`
 			VisitedAt string `json:"visited_at"`
+			QueueNo   string `json:"queue_no"`
+			TimeSlot  string `json:"time_slot"`
+			FeeFen    int64  `json:"fee_fen"`
+			Status    string `json:"status"`
 			Diagnoses []struct {
 				Code        string `json:"code"`
 				DiagnosedAt string `json:"diagnosed_at"`
 			} `json:"diagnoses"`
 		} `json:"visits"`
 	}
-	if code := getJSON(t, base+"/patients/P000001/visits", &visits); code != 200 || len(visits.Visits) != 1 || visits.Visits[0].Diagnoses[0].Code != "I10" {
+	// Today's registration, then the visit 30 days ago.
+	if code := getJSON(t, base+"/patients/P000001/visits", &visits); code != 200 || len(visits.Visits) != 2 || visits.Visits[1].Diagnoses[0].Code != "I10" ||
+		visits.Visits[0].QueueNo == "" || visits.Visits[0].TimeSlot == "" || visits.Visits[0].FeeFen != 5000 || visits.Visits[0].Status != "registered" || visits.Visits[1].Status != "seen" {
 		t.Fatalf("visits: %d %+v", code, visits)
 	}
-	if _, err := time.Parse(time.RFC3339, visits.Visits[0].VisitedAt); err != nil {
-		t.Errorf("visited_at %q", visits.Visits[0].VisitedAt)
+	if _, err := time.Parse(time.RFC3339, visits.Visits[1].VisitedAt); err != nil {
+		t.Errorf("visited_at %q", visits.Visits[1].VisitedAt)
 	}
 	since := time.Now().AddDate(0, 0, -10).Format("2006-01-02")
-	if code := getJSON(t, base+"/patients/P000001/visits?since="+since, &visits); code != 200 || len(visits.Visits) != 0 {
+	if code := getJSON(t, base+"/patients/P000001/visits?since="+since, &visits); code != 200 || len(visits.Visits) != 1 || visits.Visits[0].QueueNo == "" {
 		t.Errorf("visits since %s: %d %+v", since, code, visits)
 	}
 	if code := getJSON(t, base+"/patients/P999999/visits", &errBody); code != 404 || errBody.Code != "AE" {

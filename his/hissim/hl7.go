@@ -312,7 +312,7 @@ func first(vals ...string) string {
 	return ""
 }
 
-// query answers a QBP: ZV1, ZF1, ZC1 and the PDQ Q22.
+// query answers a QBP: ZV1, ZF1, ZC1, ZR1 and the PDQ Q22.
 func (s *Sim) query(ctx context.Context, req *hl7.Message, trigger string) *hl7.Message {
 	qpd := req.Segment("QPD")
 	var rspTrigger, structure string
@@ -325,6 +325,8 @@ func (s *Sim) query(ctx context.Context, req *hl7.Message, trigger string) *hl7.
 		rspTrigger, structure = "ZF2", "RSP_K11"
 	case "ZC1":
 		rspTrigger, structure = "ZC2", "RSP_K11"
+	case "ZR1":
+		rspTrigger, structure = "ZR2", "RSP_K11"
 	default:
 		return hisAck(req, "AR", "不支持的查询：QBP^"+trigger, hl7.CodeUnsupportedEvent)
 	}
@@ -379,13 +381,15 @@ func (s *Sim) query(ctx context.Context, req *hl7.Message, trigger string) *hl7.
 				value = strings.TrimSpace(qpd.Get(r + "-2"))
 			case "PID.3.5":
 				typ = strings.TrimSpace(qpd.Get(r + "-2"))
+			case "PV1.19": // the patient of a visit, as IHE PDQ asks it
+				value, typ = strings.TrimSpace(qpd.Get(r+"-2")), "VN"
 			}
 		}
 		if value == "" {
 			return fail("AE", hl7.CodeRequiredField, "查询条件缺少患者标识（QPD-3 @PID.3.1）")
 		}
 		switch typ {
-		case "", "PI", "NNCHN", "HC":
+		case "", "PI", "NNCHN", "HC", "VN":
 		default:
 			return fail("AE", hl7.CodeTableValue, "不支持的标识类型（@PID.3.5）："+typ)
 		}
@@ -427,6 +431,13 @@ func (s *Sim) query(ctx context.Context, req *hl7.Message, trigger string) *hl7.
 			}
 			pv1.Set("19", v.VisitNo)
 			pv1.Set("44", hl7.Timestamp(v.At))
+			zpv := r.Add("ZPV")
+			zpv.Set("1", v.QueueNo)
+			zpv.Set("2", v.TimeSlot)
+			if v.FeeFen != 0 {
+				zpv.Set("3", yuan(v.FeeFen))
+			}
+			zpv.Set("4", v.Status)
 			for j, d := range v.Diagnoses {
 				dg1 := r.Add("DG1")
 				dg1.Set("1", strconv.Itoa(j+1))
@@ -462,6 +473,26 @@ func (s *Sim) query(ctx context.Context, req *hl7.Message, trigger string) *hl7.
 			ft1.Set("20-1", f.DoctorCode)
 			ft1.Set("20-2", f.DoctorName)
 			ft1.Set("26", f.VisitNo)
+		}
+		return r
+	case "ZR1":
+		hisID := qpd.Get("3-1")
+		if hisID == "" {
+			return fail("AE", hl7.CodeRequiredField, "查询条件缺少 HIS 患者号（QPD-3）")
+		}
+		var since time.Time
+		if v := qpd.Get("4-1"); v != "" {
+			if since = hl7.ParseTimestamp(v); since.IsZero() {
+				return fail("AE", hl7.CodeDataType, "起始日期（QPD-4）格式不正确："+v)
+			}
+		}
+		reports, err := s.reports(ctx, hisID, since)
+		if err != nil {
+			return internal(err)
+		}
+		r := found(rsp("AA", "OK", "", ""), len(reports))
+		for i, rep := range reports {
+			writeReport(r, i+1, rep)
 		}
 		return r
 	default: // ZC1

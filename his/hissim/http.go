@@ -23,6 +23,7 @@ func (s *Sim) routes() http.Handler {
 	api("GET /his/api/patients", s.apiPatients)
 	api("GET /his/api/patients/{his_id}/visits", s.apiVisits)
 	api("GET /his/api/patients/{his_id}/fees", s.apiFees)
+	api("GET /his/api/patients/{his_id}/reports", s.apiReports)
 	api("GET /his/api/catalog/{kind}", s.apiCatalog)
 	api("POST /his/api/messages", s.apiMessage)
 	api("GET /his/api/results", s.apiResults)
@@ -115,8 +116,10 @@ func (s *Sim) apiPatients(w http.ResponseWriter, r *http.Request) {
 		typ, value = "HC", q.Get("insurance_card")
 	case q.Get("his_id") != "":
 		typ, value = "PI", q.Get("his_id")
+	case q.Get("visit_no") != "":
+		typ, value = "VN", q.Get("visit_no")
 	default:
-		writeJSON(w, http.StatusBadRequest, apiError{"AE", "请给出 id_number、insurance_card 或 his_id 之一"})
+		writeJSON(w, http.StatusBadRequest, apiError{"AE", "请给出 id_number、insurance_card、his_id 或 visit_no 之一"})
 		return
 	}
 	pats, err := s.findPatients(r.Context(), typ, value)
@@ -158,16 +161,9 @@ func (s *Sim) apiVisits(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var since time.Time
-	if v := r.URL.Query().Get("since"); v != "" {
-		t, err := time.ParseInLocation("2006-01-02", v, beijing)
-		if err != nil {
-			if t, err = time.Parse(time.RFC3339, v); err != nil {
-				writeJSON(w, http.StatusBadRequest, apiError{"AE", "since 须为 YYYY-MM-DD：" + v})
-				return
-			}
-		}
-		since = t
+	since, ok := querySince(w, r)
+	if !ok {
+		return
 	}
 	visits, err := s.visits(r.Context(), id, since)
 	if err != nil {
@@ -186,17 +182,79 @@ func (s *Sim) apiVisits(w http.ResponseWriter, r *http.Request) {
 		DoctorCode     string     `json:"doctor_code"`
 		DoctorName     string     `json:"doctor_name"`
 		VisitedAt      string     `json:"visited_at"`
+		QueueNo        string     `json:"queue_no"`
+		TimeSlot       string     `json:"time_slot"`
+		FeeFen         int64      `json:"fee_fen"`
+		Status         string     `json:"status"`
 		Diagnoses      []diagJSON `json:"diagnoses"`
 	}
 	out := []visitJSON{}
 	for _, v := range visits {
-		vj := visitJSON{v.VisitNo, v.DeptCode, v.DeptName, v.DoctorCode, v.DoctorName, rfc3339(v.At), []diagJSON{}}
+		vj := visitJSON{v.VisitNo, v.DeptCode, v.DeptName, v.DoctorCode, v.DoctorName, rfc3339(v.At), v.QueueNo, v.TimeSlot, v.FeeFen, v.Status, []diagJSON{}}
 		for _, d := range v.Diagnoses {
 			vj.Diagnoses = append(vj.Diagnoses, diagJSON{d.Code, d.Name, rfc3339(d.At)})
 		}
 		out = append(out, vj)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"visits": out})
+}
+
+// querySince reads ?since=YYYY-MM-DD (Beijing) or an RFC 3339 time; zero when
+// absent. It answers 400 itself when since is malformed.
+func querySince(w http.ResponseWriter, r *http.Request) (time.Time, bool) {
+	v := r.URL.Query().Get("since")
+	if v == "" {
+		return time.Time{}, true
+	}
+	t, err := time.ParseInLocation("2006-01-02", v, beijing)
+	if err != nil {
+		if t, err = time.Parse(time.RFC3339, v); err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{"AE", "since 须为 YYYY-MM-DD：" + v})
+			return time.Time{}, false
+		}
+	}
+	return t, true
+}
+
+func (s *Sim) apiReports(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.knownPatient(w, r)
+	if !ok {
+		return
+	}
+	since, ok := querySince(w, r)
+	if !ok {
+		return
+	}
+	reports, err := s.reports(r.Context(), id, since)
+	if err != nil {
+		s.internalError(w, err)
+		return
+	}
+	type reportJSON struct {
+		ReportNo       string        `json:"report_no"`
+		PlacerOrderNo  string        `json:"placer_order_no,omitempty"`
+		Kind           string        `json:"kind"`
+		VisitNo        string        `json:"visit_no"`
+		ServiceCode    string        `json:"service_code"`
+		ServiceName    string        `json:"service_name"`
+		DepartmentCode string        `json:"department_code"`
+		DepartmentName string        `json:"department_name"`
+		DoctorName     string        `json:"doctor_name"`
+		ResultStatus   string        `json:"result_status"`
+		ReportedAt     string        `json:"reported_at"`
+		Observations   []observation `json:"observations"`
+		Conclusion     string        `json:"conclusion"`
+	}
+	out := []reportJSON{}
+	for _, rep := range reports {
+		obs := rep.Observations
+		if obs == nil {
+			obs = []observation{}
+		}
+		out = append(out, reportJSON{rep.ReportNo, rep.PlacerOrderNo, rep.Kind, rep.VisitNo, rep.ServiceCode, rep.ServiceName, rep.DeptCode, rep.DeptName,
+			rep.Reporter, rep.ResultStatus, rfc3339(rep.At), obs, rep.Conclusion})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"reports": out})
 }
 
 func (s *Sim) apiFees(w http.ResponseWriter, r *http.Request) {

@@ -291,8 +291,8 @@ func (s *Sim) registerVisit(ctx context.Context, tx *sql.Tx, m *inMsg) (outcome,
 	if err != nil {
 		return outcome{}, err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO visits (visit_no, his_id, platform_visit, department_code, department_name, doctor_code, doctor_name, service, visited_at, control_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, 'ONLINE', ?, ?)`, no, hisID, v.No, v.DeptCode, v.DeptName, v.DoctorCode, v.DoctorName, fmtDB(at), m.ControlID)
+	_, err = tx.ExecContext(ctx, `INSERT INTO visits (visit_no, his_id, platform_visit, department_code, department_name, doctor_code, doctor_name, service, visited_at, control_id, status)
+		VALUES (?, ?, ?, ?, ?, ?, ?, 'ONLINE', ?, ?, 'registered')`, no, hisID, v.No, v.DeptCode, v.DeptName, v.DoctorCode, v.DoctorName, fmtDB(at), m.ControlID)
 	return accepted(), err
 }
 

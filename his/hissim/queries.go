@@ -25,6 +25,11 @@ func (s *Sim) findPatients(ctx context.Context, typ, value string) ([]patientRow
 		rows, err = s.db.QueryContext(ctx, cols+`id_number = ? ORDER BY his_id`, strings.ToUpper(value))
 	case "HC":
 		rows, err = s.db.QueryContext(ctx, cols+`insurance_card = ? ORDER BY his_id`, value)
+	case "VN": // the patient of a visit: the HIS visit number, or the platform's
+		if err := s.ensureToday(ctx); err != nil {
+			return nil, err
+		}
+		rows, err = s.db.QueryContext(ctx, cols+`his_id IN (SELECT his_id FROM visits WHERE visit_no = ? OR platform_visit = ?)`, value, value)
 	default:
 		rows, err = s.db.QueryContext(ctx, cols+`his_id = ? OR id_number = ? OR insurance_card = ? ORDER BY his_id`, value, strings.ToUpper(value), value)
 	}
@@ -51,6 +56,8 @@ func (s *Sim) patientExists(ctx context.Context, hisID string) (bool, error) {
 
 type visitRow struct {
 	VisitNo, DeptCode, DeptName, DoctorCode, DoctorName, Service string
+	QueueNo, TimeSlot, Status                                    string
+	FeeFen                                                       int64
 	At                                                           time.Time
 	Diagnoses                                                    []diagnosisRow
 }
@@ -61,9 +68,13 @@ type diagnosisRow struct {
 }
 
 // visits lists a patient's visits since a time (zero: all), newest first,
-// with their diagnoses.
+// with their diagnoses. Today's demo registrations are made first if this is
+// the first query of a new day.
 func (s *Sim) visits(ctx context.Context, hisID string, since time.Time) ([]visitRow, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT visit_no, department_code, department_name, doctor_code, doctor_name, service, visited_at
+	if err := s.ensureToday(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT visit_no, department_code, department_name, doctor_code, doctor_name, service, visited_at, queue_no, time_slot, fee_fen, status
 		FROM visits WHERE his_id = ? AND visited_at >= ? ORDER BY visited_at DESC, visit_no DESC`, hisID, fmtDB(since))
 	if err != nil {
 		return nil, err
@@ -72,7 +83,7 @@ func (s *Sim) visits(ctx context.Context, hisID string, since time.Time) ([]visi
 	for rows.Next() {
 		var v visitRow
 		var at string
-		if err := rows.Scan(&v.VisitNo, &v.DeptCode, &v.DeptName, &v.DoctorCode, &v.DoctorName, &v.Service, &at); err != nil {
+		if err := rows.Scan(&v.VisitNo, &v.DeptCode, &v.DeptName, &v.DoctorCode, &v.DoctorName, &v.Service, &at, &v.QueueNo, &v.TimeSlot, &v.FeeFen, &v.Status); err != nil {
 			rows.Close()
 			return nil, err
 		}

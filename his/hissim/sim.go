@@ -75,6 +75,9 @@ type Sim struct {
 	httpURL string
 	httpSrv *http.Server
 
+	todayMu sync.Mutex // serialises ensureToday
+	today   string     // the day (yyyyMMdd, Beijing) today's demo registrations were made for
+
 	wakeResults chan struct{} // an order with a result to come was stored
 	wakePush    chan struct{} // a result to push was stored, or the mode changed
 }
@@ -108,6 +111,10 @@ func Start(ctx context.Context, cfg Config) (*Sim, error) {
 		db.Close()
 		return nil, fmt.Errorf("hissim: seed demo data: %w", err)
 	}
+	if err := seedReports(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("hissim: seed demo reports: %w", err)
+	}
 	// A restart resumes pending pushes at once rather than after their backoff.
 	if _, err := db.ExecContext(ctx, `UPDATE results SET next_try = 0 WHERE push_state = 'pending'`); err != nil {
 		db.Close()
@@ -120,6 +127,11 @@ func Start(ctx context.Context, cfg Config) (*Sim, error) {
 		wakePush:    make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if err := s.ensureToday(ctx); err != nil {
+		s.group.close()
+		db.Close()
+		return nil, fmt.Errorf("hissim: %w", err)
+	}
 
 	ml, err := net.Listen("tcp", cfg.MLLPAddr)
 	if err != nil {

@@ -43,7 +43,11 @@ CREATE TABLE IF NOT EXISTS visits (
 	doctor_name     TEXT NOT NULL DEFAULT '',
 	service         TEXT NOT NULL DEFAULT '', -- PV1-10: ONLINE for online visits
 	visited_at      TEXT NOT NULL,
-	control_id      TEXT NOT NULL DEFAULT ''
+	control_id      TEXT NOT NULL DEFAULT '',
+	queue_no        TEXT NOT NULL DEFAULT '', -- ZPV-1: today's registrations
+	time_slot       TEXT NOT NULL DEFAULT '', -- ZPV-2: "08:00-08:30"
+	fee_fen         INTEGER NOT NULL DEFAULT 0, -- ZPV-3: registration fee
+	status          TEXT NOT NULL DEFAULT 'seen' -- ZPV-4: registered, seen, cancelled
 );
 CREATE INDEX IF NOT EXISTS visits_patient ON visits(his_id, visited_at);
 CREATE UNIQUE INDEX IF NOT EXISTS visits_platform ON visits(platform_visit) WHERE platform_visit <> '';
@@ -184,6 +188,26 @@ CREATE TABLE IF NOT EXISTS results (
 );
 CREATE INDEX IF NOT EXISTS results_pending ON results(push_state, seq);
 
+-- Reports of lab and exam orders placed at the hospital's own counters (the
+-- demo data); results of the platform's orders are in results.
+CREATE TABLE IF NOT EXISTS reports (
+	report_no       TEXT PRIMARY KEY,       -- the filler order number
+	his_id          TEXT NOT NULL,
+	kind            TEXT NOT NULL,          -- LAB, EXAM
+	visit_no        TEXT NOT NULL DEFAULT '',
+	service_code    TEXT NOT NULL,
+	service_name    TEXT NOT NULL,
+	department_code TEXT NOT NULL DEFAULT '', -- the ordering department
+	department_name TEXT NOT NULL DEFAULT '',
+	doctor_code     TEXT NOT NULL DEFAULT '', -- the ordering doctor
+	doctor_name     TEXT NOT NULL DEFAULT '',
+	reporter        TEXT NOT NULL DEFAULT '', -- the reporting doctor
+	result_status   TEXT NOT NULL DEFAULT 'F',
+	reported_at     TEXT NOT NULL,
+	observations    TEXT NOT NULL           -- JSON
+);
+CREATE INDEX IF NOT EXISTS reports_patient ON reports(his_id, reported_at);
+
 CREATE TABLE IF NOT EXISTS counters (
 	name  TEXT PRIMARY KEY,
 	value INTEGER NOT NULL
@@ -217,7 +241,47 @@ func openDB(ctx context.Context, dir string) (*sql.DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("hissim: create schema: %w", err)
 	}
+	if err := upgrade(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("hissim: upgrade schema: %w", err)
+	}
 	return db, nil
+}
+
+// upgrade adds the columns later versions added to a database an earlier
+// version created (CREATE TABLE IF NOT EXISTS leaves an old table as it was).
+func upgrade(ctx context.Context, db *sql.DB) error {
+	have := map[string]bool{}
+	rows, err := db.QueryContext(ctx, `SELECT name FROM pragma_table_info('visits')`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return err
+		}
+		have[name] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, c := range []struct{ name, def string }{
+		{"queue_no", `TEXT NOT NULL DEFAULT ''`},
+		{"time_slot", `TEXT NOT NULL DEFAULT ''`},
+		{"fee_fen", `INTEGER NOT NULL DEFAULT 0`},
+		{"status", `TEXT NOT NULL DEFAULT 'seen'`},
+	} {
+		if have[c.name] {
+			continue
+		}
+		if _, err := db.ExecContext(ctx, `ALTER TABLE visits ADD COLUMN `+c.name+` `+c.def); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // inTx runs fn in a write transaction.
