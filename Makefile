@@ -8,6 +8,9 @@ APPLIANCE_HTTP ?= 127.0.0.1:8090
 HIS_MLLP       ?= 127.0.0.1:2575
 HIS_HTTP       ?= 127.0.0.1:8095
 HIS_LISTEN     ?= 127.0.0.1:2576
+PRINTER_TCP    ?= 127.0.0.1:9100
+PRINTER_HTTP   ?= 127.0.0.1:9101
+INSURANCE_HTTP ?= 127.0.0.1:8096
 VERSION        ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT         ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS        := -s -w -X ihos.Version=$(VERSION) -X ihos.Commit=$(COMMIT)
@@ -18,16 +21,19 @@ export CGO_ENABLED ?= 0
 
 all: build
 
-## build: compile bin/ihos-appliance, bin/ihos-cloud and the HIS simulator bin/ihos-his-sim
+## build: compile bin/ihos-appliance, bin/ihos-cloud and the simulators (HIS, ticket printer, insurance)
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ihos-appliance ./appliance/cmd/ihos-appliance
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ihos-cloud ./cloud/cmd/ihos-cloud
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ihos-his-sim ./his/cmd/ihos-his-sim
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ihos-printer-sim ./drivers/printersim/cmd/ihos-printer-sim
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ihos-insurance-sim ./insurance/cmd/ihos-insurance-sim
 
-## run: build, then start cloud + appliance + HIS simulator with demo data in $(RUN_DIR) (Ctrl-C stops them)
+## run: build, then start cloud + appliance + the simulators with demo data in $(RUN_DIR) (Ctrl-C stops them)
 run: build
 	RUN_DIR='$(RUN_DIR)' CLOUD_HTTP='$(CLOUD_HTTP)' APPLIANCE_HTTP='$(APPLIANCE_HTTP)' \
-	  HIS_MLLP='$(HIS_MLLP)' HIS_HTTP='$(HIS_HTTP)' HIS_LISTEN='$(HIS_LISTEN)' scripts/run
+	  HIS_MLLP='$(HIS_MLLP)' HIS_HTTP='$(HIS_HTTP)' HIS_LISTEN='$(HIS_LISTEN)' \
+	  PRINTER_TCP='$(PRINTER_TCP)' PRINTER_HTTP='$(PRINTER_HTTP)' INSURANCE_HTTP='$(INSURANCE_HTTP)' scripts/run
 
 ## test: formatting, vet, cross builds, and every test (fuzz seeds, browser, MariaDB when IHOS_MYSQL_DSN is set)
 test: check crossbuild browser unit
@@ -41,10 +47,12 @@ fmt:
 vet:
 	$(GO) vet ./...
 
-## crossbuild: the Windows and ARM64 Linux builds hospitals install
+## crossbuild: the Windows and Linux (amd64, arm64) builds hospitals install, and the gousb build
 crossbuild:
 	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build ./...
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build ./...
+	GOOS=linux GOARCH=amd64 CGO_ENABLED=0 $(GO) build ./...
+	GO=$(GO) scripts/gousb-build
 
 ## browser: install Debian's chromium for the browser tests when it is missing
 browser:

@@ -11,17 +11,23 @@ import (
 	"flag"
 	"net/http"
 	"os"
+	stdsync "sync"
 
 	"ihos"
 
 	"ihos/certs/esign"
 	"ihos/his"
+	"ihos/insurance"
 	"ihos/internal/admin"
 	"ihos/internal/console"
 	"ihos/internal/masterdata"
 	"ihos/internal/node"
 	"ihos/internal/patients"
+	"ihos/kiosk"
+	"ihos/printing"
+	"ihos/recorder"
 	"ihos/sync"
+	"ihos/tickets"
 )
 
 // Config is the appliance's configuration.
@@ -46,6 +52,14 @@ type Config struct {
 	HIS HISConfig `json:"his"`
 	// Signing is the signing service: the hospital CA, time source, API.
 	Signing SigningConfig `json:"signing"`
+	// Insurance is the line to the national medical insurance platform.
+	Insurance InsuranceConfig `json:"insurance"`
+	// Recorder is where body-worn recorders are looked for and how long
+	// their footage is kept.
+	Recorder RecorderConfig `json:"recorder"`
+	// DemoPrinter is the ticket printer (host:port, ESC/POS on TCP) the demo
+	// hospital's kiosk prints on; used with Demo on first start.
+	DemoPrinter string `json:"demo_printer" env:"IHOS_DEMO_PRINTER"`
 }
 
 // DefaultHospitalID is the hospital id of a standalone or demo appliance.
@@ -72,9 +86,21 @@ type App struct {
 	// Signer signs and verifies the platform's own data: in process with this
 	// appliance's signing service, or over the configured signing servers
 	// (SigningConfig.Servers: both hospital servers, or a hardware box).
-	Signer  DataSigner
-	signing *signing
-	stop    context.CancelFunc
+	Signer DataSigner
+	// Printing is the print queue and the printers; Tickets their templates.
+	Printing *printing.Service
+	Tickets  *tickets.Store
+	// Kiosk is the self-service machines' pages and their registration.
+	Kiosk *kiosk.Service
+	// Recorder imports and keeps body-worn recorder footage.
+	Recorder *recorder.Service
+	// Insurance is the national insurance platform client (nil: not configured).
+	Insurance *insurance.Client
+	signing   *signing
+	stop      context.CancelFunc
+	devices   stdsync.WaitGroup // the print workers and the recorder watcher
+	// seededDemo is set when this start created the demo hospital.
+	seededDemo bool
 }
 
 // New opens the appliance's node and wires its routes; Run serves it.
@@ -129,11 +155,16 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		n.Close()
 		return nil, err
 	}
+	tix := &tickets.Store{DB: n.DB}
+	prn := &printing.Service{DB: n.DB, Tickets: tix}
+	rec := newRecorder(n, cfg.Recorder)
 	resources := append(append(masterdata.Resources(), patients.Replica(), n.Auth.UsersResource()), his.Resources()...)
+	resources = append(append(append(resources, prn.Resources()...), kiosk.Resources()...), recorder.Resources()...)
 	store := admin.NewStore(n.DB, n.Sealer, n.Auth, resources...)
 	// Every change of replicated master data is captured in its own transaction.
 	store.OnWrite = replica.OnWrite(cfg.HospitalID)
-	a := &App{Node: n, Store: store, Console: console.New(store, n.Auth, Product), Replica: replica}
+	a := &App{Node: n, Store: store, Console: console.New(store, n.Auth, Product), Replica: replica,
+		Printing: prn, Tickets: tix, Recorder: rec}
 	a.Console.Secure = cfg.SecureCookies
 
 	mux := http.NewServeMux()
@@ -185,6 +216,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	sg := newSigningAdmin(a.signing, n)
 	sg.routes(mux)
 	a.Console.AddPage(sg.page(n.Auth))
+	a.startDevices(lctx, cfg, mux)
 	a.Console.Routes(mux)
 	return a, nil
 }
@@ -198,6 +230,7 @@ func (a *App) Close() {
 		a.signing.close()
 	}
 	a.stop()
+	a.devices.Wait()
 	a.Link.Close()
 	a.Node.Close()
 }
@@ -223,6 +256,8 @@ func Run(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.HIS.MLLP, "his-mllp", cfg.HIS.MLLP, "医院 HIS 的 HL7 MLLP 地址，如 10.0.0.5:2575")
 	fs.StringVar(&cfg.HIS.URL, "his-url", cfg.HIS.URL, "医院 HIS 的 HTTP/JSON 接口地址（不用 HL7 时）")
 	fs.StringVar(&cfg.HIS.Listen, "his-listen", cfg.HIS.Listen, "接收 HIS 检验检查结果的 MLLP 监听地址，如 0.0.0.0:2576")
+	fs.StringVar(&cfg.Insurance.URL, "insurance-url", cfg.Insurance.URL, "医保信息平台（或医保前置机）地址")
+	fs.StringVar(&cfg.DemoPrinter, "demo-printer", cfg.DemoPrinter, "演示数据：自助机使用的票据打印机地址（ESC/POS over TCP），如 127.0.0.1:9100")
 	return node.Run(ctx, fs, args, &cfg, path, func(ctx context.Context) (*node.Node, http.Handler, error) {
 		a, err := New(ctx, cfg)
 		if err != nil {

@@ -52,6 +52,10 @@ func (a *App) firstStart(ctx context.Context, cfg Config) error {
 		if deptID, err = seedDemo(sys, a.Store); err != nil {
 			return fmt.Errorf("demo data: %w", err)
 		}
+		if err := seedDemoDevices(sys, a.Store, cfg.DemoPrinter); err != nil {
+			return fmt.Errorf("demo printer and kiosk: %w", err)
+		}
+		a.seededDemo = true
 		users = append(users,
 			struct{ key, username, name, role string }{"console_hospital_admin", "yiwuke", "医务科 周敏", auth.RoleHospitalAdmin},
 			struct{ key, username, name, role string }{"console_dept_admin", "xnk_admin", "心血管内科 科室管理员", auth.RoleDeptAdmin},
