@@ -84,6 +84,9 @@ func TestAPI(t *testing.T) {
 func TestPageTemplate(t *testing.T) {
 	s := newService(t)
 	pid := addPrinter(t, s.DB, "模板打印机", "127.0.0.1:1")
+	old := addPrinter(t, s.DB, "旧款打印机", "127.0.0.1:2")
+	s.init()
+	s.setLive(old, LiveStatus{State: StateOnline, Confirm: ConfirmUnsupported})
 	enqueue(t, s, pid, 1)
 	page := s.Page(nil)
 	tmpl := template.Must(template.New("layout").Funcs(template.FuncMap{
@@ -99,7 +102,7 @@ func TestPageTemplate(t *testing.T) {
 	if err := tmpl.Execute(&b, map[string]any{"Data": data, "CSRF": "tok"}); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"模板打印机", "尚未检查", "排队中", "测试打印", "printing-live", "/api/printing/live.js"} {
+	for _, want := range []string{"模板打印机", "尚未检查", "排队中", "测试打印", "printing-live", "/api/printing/live.js", "不支持打印完成确认"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("page lacks %q", want)
 		}

@@ -18,41 +18,104 @@
 //
 // # Exactly once
 //
-// A ticket printer cannot say "ticket 42 came out"; it can only answer real-time
-// status requests (DLE EOT). The worker therefore brackets every send with
-// status checks and commits before and after:
+// A printer's status (DLE EOT) says whether it can print now, not whether a
+// ticket came out: a fault that appears while a ticket is being sent cannot
+// be placed before or after the ticket's cut. ESC/POS has the answer to that
+// question: GS ( H function 48 ("process ID response", escpos.ProcessID).
+// The printer sends 37h 22h d1 d2 d3 d4 00h back once it has processed, and
+// for print data that means printed, everything received before the
+// command; IDs of data it cleared without processing are never sent (Epson
+// ESC/POS reference, GS ( H fn 48:
+// https://download4.epson.biz/sec_pubs/pos/reference_en/escpos/gs_lparen_ch_fn48.html).
+// A printer processes its input in order, so a response also tells that
+// nothing before it is still pending. The worker therefore brackets every
+// send like this:
 //
 //  1. Ask the printer's status. Paper out, cover open, offline, or no answer:
 //     nothing is sent; the job stays queued, last_error says why in Chinese
 //     (缺纸, 纸仓盖打开, 打印机离线, …) and the worker backs off (MinBackoff
 //     doubling to MaxBackoff, with jitter), checking the status meanwhile so
-//     that a refilled printer resumes within StatusInterval.
+//     that a refilled printer resumes within StatusInterval. The first time
+//     a worker finds its printer ready, it probes it: a process ID request
+//     with no print data before it, which a printer that implements the
+//     command answers at once (ConfirmSupported). No answer within
+//     ConfirmGrace while the printer still reports no fault: it does not
+//     (ConfirmUnsupported; many compatible models), and the fallback below
+//     is used. The result is kept in memory for the worker's life, logged,
+//     and shown in the console ("不支持打印完成确认").
 //  2. Mark the job printing and commit. From here on a crash must not resend:
 //     the bytes may have reached the printer.
-//  3. Write the bytes (one write; the ticket ends with its cut).
-//  4. Ask the status again. All well: mark printed and commit. The spooler
-//     transport has no status: the job is printed once the spooler accepted it.
+//  3. Write the ticket followed by a process ID request, in one write. The
+//     ID is four digits: the last three of the job's seq and the last of its
+//     attempt count, so that a response to an earlier job or attempt is
+//     never taken for this one.
+//  4. Wait for the response, asking the status every StatusInterval (at most
+//     500 ms), as follows.
+//
+// Waiting for the response:
+//
+//   - The response: printed, committed; the lane moves on.
+//   - The printer reports a fault: keep waiting. A printer that keeps its
+//     buffer (Epson's do) finishes the ticket once paper is loaded or the
+//     cover closed, and answers then.
+//   - The printer has reported no fault for ConfirmGrace and has not
+//     answered: send a probe, another process ID request with no data before
+//     it, and keep waiting for both. The job's response arriving first:
+//     printed. The probe's response arriving without the job's: the printer
+//     processed everything up to the probe without processing the ticket, so
+//     it cleared the ticket (printers that clear their buffer on paper out,
+//     and the simulator, lose a ticket a fault interrupts): the job goes
+//     back to the queue and is sent again, automatically.
+//   - No answer to maxSilentProbes probes, one per ConfirmGrace, while the
+//     printer reports no fault: it no longer answers process ID requests (it
+//     was replaced by another model, say, or it is still printing a very
+//     long ticket): the job becomes unknown and the printer
+//     ConfirmUnsupported.
+//   - The connection breaks, or the service stops: unknown.
+//
+// Without process ID support (step 4 for ConfirmUnsupported printers) the
+// worker asks the status right after the write: all well, printed; paper
+// out, cover open, offline or no answer, unknown. The Windows spooler
+// transport has neither status nor a back channel: a job is printed once
+// the spooler accepted it.
 //
 // A job whose write failed before all its bytes were accepted goes back to the
 // queue: without its last bytes (the cut) no complete ticket came out. A job
 // whose outcome cannot be known becomes "unknown" (待确认) and holds its
 // printer's lane until a person looks at the printer and confirms in the
 // console: "已打印" (printed) or "重新打印" (send it again). Such jobs are never
-// re-sent automatically, since that could print a ticket twice. They are:
+// re-sent automatically, since that could print a ticket twice. With a
+// printer that confirms they are rare: a job found "printing" when the
+// service starts (it stopped between step 2 and the outcome; a response may
+// have been lost with the process, and a new connection does not get it
+// again, so even a printer that is online and idle now cannot tell), a
+// connection that broke while waiting, a printer that stopped answering.
 //
-//   - a job found "printing" when the service starts (it stopped between step 2
-//     and step 4);
-//   - a job after which the printer reported paper out, cover open or offline
-//     (step 4), or stopped answering. A status fault that appears while a job
-//     is being sent cannot be placed before or after the job's last byte: the
-//     simulator (drivers/printersim) drops everything it receives while not
-//     online, including the cut, so the ticket may be lost, but if the fault came
-//     a moment after the cut the ticket is out; a real Epson-style printer keeps
-//     the received data in its buffer and finishes the ticket once paper is
-//     loaded. Resending would print twice in two of these three cases, so a
-//     person decides. A fault that is already there before a job is sent (the
-//     usual case with a printer left without paper) holds the job back
-//     automatically, as in step 1.
+// Why this design (the reasoning for docs/decisions/0011):
+//
+//   - Status alone cannot decide. The fault and the cut race, and the two
+//     kinds of printers disagree on what a fault does to a ticket in the
+//     buffer (kept and finished later, or cleared), so after a fault in the
+//     middle of a job either choice, resend or not, is wrong for one of them.
+//     Until now a person decided; the issue's acceptance asks for no person.
+//   - The process ID response is a positive acknowledgement from the printer
+//     itself, in order with the data, so "printed" needs no guess. "Not
+//     printed" needs one more fact, since silence can mean "still busy": the
+//     probe sent after the job gives it. Order is what the decision rests
+//     on; ConfirmGrace only decides when to probe and how long silence is
+//     tolerated, so a slow printer delays a job but is not sent it twice.
+//     Epson sends only the latest of several pending responses when the
+//     host cannot receive, which does not happen here: the worker reads the
+//     back channel for the whole wait, on the connection it wrote on.
+//   - Printers that do not implement the command are detected by a bare
+//     probe, which no fault can turn into lost data, and keep the status
+//     fallback with a person for the ambiguous case; the console says so.
+//     A clone that does not know GS ( H may print its bytes as text once,
+//     on the probe; that risk is taken once per worker start.
+//   - The remaining risk: a printer that clears its buffer and then misses
+//     the probe too (a fault again) is probed again; one whose back channel
+//     loses bytes (a noisy serial line) may make a printed ticket look lost
+//     only if it drops the job's response and delivers the later probe's.
 //
 // Live printer status (online, paper, cover, last check) is kept in memory: it
 // describes the printer now and means nothing after a restart.
@@ -80,7 +143,7 @@ import (
 const (
 	StatusQueued    = "queued"    // waiting for its turn or for the printer
 	StatusPrinting  = "printing"  // being sent (its bytes may have reached the printer)
-	StatusPrinted   = "printed"   // the printer took the whole ticket and reported no fault
+	StatusPrinted   = "printed"   // the printer confirmed the ticket, or took it and reported no fault
 	StatusFailed    = "failed"    // cannot be printed (its printer was deleted); no longer holds a lane
 	StatusCancelled = "cancelled" // a person gave up on it
 	StatusUnknown   = "unknown"   // 待确认: may or may not have printed; holds the lane until confirmed
@@ -117,6 +180,12 @@ type Service struct {
 	MaxBackoff      time.Duration // longest wait between attempts (30 s)
 	StatusInterval  time.Duration // how often an idle or waiting printer's status is checked (5 s)
 	RefreshInterval time.Duration // how often Run re-reads the printer list without a Notify (3 s)
+	// ConfirmGrace is how long a printer that answers process ID requests
+	// may report no fault without confirming a ticket before it is probed
+	// (see the package comment), and how long a first probe may go
+	// unanswered before the printer is taken as one that does not answer
+	// them (3 s).
+	ConfirmGrace time.Duration
 
 	once    stdsync.Once
 	mu      stdsync.Mutex
@@ -153,6 +222,9 @@ func (s *Service) init() {
 		}
 		if s.RefreshInterval <= 0 {
 			s.RefreshInterval = 3 * time.Second
+		}
+		if s.ConfirmGrace <= 0 {
+			s.ConfirmGrace = 3 * time.Second
 		}
 		s.workers = map[string]*worker{}
 		s.live = map[string]*LiveStatus{}

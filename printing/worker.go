@@ -30,6 +30,19 @@ var StateLabels = map[string]string{
 	StateNoStatus: "无法查询状态（单向连接）", StateUnchecked: "尚未检查", StateStopped: "已停用",
 }
 
+// Print confirmation support of a printer (LiveStatus.Confirm): whether it
+// answers process ID requests (see the package comment).
+const (
+	ConfirmUnchecked   = ""            // not found out yet
+	ConfirmSupported   = "supported"   // jobs are confirmed by the printer
+	ConfirmUnsupported = "unsupported" // the status-only fallback is used
+)
+
+// ConfirmLabels names the confirmation support for staff.
+var ConfirmLabels = map[string]string{
+	ConfirmUnchecked: "尚未检查打印完成确认", ConfirmSupported: "支持打印完成确认", ConfirmUnsupported: "不支持打印完成确认",
+}
+
 // LiveStatus is what is known about a printer now.
 type LiveStatus struct {
 	State        string    `json:"state"`
@@ -37,6 +50,11 @@ type LiveStatus struct {
 	PaperNearEnd bool      `json:"paper_near_end"`
 	CheckedAt    time.Time `json:"checked_at,omitzero"`
 	LastError    string    `json:"last_error"`
+	// Confirm tells whether the printer confirms each printed ticket
+	// (ConfirmSupported) or only reports its status (ConfirmUnsupported),
+	// as found out by its worker since it started.
+	Confirm      string `json:"confirm"`
+	ConfirmLabel string `json:"confirm_label"`
 }
 
 // Live returns the last known status of printer id.
@@ -52,6 +70,7 @@ func (s *Service) Live(id string) LiveStatus {
 
 func (s *Service) setLive(id string, l LiveStatus) {
 	l.Label = StateLabels[l.State]
+	l.ConfirmLabel = ConfirmLabels[l.Confirm]
 	s.mu.Lock()
 	s.live[id] = &l
 	s.mu.Unlock()
@@ -204,6 +223,33 @@ type worker struct {
 	backoff    time.Duration
 	lastCheck  time.Time
 	kicked     bool
+	confirm    string // ConfirmUnchecked, ConfirmSupported or ConfirmUnsupported
+	probes     int    // probes sent, for their IDs
+}
+
+// setLive records the printer's live status with its confirmation support.
+func (w *worker) setLive(l LiveStatus) {
+	l.Confirm = w.confirm
+	w.s.setLive(w.p.ID, l)
+}
+
+// setConfirm records whether the printer answers process ID requests.
+func (w *worker) setConfirm(c string) {
+	if c == w.confirm {
+		return
+	}
+	w.confirm = c
+	if c == ConfirmSupported {
+		w.s.Logger.Info("printing: printer confirms printed tickets (ESC/POS process ID)", "printer", w.p.Name)
+	} else {
+		w.s.Logger.Warn("printing: printer does not answer process ID requests; a fault while printing needs a person to confirm",
+			"printer", w.p.Name)
+	}
+	w.s.mu.Lock()
+	if l := w.s.live[w.p.ID]; l != nil {
+		l.Confirm, l.ConfirmLabel = c, ConfirmLabels[c]
+	}
+	w.s.mu.Unlock()
 }
 
 func newWorker(ctx context.Context, s *Service, p Printer) *worker {
@@ -353,7 +399,7 @@ func (w *worker) status(ctx context.Context) (escpos.Status, error) {
 		l.State, l.LastError = fault(st)
 		l.PaperNearEnd = st.PaperNearEnd
 	}
-	w.s.setLive(w.p.ID, l)
+	w.setLive(l)
 	return st, err
 }
 
@@ -407,9 +453,17 @@ func (w *worker) attempt(ctx context.Context, id string) time.Duration {
 	if _, msg := fault(st); err == nil && msg != "" {
 		return w.hold(jctx, id, msg)
 	}
+	if noStatus {
+		w.setConfirm(ConfirmUnsupported)
+	}
+	if w.confirm == ConfirmUnchecked {
+		if wait, ok := w.probe(ctx, id); !ok {
+			return wait
+		}
+	}
 
 	// 2. From this commit on, a crash leaves the job for a person to settle.
-	data, ok, err := w.markPrinting(jctx, id)
+	job, ok, err := w.markPrinting(jctx, id)
 	if err != nil {
 		w.s.Logger.Error("printing: mark job printing", "printer", w.p.Name, "job", id, "err", err)
 		return w.s.StatusInterval
@@ -417,17 +471,21 @@ func (w *worker) attempt(ctx context.Context, id string) time.Duration {
 	if !ok {
 		return 0 // cancelled meanwhile
 	}
+	data := job.data
+	pid := processID(job.seq, job.attempt)
+	if w.confirm == ConfirmSupported {
+		cmd, _ := escpos.ProcessIDCommand(pid) // digits: always valid
+		data = append(data[:len(data):len(data)], cmd...)
+	}
 
-	// 3. Send the ticket; a write that does not finish in time is aborted.
-	timeout := 15*time.Second + time.Duration(len(data))*time.Second/900 // 9600 baud is ~960 bytes/s
-	abort := time.AfterFunc(timeout, w.connCancel)
-	n, err := w.conn.Write(data)
-	abort.Stop()
+	// 3. Send the ticket (and the process ID request); a write that does
+	// not finish in time is aborted.
+	n, err := w.write(data)
 	if err != nil {
 		msg := ihos.ErrorMessage(err)
 		w.closeConn()
-		w.s.setLive(w.p.ID, LiveStatus{State: StateOffline, CheckedAt: time.Now().UTC(), LastError: msg})
-		if n < len(data) {
+		w.setLive(LiveStatus{State: StateOffline, CheckedAt: time.Now().UTC(), LastError: msg})
+		if n < len(job.data) {
 			// The cut is among the bytes the printer did not get: no complete
 			// ticket came out, so the whole ticket is sent again.
 			w.settle(jctx, id, StatusQueued, "发送中断，稍后重新发送："+msg)
@@ -440,11 +498,14 @@ func (w *worker) attempt(ctx context.Context, id string) time.Duration {
 		w.s.wrote(id)
 	}
 
-	// 4. The printer must still be well after taking the ticket.
-	if noStatus {
+	// 4. Learn the outcome: the printer's confirmation, or its status.
+	switch {
+	case noStatus:
 		w.settle(jctx, id, StatusPrinted, "")
 		w.backoff = 0
 		return 0
+	case w.confirm == ConfirmSupported:
+		return w.await(ctx, jctx, id, pid)
 	}
 	sctx, cancel := context.WithTimeout(jctx, 5*time.Second)
 	st, err = w.conn.Status(sctx)
@@ -455,12 +516,12 @@ func (w *worker) attempt(ctx context.Context, id string) time.Duration {
 	case err != nil:
 		msg := ihos.ErrorMessage(err)
 		w.closeConn()
-		w.s.setLive(w.p.ID, LiveStatus{State: StateOffline, CheckedAt: w.lastCheck.UTC(), LastError: msg})
+		w.setLive(LiveStatus{State: StateOffline, CheckedAt: w.lastCheck.UTC(), LastError: msg})
 		w.settle(jctx, id, StatusUnknown, "打印后打印机无响应，无法确认是否已打印："+msg)
 		return 0
 	default:
 		state, msg := fault(st)
-		w.s.setLive(w.p.ID, LiveStatus{State: state, CheckedAt: w.lastCheck.UTC(), LastError: msg, PaperNearEnd: st.PaperNearEnd})
+		w.setLive(LiveStatus{State: state, CheckedAt: w.lastCheck.UTC(), LastError: msg, PaperNearEnd: st.PaperNearEnd})
 		if msg != "" {
 			w.settle(jctx, id, StatusUnknown, "打印过程中"+msg+"：请查看打印机，凭条完整打出请点“已打印”，否则点“重新打印”")
 			return 0
@@ -469,6 +530,207 @@ func (w *worker) attempt(ctx context.Context, id string) time.Duration {
 	w.settle(jctx, id, StatusPrinted, "")
 	w.backoff = 0
 	return 0
+}
+
+// write writes data to the connection, aborting a write that does not
+// finish in time (a printer that stopped reading).
+func (w *worker) write(data []byte) (int, error) {
+	timeout := 15*time.Second + time.Duration(len(data))*time.Second/900 // 9600 baud is ~960 bytes/s
+	abort := time.AfterFunc(timeout, w.connCancel)
+	defer abort.Stop()
+	return w.conn.Write(data)
+}
+
+// processID is the process ID of attempt a of the job numbered seq: four
+// digits, the last three of seq and the last of a, so that the response to
+// an earlier job or an earlier attempt of this one is never taken for this
+// attempt's (jobs are confirmed one at a time, in order).
+func processID(seq int64, a int) [4]byte {
+	n := int((seq%1000+1000)%1000)*10 + (a%10+10)%10
+	return [4]byte{'0' + byte(n/1000), '0' + byte(n/100%10), '0' + byte(n/10%10), '0' + byte(n%10)}
+}
+
+// nextProbeID is the process ID of a probe: "P" and three digits.
+func (w *worker) nextProbeID() [4]byte {
+	w.probes++
+	n := w.probes % 1000
+	return [4]byte{'P', '0' + byte(n/100), '0' + byte(n/10%10), '0' + byte(n%10)}
+}
+
+// sendProbe sends a process ID request with no print data before it.
+func (w *worker) sendProbe() ([4]byte, error) {
+	id := w.nextProbeID()
+	cmd, _ := escpos.ProcessIDCommand(id)
+	_, err := w.write(cmd)
+	return id, err
+}
+
+// expired is a context that is over: WaitProcessed with it only looks at
+// the responses already received.
+var expired = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// probe finds out whether a printer that is ready answers process ID
+// requests: it sends one with no print data before it, which a printer
+// that implements the command answers at once. No answer within
+// ConfirmGrace while the printer still reports no fault means it does not.
+// probe reports false, with the wait before the lane's next step, when it
+// could not tell (the printer faulted meanwhile, or the connection broke)
+// and job id stays queued.
+func (w *worker) probe(ctx context.Context, id string) (time.Duration, bool) {
+	jctx := context.WithoutCancel(ctx)
+	c, ok := w.conn.(transport.Confirmer)
+	if !ok {
+		w.setConfirm(ConfirmUnsupported)
+		return 0, true
+	}
+	pid, err := w.sendProbe()
+	if err == nil {
+		wctx, cancel := context.WithTimeout(ctx, w.s.ConfirmGrace)
+		err = c.WaitProcessed(wctx, pid)
+		cancel()
+	}
+	switch {
+	case err == nil:
+		w.setConfirm(ConfirmSupported)
+		return 0, true
+	case errors.Is(err, transport.ErrNoStatus):
+		w.setConfirm(ConfirmUnsupported)
+		return 0, true
+	case ctx.Err() != nil:
+		return 0, false
+	case !errors.Is(err, context.DeadlineExceeded):
+		msg := ihos.ErrorMessage(err)
+		w.closeConn()
+		w.setLive(LiveStatus{State: StateOffline, CheckedAt: time.Now().UTC(), LastError: msg})
+		return w.hold(jctx, id, "打印机离线："+msg), false
+	}
+	st, err := w.status(ctx)
+	if err != nil {
+		return w.hold(jctx, id, "打印机离线："+ihos.ErrorMessage(err)), false
+	}
+	if _, msg := fault(st); msg != "" {
+		return w.hold(jctx, id, msg), false
+	}
+	w.setConfirm(ConfirmUnsupported)
+	return 0, true
+}
+
+// maxSilentProbes is how many probes a printer that reports no fault may
+// leave unanswered, one per ConfirmGrace, before a job it did not confirm
+// is left for a person: it no longer answers process ID requests (it was
+// replaced by another model, say), or it is still busy with a very long
+// ticket.
+const maxSilentProbes = 3
+
+// await waits for the process ID response of job id, which was just sent
+// with process ID pid, and records the outcome (see the package comment):
+//
+//   - the response: printed;
+//   - a later probe answered and pid not: the printer processed everything
+//     up to the probe without processing the job, so it cleared it (on a
+//     fault, typically): the job is queued to be sent again;
+//   - the connection broke, the service stopped, or no probe answered for
+//     maxSilentProbes rounds while the printer reported no fault: unknown.
+//
+// While the printer reports a fault it waits: a printer that keeps its
+// buffer finishes the ticket once the fault is cleared.
+func (w *worker) await(ctx, jctx context.Context, id string, pid [4]byte) time.Duration {
+	c := w.conn.(transport.Confirmer)
+	slice := min(w.s.StatusInterval, 500*time.Millisecond)
+	var (
+		probes  [][4]byte // probes sent after the job
+		silent  int       // probes sent since the printer was last seen faulted
+		healthy = time.Now()
+		lastMsg string
+	)
+	broken := func(err error, what string) time.Duration {
+		msg := ihos.ErrorMessage(err)
+		w.closeConn()
+		w.setLive(LiveStatus{State: StateOffline, CheckedAt: time.Now().UTC(), LastError: msg})
+		w.settle(jctx, id, StatusUnknown, what+"，无法确认是否已打印："+msg)
+		return 0
+	}
+	for {
+		wctx, cancel := context.WithTimeout(ctx, slice)
+		err := c.WaitProcessed(wctx, pid)
+		cancel()
+		switch {
+		case err == nil:
+			if lastMsg != "" {
+				w.s.Logger.Info("printing: printer finished a ticket after a fault", "printer", w.p.Name, "job", id, "fault", lastMsg)
+			}
+			w.settle(jctx, id, StatusPrinted, "")
+			w.backoff = 0
+			return 0
+		case ctx.Err() != nil:
+			w.settle(jctx, id, StatusUnknown, "服务停止时打印机尚未确认打印完成：请查看打印机后确认")
+			return 0
+		case !errors.Is(err, context.DeadlineExceeded):
+			return broken(err, "等待打印完成确认时连接中断")
+		}
+		for _, p := range probes {
+			if c.WaitProcessed(expired, p) == nil {
+				why := "打印机未打印该凭条（可能在打印过程中缺纸、开盖或离线）"
+				if lastMsg != "" {
+					why = "打印过程中" + lastMsg + "，打印机未打印该凭条"
+				}
+				w.s.Logger.Warn("printing: printer did not print a ticket; sending it again", "printer", w.p.Name, "job", id, "fault", lastMsg)
+				w.settle(jctx, id, StatusQueued, why+"，已自动重新发送")
+				return 0
+			}
+		}
+		sctx, cancel := context.WithTimeout(jctx, 5*time.Second)
+		st, err := w.conn.Status(sctx)
+		cancel()
+		w.lastCheck = time.Now()
+		if err != nil {
+			return broken(err, "等待打印完成确认时打印机无响应")
+		}
+		state, msg := fault(st)
+		w.setLive(LiveStatus{State: state, CheckedAt: w.lastCheck.UTC(), LastError: msg, PaperNearEnd: st.PaperNearEnd})
+		if msg != "" {
+			if msg != lastMsg || !healthy.IsZero() {
+				w.note(jctx, id, "打印过程中"+msg+"：恢复后自动确认是否已打印")
+			}
+			lastMsg, healthy, silent = msg, time.Time{}, 0
+			continue
+		}
+		if healthy.IsZero() {
+			healthy = time.Now()
+			continue
+		}
+		if time.Since(healthy) < w.s.ConfirmGrace {
+			continue
+		}
+		if silent == maxSilentProbes {
+			w.setConfirm(ConfirmUnsupported)
+			w.settle(jctx, id, StatusUnknown, "打印机未确认打印完成，无法确认是否已打印：请查看打印机后确认")
+			return 0
+		}
+		p, err := w.sendProbe()
+		if err != nil {
+			return broken(err, "等待打印完成确认时连接中断")
+		}
+		probes = append(probes, p)
+		silent++
+		healthy = time.Now()
+	}
+}
+
+// note updates the last error of a job being printed, for the console.
+func (w *worker) note(ctx context.Context, id, msg string) {
+	err := w.s.DB.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE print_jobs SET last_error = ?, updated_at = ? WHERE id = ? AND status = ?`,
+			ihos.Truncate(msg, 500), ihos.FormatTime(time.Now()), id, StatusPrinting)
+		return err
+	})
+	if err != nil {
+		w.s.Logger.Error("printing: record job note", "printer", w.p.Name, "job", id, "err", err)
+	}
 }
 
 // hold keeps a queued job back after the printer was found not ready.
@@ -485,13 +747,21 @@ func (w *worker) hold(ctx context.Context, id, msg string) time.Duration {
 	return wait
 }
 
+// sending is a job claimed for sending.
+type sending struct {
+	data    []byte
+	seq     int64
+	attempt int // 1 for the first
+}
+
 // markPrinting claims a queued job for sending and returns its bytes; false
 // when it is no longer queued (cancelled meanwhile).
-func (w *worker) markPrinting(ctx context.Context, id string) ([]byte, bool, error) {
-	var data []byte
-	if err := w.s.DB.QueryRowContext(ctx, `SELECT data FROM print_jobs WHERE id = ?`, id).Scan(&data); err != nil {
-		return nil, false, err
+func (w *worker) markPrinting(ctx context.Context, id string) (sending, bool, error) {
+	var j sending
+	if err := w.s.DB.QueryRowContext(ctx, `SELECT data, seq, attempts FROM print_jobs WHERE id = ?`, id).Scan(&j.data, &j.seq, &j.attempt); err != nil {
+		return j, false, err
 	}
+	j.attempt++
 	var n int64
 	err := w.s.DB.Tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE print_jobs SET status = ?, attempts = attempts + 1, updated_at = ? WHERE id = ? AND status = ?`,
@@ -502,7 +772,7 @@ func (w *worker) markPrinting(ctx context.Context, id string) ([]byte, bool, err
 		n, err = res.RowsAffected()
 		return err
 	})
-	return data, n == 1, err
+	return j, n == 1, err
 }
 
 // settle records the outcome of a send. It is retried for a while: a job left

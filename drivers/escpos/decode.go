@@ -139,8 +139,9 @@ var (
 // (at the start, after ESC @ or FS .) only ASCII text is accepted.
 //
 // Supported: ESC @, ESC a, ESC E, ESC !, ESC -, ESC d, GS !, GS h, GS w,
-// GS H, GS k 73, GS ( k (cn 49: fn 65, 67, 69, 80, 81; other GS ( commands
-// are skipped by their pL pH length), GS v 0, GS V (m 0, 1, 48, 49, 65, 66),
+// GS H, GS k 73, GS ( k (cn 49: fn 65, 67, 69, 80, 81; other GS ( commands,
+// such as the process ID request GS ( H fn 48, are skipped by their pL pH
+// length and leave nothing in the Ticket), GS v 0, GS V (m 0, 1, 48, 49, 65, 66),
 // FS &, FS ., DLE EOT n (ignored), LF, CR (ignored), text, and a few
 // fixed-length setting commands that are ignored (see skipESC etc.).
 //

@@ -1,5 +1,6 @@
 // Package escpos encodes ESC/POS commands for thermal ticket printers and
-// parses their real-time status bytes (DLE EOT).
+// parses what they send back: real-time status bytes (DLE EOT) and process ID
+// responses (GS ( H function 48).
 //
 // A Printer buffers commands in memory; builder methods never write to the
 // underlying io.Writer. Flush writes the whole buffer in a single Write call,
@@ -345,4 +346,43 @@ func (p *Printer) QR(data string, moduleSize int, ec byte) *Printer {
 	p.buf = append(p.buf, data...)
 	p.buf = append(p.buf, gs, '(', 'k', 3, 0, 49, 81, 48)
 	return p
+}
+
+// ProcessID appends GS ( H pL pH fn m d1 d2 d3 d4 with pL = 6, pH = 0,
+// fn = 48, m = 48 ("specifies the process ID response"): once the printer
+// has processed everything received before this command, printing
+// included, it sends the response 37h 22h d1 d2 d3 d4 00h on its back
+// channel (see ParseProcessID). A print queue ends each ticket with it to
+// learn that the ticket, cut and all, has come out. Each byte of id must be
+// 20h..7Eh; Epson suggests ascending digit strings ("0001".."9999") so the
+// order of the responses is easy to check.
+//
+// Epson also specifies that IDs of data the printer clears without
+// processing it (DLE DC4 fn 8, error recovery that clears the buffers) are
+// never sent, and that when several responses are waiting to be sent
+// because the host could not receive, only the latest is sent. Printers
+// that do not implement the command (many compatible models) send nothing.
+//
+// Source: Epson ESC/POS Command Reference, "GS ( H <Function 48>"
+// (https://download4.epson.biz/sec_pubs/pos/reference_en/escpos/gs_lparen_ch_fn48.html)
+// and "GS ( H" (…/escpos/gs_lparen_ch.html).
+func (p *Printer) ProcessID(id [4]byte) *Printer {
+	cmd, err := ProcessIDCommand(id)
+	if err != nil {
+		p.fail(err)
+		return p
+	}
+	p.buf = append(p.buf, cmd...)
+	return p
+}
+
+// ProcessIDCommand returns the GS ( H function 48 command of
+// Printer.ProcessID, for callers that append it to bytes rendered earlier.
+func ProcessIDCommand(id [4]byte) ([]byte, error) {
+	for i, c := range id {
+		if !validProcessIDByte(c) {
+			return nil, fmt.Errorf("escpos: process ID byte %d is 0x%02X, want 0x20..0x7E", i, c)
+		}
+	}
+	return []byte{gs, '(', 'H', 6, 0, 48, 48, id[0], id[1], id[2], id[3]}, nil
 }

@@ -82,3 +82,57 @@ func Merge(parts ...Status) Status {
 	m.decode()
 	return m
 }
+
+// IsStatusByte reports whether b has the fixed bits of a DLE EOT status
+// byte (bits 0 and 7 clear, bits 1 and 4 set: 0xx1xx10). The first byte of
+// a process ID response, ResponseHeader (0x37 = 0011 0111), has bit 0 set,
+// so a reader of the back channel can tell a response from a status answer
+// by its first byte.
+func IsStatusByte(b byte) bool { return b&fixedMask == fixedBits }
+
+// Process ID responses (GS ( H function 48; see Printer.ProcessID).
+const (
+	// ResponseHeader starts every "header to NUL" response block a
+	// printer sends; the block ends with a 00h byte.
+	ResponseHeader byte = 0x37
+	// processIDIdentifier is the second byte of a process ID response.
+	processIDIdentifier byte = 0x22
+	// ProcessIDResponseLen is the length of a process ID response:
+	// 37h 22h d1 d2 d3 d4 00h.
+	ProcessIDResponseLen = 7
+)
+
+// ParseProcessID parses the process ID response at the start of b
+// (37h 22h d1 d2 d3 d4 00h, d1..d4 the ID given to GS ( H function 48).
+// It returns the ID, n = ProcessIDResponseLen and ok for a complete
+// response. When b is shorter than a response but could still become one
+// (including an empty b), it returns n = 0: read more bytes. When b does
+// not start with a process ID response it returns n = 1, so that a reader
+// can skip the first byte and look again.
+func ParseProcessID(b []byte) (id [4]byte, n int, ok bool) {
+	for i, c := range b[:min(len(b), ProcessIDResponseLen)] {
+		var good bool
+		switch i {
+		case 0:
+			good = c == ResponseHeader
+		case 1:
+			good = c == processIDIdentifier
+		case 6:
+			good = c == 0
+		default:
+			good = validProcessIDByte(c)
+		}
+		if !good {
+			return id, 1, false
+		}
+	}
+	if len(b) < ProcessIDResponseLen {
+		return id, 0, false
+	}
+	copy(id[:], b[2:6])
+	return id, ProcessIDResponseLen, true
+}
+
+// validProcessIDByte reports whether c may be a byte of a process ID:
+// 20h..7Eh (printable ASCII).
+func validProcessIDByte(c byte) bool { return c >= 0x20 && c <= 0x7E }

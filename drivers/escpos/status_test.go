@@ -119,3 +119,62 @@ func FuzzParseStatus(f *testing.F) {
 		}
 	})
 }
+
+func TestProcessIDCommand(t *testing.T) {
+	var b bytes.Buffer
+	p := New(&b, Options{})
+	p.Line("x").Cut(false).ProcessID([4]byte{'0', '0', '4', '2'})
+	if err := p.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{'x', 0x0A, 0x1D, 'V', 65, 0, 0x1D, 0x28, 0x48, 6, 0, 48, 48, '0', '0', '4', '2'}
+	if !bytes.Equal(b.Bytes(), want) {
+		t.Fatalf("bytes % X, want % X", b.Bytes(), want)
+	}
+	// The decoder skips it and the ticket is unchanged.
+	tk, err := Decode(b.Bytes(), "")
+	if err != nil || len(tk.Lines) != 1 || tk.Lines[0] != "x" || tk.Cuts != 1 || len(tk.Items) != 2 {
+		t.Fatalf("decoded %+v, %v", tk, err)
+	}
+	for _, id := range [][4]byte{{0x1F, '0', '0', '0'}, {'0', '0', '0', 0x7F}, {}} {
+		if _, err := ProcessIDCommand(id); err == nil {
+			t.Errorf("ProcessIDCommand(% X) accepted", id)
+		}
+		if err := New(&b, Options{}).ProcessID(id).Err(); err == nil {
+			t.Errorf("ProcessID(% X) accepted", id)
+		}
+	}
+	if cmd, err := ProcessIDCommand([4]byte{' ', '~', 'P', '1'}); err != nil || len(cmd) != 11 {
+		t.Errorf("edge bytes: % X, %v", cmd, err)
+	}
+}
+
+func TestParseProcessID(t *testing.T) {
+	resp := []byte{0x37, 0x22, '0', '0', '4', '2', 0x00}
+	id, n, ok := ParseProcessID(append(resp, 0x12))
+	if !ok || n != 7 || id != [4]byte{'0', '0', '4', '2'} {
+		t.Fatalf("complete: %q %d %v", id, n, ok)
+	}
+	for i := range len(resp) {
+		if _, n, ok := ParseProcessID(resp[:i]); ok || n != 0 {
+			t.Errorf("prefix of %d bytes: n=%d ok=%v, want 0, false", i, n, ok)
+		}
+	}
+	for _, b := range [][]byte{
+		{0x12},                                  // a status byte
+		{0x37, 0x70, 0x40, 0x00},                // another header-to-NUL block
+		{0x37, 0x22, '0', '0', '4', '2', 0x01},  // no NUL
+		{0x37, 0x22, '0', 0x05, '4', '2', 0x00}, // not printable
+		{0x37, 0x22, '0', '0', '4', '2', 0x12},  // status byte where the NUL should be
+		{0x37, 0x22, 0x00, '0', '4', '2', 0x00}, // NUL too early
+	} {
+		if _, n, ok := ParseProcessID(b); ok || n != 1 {
+			t.Errorf("% X: n=%d ok=%v, want 1, false", b, n, ok)
+		}
+	}
+	// The response is never taken for status bytes: its header and
+	// identifier do not have the fixed status bits.
+	if IsStatusByte(0x37) || IsStatusByte(0x22) || IsStatusByte(0x00) || !IsStatusByte(0x12) || !IsStatusByte(0x7E) {
+		t.Error("IsStatusByte")
+	}
+}

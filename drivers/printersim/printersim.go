@@ -1,10 +1,35 @@
 // Package printersim simulates an ESC/POS ticket printer on a raw TCP port
 // (the "port 9100" protocol) and, on Linux, on a pseudo-terminal standing in
-// for a serial port: it answers DLE EOT real-time status requests and decodes
-// the print data it receives into escpos.Tickets, one per cut, keeping the
-// raw bytes so that each ticket can be drawn as the paper would look
-// (package ticketimage). Handler serves a control page to watch the tickets
-// and switch the simulated state (online, paper out, cover open, offline).
+// for a serial port: it answers DLE EOT real-time status requests and
+// process ID requests (GS ( H function 48), and decodes the print data it
+// receives into escpos.Tickets, one per cut, keeping the raw bytes so that
+// each ticket can be drawn as the paper would look (package ticketimage).
+// Handler serves a control page to watch the tickets and switch the
+// simulated state (online, paper out, cover open, offline).
+//
+// # Faults
+//
+// The simulator is a printer that loses data on a fault, the hard case for
+// a print queue: while its mode is not online it discards the print data it
+// receives, and a fault that it notices in the middle of a ticket (a byte
+// of the ticket arrives while the mode is not online) clears its buffer:
+// that whole ticket is lost, the rest of it up to its cut is discarded too,
+// and it is counted by Lost. Tickets are never printed in part. A fault
+// that comes and goes between two reads of the connection goes unnoticed,
+// as a printer that had nothing to print would not care.
+//
+// # Process ID
+//
+// A process ID request (GS ( H fn 48, escpos.ProcessID) is answered with
+// 37h 22h d1 d2 d3 d4 00h when everything received since the previous
+// request (or since the connection opened) was processed: every ticket in
+// between was printed. If one was lost, the request is not answered, as
+// Epson specifies for IDs related to data a printer cleared. A request
+// whose data was all printed before a fault is answered even while the
+// mode is not online: the related data was processed. An offline serial
+// printer answers nothing, so it holds that response and sends it when it
+// is back (the latest one only). SetProcessIDSupport(false) makes it a
+// printer that ignores the command.
 package printersim
 
 import (
@@ -90,6 +115,9 @@ type Sim struct {
 	conns   map[io.Closer]struct{} // TCP connections and pty masters
 	ptys    []string
 	printed []Printed
+	lost    int
+	noPID   bool // process ID requests are not answered
+	bps     int  // bytes processed per second; 0: as fast as they come
 	onPrint func(Printed)
 	wg      sync.WaitGroup
 }
@@ -150,6 +178,50 @@ func (s *Sim) SetMode(m Mode) {
 		s.wg.Add(1)
 		go s.accept(ln)
 	}
+}
+
+// SetProcessIDSupport makes the simulator answer process ID requests (the
+// default) or ignore them, as many compatible printers do.
+func (s *Sim) SetProcessIDSupport(on bool) {
+	s.mu.Lock()
+	s.noPID = !on
+	s.mu.Unlock()
+}
+
+func (s *Sim) answersProcessID() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.noPID
+}
+
+// SetSpeed limits how fast the simulator takes in data, in bytes per second
+// (0, the default: as fast as it arrives), like a printer that prints as
+// it receives and stops reading when its buffer is full. A slow printer
+// lets a test switch the mode while a large ticket is still arriving.
+func (s *Sim) SetSpeed(bytesPerSecond int) {
+	s.mu.Lock()
+	s.bps = max(bytesPerSecond, 0)
+	s.mu.Unlock()
+}
+
+func (s *Sim) speed() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bps
+}
+
+// Lost returns how many tickets the simulator dropped because the mode
+// was not online while they arrived (see the package comment).
+func (s *Sim) Lost() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lost
+}
+
+func (s *Sim) addLost() {
+	s.mu.Lock()
+	s.lost++
+	s.mu.Unlock()
 }
 
 // Tickets returns the decoded tickets in the order they were completed.
@@ -302,12 +374,13 @@ type conn interface {
 }
 
 // serve runs the ESC/POS protocol on one byte stream until it ends: it
-// answers status requests at once and collects print data into tickets,
-// one per cut. A TCP connection ends after IdleTimeout without data, and
-// what it sent after the last cut is a ticket of its own. A serial line
-// never ends by itself: pending data becomes a ticket after SerialGap of
-// silence, and an offline serial printer answers nothing at all, as if
-// switched off (an offline TCP printer refuses connections instead).
+// answers status requests at once, collects print data into tickets, one
+// per cut, and answers process ID requests (see the package comment). A TCP
+// connection ends after IdleTimeout without data, and what it sent after
+// the last cut is a ticket of its own. A serial line never ends by itself:
+// pending data becomes a ticket after SerialGap of silence, and an offline
+// serial printer answers nothing at all, as if switched off (an offline TCP
+// printer refuses connections instead).
 func (s *Sim) serve(c conn, source string) {
 	serial := source == SourceSerial
 	idle := IdleTimeout
@@ -318,21 +391,40 @@ func (s *Sim) serve(c conn, source string) {
 		in    []byte // received bytes not yet consumed
 		buf   []byte // print data of the current ticket
 		chunk = make([]byte, 32<<10)
+		// spoiled: data of the current ticket was lost to a fault; the
+		// rest of it, up to its cut, is dropped too.
+		spoiled bool
+		// lost: a ticket was lost since the last process ID request,
+		// which is therefore not answered.
+		lost bool
+		// held is a process ID response an offline serial printer sends
+		// when it is back.
+		held []byte
 	)
 	// flush ends the current ticket with what is pending.
 	flush := func() {
 		buf = append(buf, in...)
-		if len(buf) > 0 && s.Mode() == Online {
-			s.addTicket(buf, source)
+		if len(buf) > 0 {
+			if s.Mode() == Online && !spoiled {
+				s.addTicket(buf, source)
+			} else {
+				s.addLost()
+				lost = true
+			}
 		}
-		in, buf = nil, nil
+		in, buf, spoiled = nil, nil, false
 	}
 	for {
 		if err := c.SetReadDeadline(time.Now().Add(idle)); err != nil {
 			break
 		}
-		n, err := c.Read(chunk)
-		in = append(in, chunk[:n]...)
+		bps := s.speed()
+		p := chunk
+		if bps > 0 {
+			p = chunk[:min(len(chunk), 4<<10)]
+		}
+		n, err := c.Read(p)
+		in = append(in, p[:n]...)
 		for len(in) > 0 {
 			k, kind := nextToken(in)
 			if k == 0 {
@@ -340,7 +432,18 @@ func (s *Sim) serve(c conn, source string) {
 			}
 			tok := in[:k]
 			mode := s.Mode()
-			keep := mode == Online
+			online := mode == Online
+			if held != nil && !(serial && mode == Offline) {
+				if _, werr := c.Write(held); werr != nil {
+					return
+				}
+				held = nil
+			}
+			if !online && len(buf) > 0 {
+				// A fault in the middle of a ticket: the printer clears
+				// its buffer.
+				buf, spoiled = nil, true
+			}
 			switch kind {
 			case tokStatus:
 				if serial && mode == Offline {
@@ -350,13 +453,30 @@ func (s *Sim) serve(c conn, source string) {
 					return
 				}
 			case tokCut:
-				if keep {
+				if online && !spoiled {
 					buf = append(buf, tok...)
 					s.addTicket(buf, source)
+				} else {
+					s.addLost()
+					lost = true
 				}
-				buf = nil
+				buf, spoiled = nil, false
+			case tokProcessID:
+				if !lost && !spoiled && s.answersProcessID() {
+					resp := append([]byte{escpos.ResponseHeader, 0x22}, tok[7:11]...)
+					resp = append(resp, 0)
+					if serial && mode == Offline {
+						held = resp // only the latest is kept, as Epson's printers do
+					} else if _, werr := c.Write(resp); werr != nil {
+						return
+					}
+				}
+				lost, spoiled = false, false
 			default:
-				if keep {
+				switch {
+				case !online:
+					spoiled = true
+				case !spoiled:
 					buf = append(buf, tok...)
 				}
 			}
@@ -369,9 +489,18 @@ func (s *Sim) serve(c conn, source string) {
 			}
 			in, buf = nil, nil
 		}
+		if bps > 0 && n > 0 {
+			time.Sleep(time.Duration(n) * time.Second / time.Duration(bps))
+		}
 		if err != nil {
 			if serial && errors.Is(err, os.ErrDeadlineExceeded) {
 				flush()
+				if held != nil && s.Mode() != Offline {
+					if _, werr := c.Write(held); werr != nil {
+						return
+					}
+					held = nil
+				}
 				continue
 			}
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrClosed) &&
@@ -391,6 +520,7 @@ const (
 	tokData tokKind = iota
 	tokStatus
 	tokCut
+	tokProcessID // GS ( H fn 48
 )
 
 // nextToken returns the length of the next unit of in and its kind, or 0 if
@@ -438,7 +568,11 @@ func nextToken(in []byte) (int, tokKind) {
 			if len(in) < 5 {
 				return 0, tokData
 			}
-			return need(in, 5+(int(in[3])|int(in[4])<<8))
+			k, kind := need(in, 5+(int(in[3])|int(in[4])<<8))
+			if k == 11 && in[2] == 'H' && in[5] == 48 && in[6] == 48 {
+				kind = tokProcessID
+			}
+			return k, kind
 		case 'k':
 			if len(in) < 4 {
 				return 0, tokData

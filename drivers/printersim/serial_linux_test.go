@@ -176,3 +176,22 @@ func TestSerialClose(t *testing.T) {
 	}
 	f.Close()
 }
+
+// An offline serial printer answers nothing; it sends the process ID
+// response of a ticket it printed once it is back.
+func TestSerialProcessIDHeld(t *testing.T) {
+	s, f := startSerial(t)
+	f.Write(receiptBytes(t, "张三"))
+	waitTickets(t, s, 1)
+	s.SetMode(Offline)
+	cmd, _ := escpos.ProcessIDCommand([4]byte{'0', '0', '5', '1'})
+	f.Write(cmd)
+	if _, ok := ask(t, f, 1, 200*time.Millisecond); ok {
+		t.Fatal("offline serial printer answered")
+	}
+	s.SetMode(Online)
+	f.Write(escpos.StatusRequest(1))
+	if !readUntilStatus(t, f, "0051") {
+		t.Fatal("held response not sent")
+	}
+}

@@ -25,6 +25,7 @@ type serialConn struct {
 	ctx  context.Context
 	name string
 	port serial.Port
+	back *backChannel
 }
 
 func openSerial(ctx context.Context, cfg serialConfig) (Conn, error) {
@@ -49,7 +50,9 @@ func openSerial(ctx context.Context, cfg serialConfig) (Conn, error) {
 	if err != nil {
 		return nil, serialOpenError(cfg.Device, err)
 	}
-	return &serialConn{ctx: ctx, name: cfg.Device, port: p}, nil
+	c := &serialConn{ctx: ctx, name: cfg.Device, port: p}
+	c.back = &backChannel{read: c.read}
+	return c, nil
 }
 
 func serialOpenError(name string, err error) error {
@@ -101,20 +104,31 @@ func (c *serialConn) Status(ctx context.Context) (escpos.Status, error) {
 	if err := c.ctx.Err(); err != nil {
 		return escpos.Status{}, unavailable(err, "打印超时或已取消")
 	}
-	return askStatus(ctx, c, func(p []byte, deadline time.Time) (int, error) {
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			return 0, nil
-		}
-		if err := c.port.SetReadTimeout(wait); err != nil {
-			return 0, unavailable(err, "无法读取串口 %s", c.name)
-		}
-		n, err := c.port.Read(p) // 0, nil on timeout
-		if err != nil {
-			return n, unavailable(err, "读取串口 %s 失败", c.name)
-		}
-		return n, nil
-	})
+	return c.back.status(ctx, c)
+}
+
+// WaitProcessed implements Confirmer.
+func (c *serialConn) WaitProcessed(ctx context.Context, id [4]byte) error {
+	if err := c.ctx.Err(); err != nil {
+		return unavailable(err, "打印超时或已取消")
+	}
+	return c.back.waitProcessed(ctx, id)
+}
+
+// read is the back channel's readFunc.
+func (c *serialConn) read(p []byte, deadline time.Time) (int, error) {
+	wait := time.Until(deadline)
+	if wait <= 0 {
+		return 0, nil
+	}
+	if err := c.port.SetReadTimeout(wait); err != nil {
+		return 0, unavailable(err, "无法读取串口 %s", c.name)
+	}
+	n, err := c.port.Read(p) // 0, nil on timeout
+	if err != nil {
+		return n, unavailable(err, "读取串口 %s 失败", c.name)
+	}
+	return n, nil
 }
 
 // Close closes the port. The kernel still sends what it has buffered (on

@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"ihos"
 	"ihos/drivers/escpos"
+	"ihos/drivers/printersim"
 )
 
 // ptyPrinter is a serial printer on the master side of a pseudo-terminal:
@@ -218,4 +220,31 @@ func TestSerialPorts(t *testing.T) {
 		}
 	}
 	t.Logf("%d serial ports: %+v", len(ports), ports)
+}
+
+func TestSerialWaitProcessed(t *testing.T) {
+	s, err := printersim.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	path, err := s.ServeSerial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(context.Background(), Serial, path+",115200")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := confirmSim(t, c, "0101", 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s.SetProcessIDSupport(false)
+	if err := confirmSim(t, c, "0102", 200*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("printer without support: %v", err)
+	}
+	if n := len(s.Tickets()); n != 2 {
+		t.Fatalf("%d tickets", n)
+	}
 }

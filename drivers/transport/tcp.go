@@ -24,6 +24,7 @@ type tcpConn struct {
 	ctx  context.Context
 	c    *net.TCPConn
 	stop func() bool // stops the ctx cancellation hook
+	back *backChannel
 }
 
 func openTCP(ctx context.Context, addr string) (Conn, error) {
@@ -38,6 +39,7 @@ func openTCP(ctx context.Context, addr string) (Conn, error) {
 		return nil, unavailable(err, "无法连接网络打印机 %s（请检查打印机电源、网线和 IP 地址）", addr)
 	}
 	c := &tcpConn{ctx: ctx, c: nc.(*net.TCPConn)}
+	c.back = &backChannel{read: c.read}
 	if dl, ok := ctx.Deadline(); ok {
 		c.c.SetWriteDeadline(dl)
 	}
@@ -78,20 +80,31 @@ func (c *tcpConn) Status(ctx context.Context) (escpos.Status, error) {
 		dl, _ := c.ctx.Deadline() // zero: no deadline
 		c.c.SetWriteDeadline(dl)
 	}()
-	return askStatus(ctx, c, func(p []byte, deadline time.Time) (int, error) {
-		c.c.SetReadDeadline(deadline)
-		n, err := c.c.Read(p)
-		if errors.Is(err, os.ErrDeadlineExceeded) && c.ctx.Err() == nil {
-			return n, nil
-		}
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return n, unavailable(err, "网络打印机关闭了连接")
-			}
-			return n, c.ioError(err)
-		}
+	return c.back.status(ctx, c)
+}
+
+// WaitProcessed implements Confirmer.
+func (c *tcpConn) WaitProcessed(ctx context.Context, id [4]byte) error {
+	if err := c.ctx.Err(); err != nil {
+		return unavailable(err, "打印超时或已取消")
+	}
+	return c.back.waitProcessed(ctx, id)
+}
+
+// read is the back channel's readFunc.
+func (c *tcpConn) read(p []byte, deadline time.Time) (int, error) {
+	c.c.SetReadDeadline(deadline)
+	n, err := c.c.Read(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) && c.ctx.Err() == nil {
 		return n, nil
-	})
+	}
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return n, unavailable(err, "网络打印机关闭了连接")
+		}
+		return n, c.ioError(err)
+	}
+	return n, nil
 }
 
 // Close sends what remains and closes the connection gracefully: it shuts

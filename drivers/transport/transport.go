@@ -22,13 +22,29 @@
 //     the default CGO_ENABLED=0 build returns EInvalid for it. Status works
 //     when the printer interface has a bulk IN endpoint.
 //
+// # Back channel
+//
+// Bidirectional printers send two kinds of data back, on the same byte
+// stream: one-byte answers to DLE EOT status requests (bit pattern
+// 0xx1xx10) and "header to NUL" response blocks, of which the transports
+// parse the process ID response 37h 22h d1 d2 d3 d4 00h, the answer to
+// GS ( H function 48 (escpos.ProcessID) that a printer sends once it has
+// processed, printing included, everything received before that command.
+// The header 37h (0011 0111) has bit 0 set, so it is never mistaken for a
+// status byte, and the bytes of a block are never taken for status bytes
+// either. Each connection reads its back channel through one parser
+// (backChannel): a process ID that arrives while Status waits for a
+// status byte is remembered for WaitProcessed, and status bytes that
+// arrive while WaitProcessed waits are stale answers and are dropped.
+// TCP, serial, usblp and usb connections implement Confirmer.
+//
 // Transports never retry: the print queue decides what to do with an
 // error. Errors are *ihos.Error: EInvalid for a bad address (or a kind not
 // available in this binary), EUnavailable when the printer cannot be
 // reached; their messages are Simplified Chinese, for the console.
 //
 // A Conn is not safe for concurrent use: one goroutine writes a job and may
-// ask for the status before or after it.
+// ask for the status, or wait for a process ID, before or after it.
 package transport
 
 import (
@@ -81,6 +97,23 @@ type Conn interface {
 	// status. One-way transports (the Windows spooler) return ErrNoStatus.
 	Status(ctx context.Context) (escpos.Status, error)
 	Close() error
+}
+
+// Confirmer is implemented by connections that can read process ID
+// responses (see escpos.ProcessID): the print queue ends each ticket with
+// GS ( H function 48 and waits for the answer to know that the ticket has
+// come out.
+type Confirmer interface {
+	// WaitProcessed returns nil once the printer has sent the process ID
+	// response for id on this connection, now or earlier (responses
+	// that arrived meanwhile, during Status for example, are
+	// remembered until asked for, the last few dozen of them). When ctx
+	// ends first it returns an EUnavailable error wrapping ctx.Err(),
+	// so errors.Is(err, context.DeadlineExceeded) tells "no answer yet"
+	// from a broken connection. It returns ErrNoStatus when this
+	// connection cannot read from the printer (a unidirectional usblp
+	// printer).
+	WaitProcessed(ctx context.Context, id [4]byte) error
 }
 
 // ErrNoStatus is returned by Status on transports that cannot read from the
@@ -298,56 +331,8 @@ const statusTimeout = 500 * time.Millisecond
 // nothing arrived in time.
 type readFunc func(p []byte, deadline time.Time) (int, error)
 
-// askStatus sends DLE EOT 1, 2 and 4 and merges the answers. The first
-// unanswered request ends the query: a printer that answers nothing is
-// EUnavailable "打印机无响应"; a partial answer is returned as it is
-// (escpos.Status reports only what was received). Bytes that are not status
-// bytes (automatic status back, leftovers) are skipped. A late answer to an
-// earlier, timed-out query cannot be told apart from a current one.
+// askStatus sends DLE EOT 1, 2 and 4 and merges the answers, reading them
+// with read (see backChannel.status).
 func askStatus(ctx context.Context, w io.Writer, read readFunc) (escpos.Status, error) {
-	var parts []escpos.Status
-	for _, n := range []byte{escpos.StatusPrinter, escpos.StatusOffline, escpos.StatusPaper} {
-		if err := ctx.Err(); err != nil {
-			return escpos.Status{}, unavailable(err, "查询打印机状态超时或已取消")
-		}
-		if _, err := w.Write(escpos.StatusRequest(n)); err != nil {
-			return escpos.Status{}, err
-		}
-		deadline := time.Now().Add(statusTimeout)
-		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-			deadline = d
-		}
-		s, ok, err := readStatus(n, deadline, read)
-		if err != nil {
-			return escpos.Status{}, err
-		}
-		if !ok {
-			break
-		}
-		parts = append(parts, s)
-	}
-	if len(parts) == 0 {
-		if err := ctx.Err(); err != nil {
-			return escpos.Status{}, unavailable(err, "查询打印机状态超时或已取消")
-		}
-		return escpos.Status{}, ihos.Errorf(ihos.EUnavailable, "打印机无响应")
-	}
-	return escpos.Merge(parts...), nil
-}
-
-func readStatus(n byte, deadline time.Time, read readFunc) (escpos.Status, bool, error) {
-	var b [1]byte
-	for time.Now().Before(deadline) {
-		k, err := read(b[:], deadline)
-		if err != nil {
-			return escpos.Status{}, false, err
-		}
-		if k == 0 {
-			continue
-		}
-		if s, err := escpos.ParseStatus(n, b[0]); err == nil {
-			return s, true, nil
-		}
-	}
-	return escpos.Status{}, false, nil
+	return (&backChannel{read: read}).status(ctx, w)
 }

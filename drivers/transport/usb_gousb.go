@@ -33,6 +33,7 @@ type usbConn struct {
 	in   *gousb.InEndpoint // nil: unidirectional printer
 
 	pending []byte // bytes of the last IN transfer not yet consumed
+	back    *backChannel
 }
 
 func openUSB(ctx context.Context, vid, pid uint16) (_ Conn, err error) {
@@ -40,6 +41,7 @@ func openUSB(ctx context.Context, vid, pid uint16) (_ Conn, err error) {
 		return nil, unavailable(err, "打印超时或已取消")
 	}
 	c := &usbConn{ctx: ctx, addr: gousb.ID(vid).String() + ":" + gousb.ID(pid).String()}
+	c.back = &backChannel{read: c.read}
 	if c.uctx, err = newUSBContext(); err != nil {
 		return nil, unavailable(err, "无法初始化 USB（libusb）")
 	}
@@ -141,28 +143,40 @@ func (c *usbConn) Status(ctx context.Context) (escpos.Status, error) {
 	if c.in == nil {
 		return escpos.Status{}, ErrNoStatus
 	}
-	return askStatus(ctx, c, func(p []byte, deadline time.Time) (int, error) {
-		if len(c.pending) == 0 {
-			rctx, cancel := context.WithDeadline(ctx, deadline)
-			// A whole packet, so a longer answer cannot overflow the buffer.
-			buf := make([]byte, c.in.Desc.MaxPacketSize)
-			n, err := c.in.ReadContext(rctx, buf)
-			cancel()
-			c.pending = buf[:n]
-			if err != nil && n == 0 {
-				if rctx.Err() != nil && ctx.Err() == nil {
-					return 0, nil // timeout
-				}
-				if errors.Is(err, gousb.TransferCancelled) && ctx.Err() != nil {
-					return 0, unavailable(ctx.Err(), "查询打印机状态超时或已取消")
-				}
-				return 0, unavailable(err, "读取 USB 打印机 %s 失败", c.addr)
+	return c.back.status(ctx, c)
+}
+
+// WaitProcessed implements Confirmer; a printer without a bulk IN endpoint
+// gives ErrNoStatus.
+func (c *usbConn) WaitProcessed(ctx context.Context, id [4]byte) error {
+	if c.in == nil {
+		return ErrNoStatus
+	}
+	return c.back.waitProcessed(ctx, id)
+}
+
+// read is the back channel's readFunc.
+func (c *usbConn) read(p []byte, deadline time.Time) (int, error) {
+	if len(c.pending) == 0 {
+		rctx, cancel := context.WithDeadline(c.ctx, deadline)
+		// A whole packet, so a longer answer cannot overflow the buffer.
+		buf := make([]byte, c.in.Desc.MaxPacketSize)
+		n, err := c.in.ReadContext(rctx, buf)
+		cancel()
+		c.pending = buf[:n]
+		if err != nil && n == 0 {
+			if rctx.Err() != nil && c.ctx.Err() == nil {
+				return 0, nil // timeout
 			}
+			if errors.Is(err, gousb.TransferCancelled) && c.ctx.Err() != nil {
+				return 0, unavailable(c.ctx.Err(), "打印超时或已取消")
+			}
+			return 0, unavailable(err, "读取 USB 打印机 %s 失败", c.addr)
 		}
-		n := copy(p, c.pending)
-		c.pending = c.pending[n:]
-		return n, nil
-	})
+	}
+	n := copy(p, c.pending)
+	c.pending = c.pending[n:]
+	return n, nil
 }
 
 func (c *usbConn) Close() error {

@@ -40,6 +40,7 @@ type usblpConn struct {
 	ctx  context.Context
 	path string
 	fd   int
+	back *backChannel
 }
 
 func openUSBLP(ctx context.Context, path string) (Conn, error) {
@@ -58,7 +59,9 @@ func openUSBLP(ctx context.Context, path string) (Conn, error) {
 		}
 		return nil, unavailable(err, "无法打开 USB 打印机 %s", path)
 	}
-	return &usblpConn{ctx: ctx, path: path, fd: fd}, nil
+	c := &usblpConn{ctx: ctx, path: path, fd: fd}
+	c.back = &backChannel{read: c.read}
+	return c, nil
 }
 
 // wait polls for events until deadline (zero: no deadline) or the job's
@@ -139,25 +142,7 @@ var errNoRead = errors.New("usblp: printer is not bidirectional")
 // left zero because no DLE EOT byte was received. If neither works it
 // returns ErrNoStatus.
 func (c *usblpConn) Status(ctx context.Context) (escpos.Status, error) {
-	s, err := askStatus(ctx, c, func(p []byte, deadline time.Time) (int, error) {
-		for {
-			n, err := unix.Read(c.fd, p)
-			switch {
-			case err == nil:
-				return n, nil
-			case errors.Is(err, unix.EINTR):
-				continue
-			case errors.Is(err, unix.EINVAL):
-				return 0, errNoRead
-			case !errors.Is(err, unix.EAGAIN):
-				return 0, unavailable(err, "读取 USB 打印机 %s 失败", c.path)
-			}
-			ok, werr := c.wait(unix.POLLIN, deadline)
-			if werr != nil || !ok {
-				return 0, werr
-			}
-		}
-	})
+	s, err := c.back.status(ctx, c)
 	if !errors.Is(err, errNoRead) {
 		return s, err
 	}
@@ -170,6 +155,37 @@ func (c *usblpConn) Status(ctx context.Context) (escpos.Status, error) {
 		PaperOut: st&lpPaperEmpty != 0,
 		Error:    st&lpNotError == 0,
 	}, nil
+}
+
+// WaitProcessed implements Confirmer; a unidirectional printer gives
+// ErrNoStatus.
+func (c *usblpConn) WaitProcessed(ctx context.Context, id [4]byte) error {
+	err := c.back.waitProcessed(ctx, id)
+	if errors.Is(err, errNoRead) {
+		return ErrNoStatus
+	}
+	return err
+}
+
+// read is the back channel's readFunc.
+func (c *usblpConn) read(p []byte, deadline time.Time) (int, error) {
+	for {
+		n, err := unix.Read(c.fd, p)
+		switch {
+		case err == nil:
+			return n, nil
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EINVAL):
+			return 0, errNoRead
+		case !errors.Is(err, unix.EAGAIN):
+			return 0, unavailable(err, "读取 USB 打印机 %s 失败", c.path)
+		}
+		ok, werr := c.wait(unix.POLLIN, deadline)
+		if werr != nil || !ok {
+			return 0, werr
+		}
+	}
 }
 
 // Close waits (bounded by the job's deadline, or usblpFlushTimeout) until

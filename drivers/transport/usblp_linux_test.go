@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"ihos"
+	"ihos/drivers/printersim"
 )
 
 func TestUSBLPMissing(t *testing.T) {
@@ -71,4 +72,28 @@ func TestUSBLPStalled(t *testing.T) {
 		t.Errorf("stalled write returned after %v", d)
 	}
 	c.Close()
+}
+
+// TestUSBLPWaitProcessed reads process ID responses through the usblp code
+// against the simulator's serial pty.
+func TestUSBLPWaitProcessed(t *testing.T) {
+	s := startSim(t)
+	path, err := s.ServeSerial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := openUSBLPOn(t, ctx, path)
+	defer c.Close()
+	if err := confirmSim(t, c, "0201", 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s.SetMode(printersim.CoverOpen)
+	if err := confirmSim(t, c, "0202", 200*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("cover open: %v", err)
+	}
+	if st, err := c.Status(ctx); err != nil || !st.CoverOpen {
+		t.Fatalf("status %+v, %v", st, err)
+	}
 }
