@@ -38,12 +38,12 @@ func (a *App) hospitalName(ctx context.Context) string {
 // kioskPrinter gives the kiosk the print queue in the kiosk's own terms.
 type kioskPrinter struct{ s *printing.Service }
 
-func (p kioskPrinter) Print(ctx context.Context, printerID string, t kiosk.Ticket, source, patientRef string) (string, error) {
+func (p kioskPrinter) Print(ctx context.Context, printerID string, t kiosk.Ticket, title, source, patientRef string) (string, error) {
 	tt, ok := t.(tickets.Ticket)
 	if !ok {
 		return "", ihos.Errorf(ihos.EInvalid, "无法打印此类凭条")
 	}
-	j, err := p.s.Print(ctx, printerID, tt, source, patientRef)
+	j, err := p.s.PrintTitled(ctx, printerID, tt, title, source, patientRef)
 	return j.ID, err
 }
 

@@ -379,7 +379,7 @@ func (s *Service) print(w http.ResponseWriter, r *http.Request, k Kiosk) error {
 		return err
 	}
 	ctx := r.Context()
-	id, err := s.Printer.Print(ctx, k.PrinterID, t, "kiosk:"+k.ID, sess.patient.HISID)
+	id, err := s.Printer.Print(ctx, k.PrinterID, t, title, "kiosk:"+k.ID, sess.patient.HISID)
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,7 @@ func (p *simPrinter) send(data []byte) error {
 	return err
 }
 
-func (p *simPrinter) Print(_ context.Context, _ string, t Ticket, _, patientRef string) (string, error) {
+func (p *simPrinter) Print(_ context.Context, _ string, t Ticket, _, _, patientRef string) (string, error) {
 	data, err := tickets.Render(t, tickets.Format{PaperMM: 80, CodePage: "GB18030"})
 	if err != nil {
 		return "", err

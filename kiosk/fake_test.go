@@ -104,7 +104,7 @@ type fakeJob struct {
 	ticket                       Ticket
 }
 
-func (p *fakePrinter) Print(_ context.Context, printerID string, t Ticket, source, patientRef string) (string, error) {
+func (p *fakePrinter) Print(_ context.Context, printerID string, t Ticket, title, source, patientRef string) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	id := ihos.NewID()

@@ -63,7 +63,7 @@ type Ticket interface{ TicketKind() string }
 // adapts package printing to it; patientRef is the HIS patient id, which
 // PatientJobs finds the patient's earlier tickets by.
 type Printer interface {
-	Print(ctx context.Context, printerID string, t Ticket, source, patientRef string) (jobID string, err error)
+	Print(ctx context.Context, printerID string, t Ticket, title, source, patientRef string) (jobID string, err error)
 	// JobStatus returns JobPending, JobPrinted or JobFailed and the printer's
 	// last error (shown while a job waits, e.g. "打印机缺纸").
 	JobStatus(ctx context.Context, jobID string) (status, lastError string, err error)

@@ -33,7 +33,7 @@ func (s *Service) ticket(k Kiosk, sess *session, kind, ref string) (Ticket, stri
 				Hospital: s.Hospital, PatientName: p.Name, IDNumber: p.IDNumber, Phone: p.Phone,
 				VisitNo: v.VisitNo, Department: v.DepartmentName, Doctor: v.DoctorName, VisitType: "门诊",
 				VisitDate: v.VisitedAt, TimeSlot: v.TimeSlot, QueueNo: v.QueueNo, Fee: v.FeeFen,
-				RegisteredAt: v.VisitedAt, Operator: "自助机 " + k.Name,
+				Operator: "自助机 " + k.Name,
 			}, "挂号凭条 " + v.DepartmentName + " " + v.VisitNo, nil
 		}
 		return nil, "", ihos.Errorf(ihos.ENotFound, "未找到这条挂号记录，请返回重新查询")

@@ -352,6 +352,13 @@ func (s *Service) printers(ctx context.Context, enabledOnly bool) ([]Printer, er
 // "console:<user>", …), patientRef lets the kiosk find a patient's earlier
 // tickets for reprint (may be "").
 func (s *Service) Print(ctx context.Context, printerID string, t tickets.Ticket, source, patientRef string) (Job, error) {
+	return s.PrintTitled(ctx, printerID, t, "", source, patientRef)
+}
+
+// PrintTitled is Print with the title the console and the kiosk's reprint
+// list show for the job (e.g. "检验报告 血常规 LAB00000157"); empty takes the
+// kind's name.
+func (s *Service) PrintTitled(ctx context.Context, printerID string, t tickets.Ticket, title, source, patientRef string) (Job, error) {
 	p, err := s.Printer(ctx, printerID)
 	if err != nil {
 		return Job{}, err
@@ -363,7 +370,7 @@ func (s *Service) Print(ctx context.Context, printerID string, t tickets.Ticket,
 	if err != nil {
 		return Job{}, err
 	}
-	return s.Enqueue(ctx, printerID, NewJob{Kind: t.TicketKind(), Source: source, PatientRef: patientRef, Data: data})
+	return s.Enqueue(ctx, printerID, NewJob{Kind: t.TicketKind(), Title: title, Source: source, PatientRef: patientRef, Data: data})
 }
 
 func errDisabled(p Printer) error {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"ihos"
 	"ihos/drivers/escpos"
@@ -362,6 +363,36 @@ func TestFields(t *testing.T) {
 			if h.Label == "" {
 				t.Errorf("%s %s has no label", k, h.Name)
 			}
+		}
+	}
+}
+
+// TestOptionalLinesLeftOut: a report without a link prints no "scan" caption
+// and no empty reviewer, a slip without payment or registration time no
+// empty label (the kiosk prints both from HIS data that lacks them).
+func TestOptionalLinesLeftOut(t *testing.T) {
+	r := *Sample(KindReport).(*Report)
+	r.ReportURL, r.Reviewer = "", ""
+	reg := *Sample(KindRegistration).(*Registration)
+	reg.PaidBy, reg.RegisteredAt = "", time.Time{}
+	for _, tk := range []Ticket{r, reg} {
+		b, err := Render(tk, Format{PaperMM: 80})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := escpos.Decode(b, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range d.Lines {
+			for _, bad := range []string{"扫码查看完整报告", "审核医生", "支付方式", "挂号时间", "0001"} {
+				if strings.Contains(l, bad) {
+					t.Errorf("%s: line %q should be left out", tk.TicketKind(), l)
+				}
+			}
+		}
+		if len(d.QRCodes) != 0 && tk.TicketKind() == KindReport {
+			t.Errorf("report without a link printed a QR code %q", d.QRCodes)
 		}
 	}
 }

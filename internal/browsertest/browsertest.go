@@ -107,6 +107,8 @@ func New(t testing.TB) *Browser {
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
+		// Chinese browser UI (file pickers, date inputs), as on hospital PCs.
+		chromedp.Flag("lang", "zh-CN"),
 		chromedp.UserDataDir(dataDir),
 		chromedp.WindowSize(1280, 900),
 	)
