@@ -44,6 +44,10 @@ type Institution struct {
 	// is not implemented yet: set it from configuration, or leave it empty
 	// where the gateway does not check it.
 	SignNo string
+	// FundIncludesAcct says the province counts the personal account in
+	// fund_pay_sumamt (public integrations report both conventions; see
+	// CheckSplit). The national field list, and the simulator, leave it out.
+	FundIncludesAcct bool
 
 	// PaasID and PaasToken, when set, add the gateway headers x-tif-paasid,
 	// x-tif-timestamp, x-tif-nonce and x-tif-signature =
@@ -105,7 +109,8 @@ type Exchange struct {
 	Infno       string
 	MsgID       string
 	InfRefMsgID string
-	Infcode     int // 0 or -1 when the platform answered; 0 with Err set when it did not
+	Infcode     int  // 0 or -1 when the platform answered; 0 with Err set when it did not
+	Answered    bool // the platform's envelope came back: Infcode is its answer
 	Elapsed     time.Duration
 	Request     string
 	Response    string
@@ -194,7 +199,15 @@ func (c *Client) Call(ctx context.Context, infno string, input any, output any) 
 //     can record inf_refmsgid. Which refusals are conflicts (a settlement
 //     already made) is the business code's call, from PlatformError;
 //   - the output does not decode into output: EUnavailable, Response returned.
-func (c *Client) CallWith(ctx context.Context, opts CallOptions, infno string, input any, output any) (resp *Response, err error) {
+func (c *Client) CallWith(ctx context.Context, opts CallOptions, infno string, input any, output any) (*Response, error) {
+	return c.call(ctx, opts, infno, input, output, nil)
+}
+
+// call is CallWith with a check of the decoded output: verify runs before the
+// call is recorded, so an answer that fails it (settlement amounts that do
+// not add up) is in the call log with the reason, and its error is returned
+// together with the Response.
+func (c *Client) call(ctx context.Context, opts CallOptions, infno string, input any, output any, verify func() error) (resp *Response, err error) {
 	if len(infno) != 4 {
 		return nil, ihos.Errorf(ihos.EInvalid, "医保交易编号不正确：%s", ihos.Truncate(infno, 16))
 	}
@@ -236,7 +249,7 @@ func (c *Client) CallWith(ctx context.Context, opts CallOptions, infno string, i
 	defer func() {
 		ex.Elapsed = time.Since(began)
 		if resp != nil {
-			ex.InfRefMsgID, ex.Infcode = resp.InfRefMsgID, int(resp.Infcode)
+			ex.InfRefMsgID, ex.Infcode, ex.Answered = resp.InfRefMsgID, int(resp.Infcode), true
 		}
 		if err != nil {
 			var ie *ihos.Error
@@ -298,6 +311,11 @@ func (c *Client) CallWith(ctx context.Context, opts CallOptions, infno string, i
 		if err := json.Unmarshal(r.Output, output); err != nil {
 			return resp, &ihos.Error{Code: ihos.EUnavailable, Message: "医保平台返回的数据无法识别，请联系信息科",
 				Err: fmt.Errorf("decode %s output: %w", infno, err)}
+		}
+	}
+	if verify != nil {
+		if err := verify(); err != nil {
+			return resp, err
 		}
 	}
 	return resp, nil

@@ -10,8 +10,32 @@
 //     (02) or social security card (03), and ResolveVoucher for the kiosk's
 //     展码 path (a scanned e-voucher QR → ID number and name).
 //
-// 2201/2203/2204/2206/2207/2208 (registration, diagnosis, fee upload,
-// pre-settlement, settlement, reversal) come next on the same Client.
+//   - Outpatient settlement (outpatient.go): typed calls for 2201 挂号, 2202
+//     挂号撤销, 2203 就诊信息上传, 2204 费用明细上传, 2205 费用明细撤销, 2206
+//     预结算, 2207 结算, 2208 结算撤销, 2601 冲正 (by the original msgid) and
+//     3201 对总账. Every 2206/2207 answer is checked in integer fen
+//     (CheckSplit: fund + account + cash + hospital share = total, and
+//     psn_part_amt = account + cash); a mismatch is EConflict
+//     "医保结算金额不一致…" and is in the call log with the reason.
+//
+//   - The counter/kiosk flow (flow.go): OutpatientSettlement, a state the
+//     payment service persists between steps, with one method per step and
+//     the msgid of every call (StepCall). A step whose answer was lost is
+//     repeated under the same msgid; a 2207 without an answer stays
+//     "settling" until Resolve (repeat under the same msgid, then 2601) or
+//     ReverseSettle gives a final result. PreSetlChanged tells whether the
+//     settlement differs from the pre-settlement the patient was shown.
+//
+//   - CallLog (calllog.go): Client.Observe into the table insurance_calls.
+//
+// Where the fields come from: REFERENCE.md for 1101, 2201, 2203, 2204, 2206,
+// 2207 and 2208; 2202, 2205, 2601, 3201 and the output node names (2201
+// "data", 2204 "result", 2206–2208 "setlinfo"/"setldetail") from a public
+// national-platform integration (newtouch-cloud/openhis YiBaoInterface
+// models). Code values REFERENCE.md does not list (med_type "11",
+// psn_setlway "01", 3201 stmt_rslt "0") are marked at their constants.
+// 3202 对明细账 is not implemented: it takes a detail file uploaded first
+// (file_qury_no), which needs the file-upload transactions.
 //
 // Field names are those the project's interface reference (REFERENCE.md)
 // gives from public specifications; where it is silent the doc comments say

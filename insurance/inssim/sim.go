@@ -47,6 +47,17 @@ const (
 	ModeDown  = "down"  // the service URL answers HTTP 503 (the control API keeps working)
 	ModeSlow  = "slow"  // every answer waits Delay
 	ModeError = "error" // every transaction answers infcode -1 with Text
+	// ModeSettleSlow settles a 2207 at once but answers it only after
+	// Delay (default 3 s): the client times out and the result is unknown
+	// to it, though the settlement stands. A repeat of the same msgid is
+	// answered at once from the first answer.
+	ModeSettleSlow = "settle_slow"
+	// ModeSplitChange makes every 2207 split the money differently from
+	// the 2206 before it, as when the account was spent elsewhere between
+	// the two: the account balance is gone when the account is used (or,
+	// without the account, the fund ratio is 10 points lower for that
+	// settlement).
+	ModeSplitChange = "split_change"
 )
 
 // Received is one request as GET /control/requests lists it.
@@ -81,6 +92,7 @@ type Sim struct {
 	received []Received
 	serial   uint64 // inf_refmsgid serial
 	counts   map[string]int64
+	ledger   // settlement state, settle.go
 }
 
 // Start listens on cfg.HTTPAddr and serves the platform (ServicePath) and the
@@ -112,6 +124,7 @@ func Start(ctx context.Context, cfg Config) (*Sim, error) {
 		persons: demoInsured(cfg.Now()),
 		mode:    Mode{Name: ModeUp}, tokens: map[string]ECToken{}, counts: map[string]int64{},
 	}
+	s.ledger = newLedger(s.persons)
 	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		defer close(s.done)
@@ -136,13 +149,26 @@ func (s *Sim) Close() error {
 	return err
 }
 
-// Persons returns the insured persons.
-func (s *Sim) Persons() []Insured { return append([]Insured(nil), s.persons...) }
+// Persons returns the insured persons, with their account balances as they
+// are now.
+func (s *Sim) Persons() []Insured {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := append([]Insured(nil), s.persons...)
+	for i := range out {
+		out[i].BalcFen = s.balance[out[i].PsnNo]
+	}
+	return out
+}
 
-// Person returns the insured person with this ID number.
+// Person returns the insured person with this ID number, with the account
+// balance as it is now.
 func (s *Sim) Person(idNumber string) (Insured, bool) {
 	for _, p := range s.persons {
 		if p.IDNumber == strings.ToUpper(strings.TrimSpace(idNumber)) {
+			s.mu.Lock()
+			p.BalcFen = s.balance[p.PsnNo]
+			s.mu.Unlock()
 			return p, true
 		}
 	}
@@ -159,13 +185,13 @@ func (s *Sim) Mode() Mode {
 // SetMode switches the mode.
 func (s *Sim) SetMode(m Mode) error {
 	switch m.Name {
-	case ModeUp, ModeDown, ModeError:
-	case ModeSlow:
+	case ModeUp, ModeDown, ModeError, ModeSplitChange:
+	case ModeSlow, ModeSettleSlow:
 		if m.Delay <= 0 {
 			m.Delay = 3 * time.Second
 		}
 	default:
-		return fmt.Errorf("unknown mode %q: want up, down, slow or error", m.Name)
+		return fmt.Errorf("unknown mode %q: want up, down, slow, error, settle_slow or split_change", m.Name)
 	}
 	if m.Name == ModeError && m.Text == "" {
 		m.Text = "医保中心系统繁忙，请稍后再试（模拟故障）"
@@ -221,6 +247,7 @@ func (s *Sim) routes() http.Handler {
 	mux.HandleFunc("GET /control/requests", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"requests": s.Requests()})
 	})
+	mux.HandleFunc("GET /control/settlements", s.controlSettlements)
 	return mux
 }
 
@@ -329,7 +356,17 @@ func (s *Sim) service(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req insurance.Request
-	output, errMsg := s.handle(body, &req)
+	output, errMsg, fresh := s.handle(body, &req)
+	if m := s.Mode(); m.Name == ModeSettleSlow && fresh && req.Infno == insurance.InfnoSettle {
+		// Settled already; the answer is late, and lost if the client gives up.
+		t := time.NewTimer(m.Delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
 	now := s.cfg.Now()
 	resp := insurance.Response{
 		Infcode: insurance.InfcodeOK, ErrMsg: errMsg,
@@ -373,32 +410,51 @@ func (s *Sim) service(w http.ResponseWriter, r *http.Request) {
 }
 
 // handle checks the envelope and runs the transaction: its output, or the
-// err_msg of a refusal.
-func (s *Sim) handle(body []byte, req *insurance.Request) (json.RawMessage, string) {
+// err_msg of a refusal. Business transactions are idempotent on msgid: a
+// msgid seen before gets the first answer again (fresh false) without
+// acting twice; the same msgid for another infno is refused.
+func (s *Sim) handle(body []byte, req *insurance.Request) (out json.RawMessage, errMsg string, fresh bool) {
 	var keys map[string]json.RawMessage
 	if err := json.Unmarshal(body, &keys); err != nil {
-		return nil, "报文不是合法的 JSON 对象"
+		return nil, "报文不是合法的 JSON 对象", false
 	}
 	if err := json.Unmarshal(body, req); err != nil {
-		return nil, "报文字段类型不正确：" + err.Error()
+		return nil, "报文字段类型不正确：" + err.Error(), false
 	}
 	for _, k := range envelopeKeys {
 		if _, ok := keys[k]; !ok {
-			return nil, "报文缺少字段 " + k
+			return nil, "报文缺少字段 " + k, false
 		}
 	}
 	if err := checkEnvelope(req); err != "" {
-		return nil, err
+		return nil, err, false
 	}
-	if m := s.Mode(); m.Name == ModeError {
-		return nil, m.Text
+	m := s.Mode()
+	if m.Name == ModeError {
+		return nil, m.Text, false
 	}
-	switch req.Infno {
-	case insurance.InfnoPersonInfo:
-		return s.personInfo(req.Input)
-	default:
-		return nil, "交易编号 " + req.Infno + " 暂不支持（模拟平台目前只实现 1101）"
+	if req.Infno == insurance.InfnoPersonInfo {
+		out, errMsg = s.personInfo(req.Input)
+		return out, errMsg, true
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if oinfno, ok := s.reversed[req.MsgID]; ok && oinfno == req.Infno {
+		return nil, "该报文已被冲正，不能再办理，请使用新的报文ID重新发起", false
+	}
+	if a, ok := s.answers[req.MsgID]; ok {
+		if a.infno != req.Infno {
+			return nil, "报文ID " + req.MsgID + " 已用于交易 " + a.infno + "，不能重复使用", false
+		}
+		return a.output, a.errMsg, false
+	}
+	a, known := s.business(req, m)
+	if !known {
+		return nil, a.errMsg, false
+	}
+	a.infno = req.Infno
+	s.answers[req.MsgID] = a
+	return a.output, a.errMsg, true
 }
 
 // checkEnvelope validates the fields REFERENCE.md gives a format for.

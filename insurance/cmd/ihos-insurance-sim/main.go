@@ -1,7 +1,8 @@
 // Command ihos-insurance-sim runs the national medical insurance platform
 // simulator (package ihos/insurance/inssim): the JSON envelope at
-// /fsi/api/rsfComIfsService/callService, transaction 1101, e-voucher tokens
-// for the HIS simulator's demo patients, and a control API.
+// /fsi/api/rsfComIfsService/callService, transaction 1101, outpatient
+// settlement (2201–2208, 2601 冲正, 3201 对总账), e-voucher tokens for the
+// HIS simulator's demo patients, and a control API (modes, settlements).
 //
 //	ihos-insurance-sim -http 127.0.0.1:8096 -credentials demo-credentials.json
 //

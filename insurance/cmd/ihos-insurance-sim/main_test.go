@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -46,6 +47,12 @@ func TestRun(t *testing.T) {
 	if err != nil || p.BaseInfo.PsnName != "张三" {
 		t.Fatalf("1101 = %+v, %v", p, err)
 	}
+
+	resp, err := http.Get(addrs["url"] + "/control/settlements")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("settlements: %v %v", resp, err)
+	}
+	resp.Body.Close()
 
 	cancel()
 	select {
