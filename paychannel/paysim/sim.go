@@ -1,0 +1,306 @@
+package paysim
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"ihos/paychannel"
+)
+
+// Config configures a simulator.
+type Config struct {
+	HTTPAddr string // default "127.0.0.1:0"
+	// PlatformKey is the channel's signing key; nil means the one kept in
+	// DBPath, or a new one generated at start. It is never read from the repo.
+	PlatformKey *rsa.PrivateKey
+	// Merchants are the merchants the channel knows from the start; more
+	// can be registered with AddMerchant or POST /control/merchant.
+	Merchants []Merchant
+	// DBPath, when set, is an SQLite file that keeps the platform key, the
+	// merchants, orders and refunds across restarts (so daily bills stay
+	// complete); "" keeps everything in memory.
+	DBPath string
+	// NotifyRetry is the schedule of notify attempts, each delay counted
+	// from the previous attempt; default DefaultNotifyRetry. The real
+	// channel spreads 15 attempts over a day; this is the same idea,
+	// compressed.
+	NotifyRetry   []time.Duration
+	NotifyTimeout time.Duration // how long one attempt waits for the merchant; default 5 s
+	Logger        *slog.Logger  // default: discard
+	Now           func() time.Time
+}
+
+// DefaultNotifyRetry is the default notify schedule: at once, then after
+// 1, 2, 4, 8, 15, 30 and 60 seconds.
+var DefaultNotifyRetry = []time.Duration{0, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second,
+	15 * time.Second, 30 * time.Second, time.Minute}
+
+// Merchant is a merchant the channel knows: requests with MchID must be
+// signed by the private key of PublicKey and name SerialNo; notifies to it
+// are encrypted with APIv3Key.
+type Merchant struct {
+	MchID     string
+	AppID     string
+	SerialNo  string
+	PublicKey *rsa.PublicKey
+	APIv3Key  []byte
+}
+
+// Sim is a running payment channel simulator.
+type Sim struct {
+	cfg      Config
+	log      *slog.Logger
+	url      string
+	srv      *http.Server
+	done     chan struct{} // closed when the server stops
+	quit     chan struct{} // closed by Close: notify retries and timers stop
+	bg       sync.WaitGroup
+	key      *rsa.PrivateKey
+	certDER  []byte
+	serial   string
+	store    *store
+	notifyHC *http.Client
+
+	mu        sync.Mutex // guards what follows
+	closed    bool
+	merchants map[string]Merchant
+	orders    map[string]*order  // by mchid "/" out_trade_no
+	refunds   map[string]*refund // by mchid "/" out_refund_no
+	mode      Mode
+	bills     map[string][]byte // download token → bill file
+	billOrder []string
+	attempts  []NotifyAttempt
+	counts    map[string]int64
+	seq       uint64
+}
+
+// Start listens on cfg.HTTPAddr and serves the merchant API (/v3/…) and
+// the control API (/control…); it returns once the listener accepts
+// connections.
+func Start(ctx context.Context, cfg Config) (*Sim, error) {
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = "127.0.0.1:0"
+	}
+	if len(cfg.NotifyRetry) == 0 {
+		cfg.NotifyRetry = DefaultNotifyRetry
+	}
+	if cfg.NotifyTimeout <= 0 {
+		cfg.NotifyTimeout = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Sim{
+		cfg: cfg, log: log.With("component", "pay-sim"), done: make(chan struct{}), quit: make(chan struct{}),
+		merchants: map[string]Merchant{}, orders: map[string]*order{}, refunds: map[string]*refund{},
+		bills: map[string][]byte{}, counts: map[string]int64{},
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	s.notifyHC = &http.Client{Timeout: cfg.NotifyTimeout, Transport: tr}
+	if cfg.DBPath != "" {
+		st, err := openStore(ctx, cfg.DBPath)
+		if err != nil {
+			return nil, err
+		}
+		s.store = st
+		if err := s.load(ctx); err != nil {
+			st.close()
+			return nil, err
+		}
+	}
+	if err := s.initPlatform(ctx); err != nil {
+		s.closeStore()
+		return nil, err
+	}
+	for _, m := range cfg.Merchants {
+		if err := s.AddMerchant(m); err != nil {
+			s.closeStore()
+			return nil, err
+		}
+	}
+	l, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		s.closeStore()
+		return nil, fmt.Errorf("paysim: listen: %w", err)
+	}
+	s.url = "http://" + l.Addr().String()
+	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("HTTP server stopped", "err", err)
+		}
+	}()
+	s.log.Info("payment channel simulator started", "url", s.url, "platform_serial", s.serial, "db", cfg.DBPath,
+		"orders", len(s.orders), "refunds", len(s.refunds))
+	return s, nil
+}
+
+// initPlatform sets the platform key and its self-signed certificate:
+// from the config, from the database, or new.
+func (s *Sim) initPlatform(ctx context.Context) error {
+	if s.cfg.PlatformKey == nil && s.store != nil {
+		key, der, err := s.store.platform(ctx)
+		if err != nil {
+			return err
+		}
+		if key != nil {
+			return s.setPlatform(key, der)
+		}
+	}
+	key := s.cfg.PlatformKey
+	if key == nil {
+		var err error
+		if key, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			return err
+		}
+	}
+	sn, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 159))
+	now := s.cfg.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: sn,
+		Subject:      pkix.Name{CommonName: "Tenpay.com Root CA (simulator)", Organization: []string{"ihos pay-sim"}},
+		NotBefore:    now.Add(-time.Hour), NotAfter: now.AddDate(5, 0, 0),
+		KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	if s.store != nil {
+		if err := s.store.savePlatform(ctx, key, der); err != nil {
+			return err
+		}
+	}
+	return s.setPlatform(key, der)
+}
+
+func (s *Sim) setPlatform(key *rsa.PrivateKey, der []byte) error {
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return err
+	}
+	s.key, s.certDER, s.serial = key, der, paychannel.CertSerial(cert)
+	return nil
+}
+
+// URL is the simulator's base URL: the value for paychannel.Client.BaseURL.
+func (s *Sim) URL() string { return s.url }
+
+// PlatformSerial is the serial number of the platform certificate, the
+// Wechatpay-Serial of every answer and notify.
+func (s *Sim) PlatformSerial() string { return s.serial }
+
+// PlatformKey is the public key answers and notifies are signed with.
+func (s *Sim) PlatformKey() *rsa.PublicKey { return &s.key.PublicKey }
+
+// PlatformCertPEM is the platform certificate as PEM; GET
+// /control/platform.pem serves it.
+func (s *Sim) PlatformCertPEM() []byte {
+	return pemCert(s.certDER)
+}
+
+// AddMerchant registers (or replaces) a merchant.
+func (s *Sim) AddMerchant(m Merchant) error {
+	if m.MchID == "" || m.AppID == "" || m.SerialNo == "" || m.PublicKey == nil || len(m.APIv3Key) != 32 {
+		return errors.New("商户信息不完整：需要 mchid、appid、serial_no、公钥和 32 字节的 APIv3 密钥")
+	}
+	s.mu.Lock()
+	s.merchants[m.MchID] = m
+	s.mu.Unlock()
+	if s.store != nil {
+		return s.store.saveMerchant(context.Background(), m)
+	}
+	return nil
+}
+
+// Close stops the server, the notify retries and the timers.
+func (s *Sim) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.quit)
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.srv.Shutdown(ctx)
+	<-s.done
+	s.bg.Wait()
+	s.closeStore()
+	return err
+}
+
+func (s *Sim) closeStore() {
+	if s.store != nil {
+		s.store.close()
+	}
+}
+
+// later runs f after d in the background unless the simulator closes
+// first. It returns false when the simulator is closed.
+func (s *Sim) later(d time.Duration, f func()) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	s.bg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.bg.Done()
+		if d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-s.quit:
+				t.Stop()
+				return
+			}
+		}
+		f()
+	}()
+	return true
+}
+
+func (s *Sim) count(name string) {
+	s.mu.Lock()
+	s.counts[name]++
+	s.mu.Unlock()
+}
+
+// writeJSON writes an unsigned JSON answer (the control API).
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"message":"模拟渠道内部错误"}`)
+	}
+	w.Header().Set("Content-Type", "application/json;charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// readBody reads a request body of at most 1 MiB.
+func readBody(r *http.Request) ([]byte, error) {
+	return io.ReadAll(io.LimitReader(r.Body, 1<<20))
+}
