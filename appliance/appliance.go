@@ -24,6 +24,7 @@ import (
 	"ihos/internal/node"
 	"ihos/internal/patients"
 	"ihos/kiosk"
+	"ihos/payments"
 	"ihos/printing"
 	"ihos/recorder"
 	"ihos/sync"
@@ -145,7 +146,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	replica, err := sync.NewReplica(ctx, n.DB, sync.Appliance, cfg.NodeID, sync.NewRegistry(append(append(masterdata.Entities(), patients.Entity()), his.Entities()...)...))
+	replica, err := sync.NewReplica(ctx, n.DB, sync.Appliance, cfg.NodeID, sync.NewRegistry(append(append(append(masterdata.Entities(), patients.Entity()), his.Entities()...), payments.Entities()...)...))
 	if err != nil {
 		n.Close()
 		return nil, err

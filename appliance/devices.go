@@ -13,6 +13,7 @@ import (
 	"ihos/internal/config"
 	"ihos/internal/node"
 	"ihos/kiosk"
+	"ihos/payments"
 	"ihos/printing"
 	"ihos/recorder"
 	"ihos/tickets"
@@ -118,6 +119,9 @@ func (a *App) startDevices(ctx context.Context, cfg Config, mux *http.ServeMux) 
 	a.Printing.Routes(mux, n.AuthorizeCLIOr)
 	a.Recorder.Routes(mux, n.AuthorizeCLIOr)
 	a.Kiosk.Routes(mux)
+	// Payments are the cloud's; the appliance holds their replica for the
+	// console's 支付订单查询 (GET /api/admin/payments).
+	(&payments.Service{DB: n.DB}).AdminRoutes(mux, n.AuthorizeCLIOr)
 	a.Console.AddPage(a.Printing.Page(n.Auth))
 	a.Console.AddPage(a.Tickets.Page(n.Auth))
 	a.Console.AddPage(a.Kiosk.Page(n.Auth))
