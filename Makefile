@@ -68,6 +68,8 @@ soak:
 ## bench: the performance figures of docs/benchmarks.md (several minutes)
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
+	$(GO) test -run '^$$' -bench 'RenderReceipt' -benchtime 3s -cpu 1 -benchmem ./tickets/ ./drivers/ticketimage/
+	$(GO) test -run '^$$' -bench 'PrintQueueOverhead' -benchtime 3000x ./printing/
 
 clean:
 	rm -rf bin
