@@ -33,6 +33,7 @@ import (
 	"ihos/internal/masterdata"
 	"ihos/internal/node"
 	"ihos/internal/patients"
+	"ihos/payments"
 	"ihos/sync"
 )
 
@@ -55,6 +56,9 @@ type Config struct {
 	// server.key) and JetStream domain "hub" are configured by IT; LeafURL
 	// must then say where hospitals dial.
 	NATSURL string `json:"nats_url" env:"IHOS_NATS_URL"`
+	// PayChannel is the online payment channel for self-pay (see
+	// PayChannelConfig); without its url no self-pay payment can be made.
+	PayChannel PayChannelConfig `json:"paychannel"`
 }
 
 // DefaultHTTP is where the cloud listens unless told otherwise.
@@ -69,8 +73,11 @@ type App struct {
 	Handler http.Handler
 	// Hospitals is the register of hospitals and their enrollment.
 	Hospitals *Hospitals
-	stop      context.CancelFunc
-	monitor   *nats.Conn // external NATS only
+	// Payments is the payment service (docs/decisions/0012).
+	Payments *payments.Service
+	payDone  chan struct{} // closed when the payment resolver has stopped
+	stop     context.CancelFunc
+	monitor  *nats.Conn // external NATS only
 }
 
 // New opens the cloud's node and wires its routes.
@@ -146,7 +153,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	replica, err := sync.NewReplica(ctx, n.DB, sync.Cloud, cfg.Config.NodeID,
-		sync.NewRegistry(append(append(masterdata.Entities(), patients.Entity()), his.Entities()...)...))
+		sync.NewRegistry(append(append(append(masterdata.Entities(), patients.Entity()), his.Entities()...), payments.Entities()...)...))
 	if err != nil {
 		n.Close()
 		return nil, err
@@ -184,6 +191,12 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	signup{store: store, hospitals: hosp}.routes(mux)
 	hisLink{node: n, link: link}.routes(mux)
 	hosp.routes(mux, n)
+	if err := startPayments(ctx, cfg, n, a, mux); err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.payDone = make(chan struct{})
+	go runPayments(lctx, a.Payments, a.payDone)
 	mux.Handle("GET /healthz", n.Health())
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -196,6 +209,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 // Close stops the sync link and releases the node.
 func (a *App) Close() {
 	a.stop()
+	if a.payDone != nil {
+		<-a.payDone // the resolver uses the database: let it finish first
+	}
 	a.Link.Close()
 	if a.monitor != nil {
 		a.monitor.Close()
