@@ -11,6 +11,7 @@ HIS_LISTEN     ?= 127.0.0.1:2576
 PRINTER_TCP    ?= 127.0.0.1:9100
 PRINTER_HTTP   ?= 127.0.0.1:9101
 INSURANCE_HTTP ?= 127.0.0.1:8096
+PAY_HTTP       ?= 127.0.0.1:8097
 VERSION        ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT         ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS        := -s -w -X ihos.Version=$(VERSION) -X ihos.Commit=$(COMMIT)
@@ -21,19 +22,22 @@ export CGO_ENABLED ?= 0
 
 all: build
 
-## build: compile bin/ihos-appliance, bin/ihos-cloud and the simulators (HIS, ticket printer, insurance)
+## build: compile bin/ihos-appliance, bin/ihos-cloud and the simulators (HIS, ticket printer, insurance, payment channel, mobile insurance payment, e-invoice)
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ihos-appliance ./appliance/cmd/ihos-appliance
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ihos-cloud ./cloud/cmd/ihos-cloud
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ihos-his-sim ./his/cmd/ihos-his-sim
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ihos-printer-sim ./drivers/printersim/cmd/ihos-printer-sim
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ihos-insurance-sim ./insurance/cmd/ihos-insurance-sim
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ihos-pay-sim ./paychannel/cmd/ihos-pay-sim
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ihos-mobilepay-sim ./insurance/cmd/ihos-mobilepay-sim
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ihos-einvoice-sim ./einvoice/cmd/ihos-einvoice-sim
 
 ## run: build, then start cloud + appliance + the simulators with demo data in $(RUN_DIR) (Ctrl-C stops them)
 run: build
 	RUN_DIR='$(RUN_DIR)' CLOUD_HTTP='$(CLOUD_HTTP)' APPLIANCE_HTTP='$(APPLIANCE_HTTP)' \
 	  HIS_MLLP='$(HIS_MLLP)' HIS_HTTP='$(HIS_HTTP)' HIS_LISTEN='$(HIS_LISTEN)' \
-	  PRINTER_TCP='$(PRINTER_TCP)' PRINTER_HTTP='$(PRINTER_HTTP)' INSURANCE_HTTP='$(INSURANCE_HTTP)' scripts/run
+	  PRINTER_TCP='$(PRINTER_TCP)' PRINTER_HTTP='$(PRINTER_HTTP)' INSURANCE_HTTP='$(INSURANCE_HTTP)' PAY_HTTP='$(PAY_HTTP)' scripts/run
 
 ## test: formatting, vet, cross builds, and every test (fuzz seeds, browser, MariaDB when IHOS_MYSQL_DSN is set)
 test: check crossbuild browser unit

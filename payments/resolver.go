@@ -55,7 +55,12 @@ func (s *Service) recordCash(ctx context.Context, id string, st ChannelState, ca
 		case ChannelFailed, ChannelClosed:
 			p.CashStatus = ihos.LegFailed
 			if p.Ending == "" {
+				// The channel closed an order we did not close: it expired
+				// unpaid (time_expire), which is a close, not a failure.
 				p.Ending = ihos.PaymentFailed
+				if st.State == ChannelClosed {
+					p.Ending = ihos.PaymentClosed
+				}
 			}
 			p.NextQueryAt = now
 			if !p.HasInsurance() || p.InsStatus == ihos.LegNone || p.InsStatus == ihos.LegFailed || p.InsStatus == ihos.LegReversed {
