@@ -1,7 +1,6 @@
 package einvsim
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -21,6 +20,7 @@ import (
 
 	"ihos"
 	"ihos/einvoice"
+	"ihos/internal/simulate"
 )
 
 // ServicePrefix is where the platform's services are: POST
@@ -48,18 +48,14 @@ type Config struct {
 }
 
 // Mode is how the simulator behaves, as POST /control/mode sets it.
-type Mode struct {
-	Name  string        // ModeUp, ModeDown, ModeSlow or ModeError
-	Delay time.Duration // slow: how long every answer waits (default 3 s)
-	Text  string        // error: the message of every refusal
-}
+type Mode = simulate.Mode
 
 // Mode names.
 const (
-	ModeUp    = "up"    // answers normally
-	ModeDown  = "down"  // services answer HTTP 503 (check page and control keep working)
-	ModeSlow  = "slow"  // every service answer waits Delay
-	ModeError = "error" // every well-formed, well-signed request is refused with Text
+	ModeUp    = simulate.Up    // answers normally
+	ModeDown  = simulate.Down  // services answer HTTP 503 (check page and control keep working)
+	ModeSlow  = simulate.Slow  // every service answer waits Delay
+	ModeError = simulate.Error // every well-formed, well-signed request is refused with Text
 )
 
 // Result codes the simulator answers besides S0000. The real platform's
@@ -77,7 +73,6 @@ const (
 	ResultFailure      = "E9999" // error mode
 	maxRequest         = 1 << 20
 	maxNoises          = 100000
-	defaultSlowDelay   = 3 * time.Second
 	defaultPayee       = "示范医院"
 	defaultOutBatch    = "11010121"
 	defaultRegBatch    = "11010122"
@@ -118,11 +113,10 @@ type Red struct {
 // Sim is a running platform simulator. Everything is in memory: a restart
 // forgets every bill and starts the numbers again.
 type Sim struct {
-	cfg  Config
-	log  *slog.Logger
-	url  string
-	srv  *http.Server
-	done chan struct{}
+	cfg Config
+	log *slog.Logger
+	url string
+	srv *simulate.Server
 
 	mu       sync.Mutex // guards what follows
 	mode     Mode
@@ -169,7 +163,7 @@ func Start(ctx context.Context, cfg Config) (*Sim, error) {
 		return nil, fmt.Errorf("einvsim: listen: %w", err)
 	}
 	s := &Sim{
-		cfg: cfg, log: log, url: "http://" + l.Addr().String(), done: make(chan struct{}),
+		cfg: cfg, log: log, url: "http://" + l.Addr().String(),
 		mode: Mode{Name: ModeUp}, byBusNo: map[string]*Bill{}, byNumber: map[string]*Bill{},
 		next: map[string]int64{}, noises: map[string]bool{}, counts: map[string]int64{},
 	}
@@ -177,13 +171,7 @@ func Start(ctx context.Context, cfg Config) (*Sim, error) {
 		s.cfg.PublicURL = s.url
 	}
 	s.cfg.PublicURL = strings.TrimRight(s.cfg.PublicURL, "/")
-	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		defer close(s.done)
-		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("HTTP server stopped", "err", err)
-		}
-	}()
+	s.srv = simulate.Serve(l, s.routes(), s.log)
 	s.log.Info("e-invoice platform simulator started", "url", s.url, "appid", cfg.AppID)
 	return s, nil
 }
@@ -199,11 +187,7 @@ func (s *Sim) AppID() string { return s.cfg.AppID }
 
 // Close stops the server.
 func (s *Sim) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	<-s.done
-	return err
+	return s.srv.Close()
 }
 
 // Mode returns the current mode.
@@ -215,17 +199,9 @@ func (s *Sim) Mode() Mode {
 
 // SetMode switches the mode.
 func (s *Sim) SetMode(m Mode) error {
-	switch m.Name {
-	case ModeUp, ModeDown, ModeError:
-	case ModeSlow:
-		if m.Delay <= 0 {
-			m.Delay = defaultSlowDelay
-		}
-	default:
-		return fmt.Errorf("unknown mode %q: want up, down, slow or error", m.Name)
-	}
-	if m.Name == ModeError && m.Text == "" {
-		m.Text = "财政电子票据平台系统繁忙，请稍后再试（模拟故障）"
+	m, err := m.Check("财政电子票据平台系统繁忙，请稍后再试（模拟故障）")
+	if err != nil {
+		return err
 	}
 	s.mu.Lock()
 	s.mode = m
@@ -258,51 +234,15 @@ func (s *Sim) Bills() []Bill {
 
 func (s *Sim) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+ServicePrefix+"{service}", s.serviceMode(s.service))
+	mux.HandleFunc("POST "+ServicePrefix+"{service}", simulate.Service(s.Mode, "财政电子票据平台暂停服务（模拟停机）", s.service))
 	mux.HandleFunc("GET "+checkPath, s.checkPage)
 	mux.HandleFunc("GET /bills/{code}/{file}", s.billPicture)
 	mux.HandleFunc("GET /control", s.controlState)
-	mux.HandleFunc("POST /control/mode", s.controlMode)
+	mux.HandleFunc("POST /control/mode", simulate.ModeHandler(s.SetMode, s.controlState))
 	mux.HandleFunc("GET /control/bills", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"bills": s.Bills()})
+		simulate.JSON(w, http.StatusOK, map[string]any{"bills": s.Bills()})
 	})
 	return mux
-}
-
-// serviceMode applies down and slow to the services.
-func (s *Sim) serviceMode(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		m := s.Mode()
-		switch m.Name {
-		case ModeDown:
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"message": "财政电子票据平台暂停服务（模拟停机）"})
-			return
-		case ModeSlow:
-			body, err := io.ReadAll(io.LimitReader(r.Body, maxRequest))
-			if err != nil {
-				return
-			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			t := time.NewTimer(m.Delay)
-			select {
-			case <-t.C:
-			case <-r.Context().Done():
-				t.Stop()
-				return
-			}
-		}
-		h(w, r)
-	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"message":"模拟平台内部错误"}`)
-	}
-	w.Header().Set("Content-Type", "application/json;charset=utf-8")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
 }
 
 // refusal is a failed answer: a result code and its text.
@@ -348,7 +288,7 @@ func (s *Sim) service(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.counts[key]++
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, ans)
+	simulate.JSON(w, http.StatusOK, ans)
 }
 
 // handle checks the envelope and runs the service: the answer message
@@ -570,12 +510,6 @@ func newRandom() string {
 	return hex.EncodeToString(b[:])
 }
 
-type modeJSON struct {
-	Mode    string `json:"mode"`
-	DelayMS int64  `json:"delay_ms"`
-	Text    string `json:"text,omitempty"`
-}
-
 func (s *Sim) controlState(w http.ResponseWriter, r *http.Request) {
 	m := s.Mode()
 	s.mu.Lock()
@@ -585,21 +519,8 @@ func (s *Sim) controlState(w http.ResponseWriter, r *http.Request) {
 	}
 	bills := len(s.byBusNo)
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{
-		"mode": modeJSON{m.Name, m.Delay.Milliseconds(), m.Text}, "url": s.url, "service": s.ServiceURL(),
+	simulate.JSON(w, http.StatusOK, map[string]any{
+		"mode": m.JSON(), "url": s.url, "service": s.ServiceURL(),
 		"appid": s.cfg.AppID, "bills": bills, "counters": counts,
 	})
-}
-
-func (s *Sim) controlMode(w http.ResponseWriter, r *http.Request) {
-	var mj modeJSON
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&mj); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "JSON 格式不正确：" + err.Error()})
-		return
-	}
-	if err := s.SetMode(Mode{Name: mj.Mode, Delay: time.Duration(mj.DelayMS) * time.Millisecond, Text: mj.Text}); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"message": err.Error()})
-		return
-	}
-	s.controlState(w, r)
 }

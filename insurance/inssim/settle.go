@@ -11,6 +11,7 @@ import (
 
 	"ihos"
 	"ihos/insurance"
+	"ihos/internal/simulate"
 )
 
 // Policy is how the simulator splits an outpatient settlement for one
@@ -137,7 +138,7 @@ func (s *Sim) controlSettlements(w http.ResponseWriter, r *http.Request) {
 	day := r.URL.Query().Get("date")
 	if day != "" {
 		if _, err := time.ParseInLocation("2006-01-02", day, ihos.Shanghai); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"message": "date 应为 yyyy-MM-dd"})
+			simulate.Message(w, http.StatusBadRequest, "date 应为 yyyy-MM-dd")
 			return
 		}
 	}
@@ -147,7 +148,7 @@ func (s *Sim) controlSettlements(w http.ResponseWriter, r *http.Request) {
 			list = append(list, rec)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"settlements": list})
+	simulate.JSON(w, http.StatusOK, map[string]any{"settlements": list})
 }
 
 func fail(format string, args ...any) answer { return answer{errMsg: fmt.Sprintf(format, args...)} }

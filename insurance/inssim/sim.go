@@ -1,10 +1,8 @@
 package inssim
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +14,7 @@ import (
 
 	"ihos"
 	"ihos/insurance"
+	"ihos/internal/simulate"
 )
 
 // Config configures a simulator.
@@ -34,19 +33,16 @@ type Config struct {
 // and the kiosk calls 1101 within seconds, so minutes are plenty.
 const DefaultTokenTTL = 10 * time.Minute
 
-// Mode is how the simulator behaves, as POST /control/mode sets it.
-type Mode struct {
-	Name  string        // ModeUp, ModeDown, ModeSlow or ModeError
-	Delay time.Duration // slow: how long every answer waits (default 3 s)
-	Text  string        // error: the err_msg of every answer
-}
+// Mode is how the simulator behaves, as POST /control/mode sets it; in
+// error mode Text is the err_msg of every answer.
+type Mode = simulate.Mode
 
 // Mode names.
 const (
-	ModeUp    = "up"    // answers normally
-	ModeDown  = "down"  // the service URL answers HTTP 503 (the control API keeps working)
-	ModeSlow  = "slow"  // every answer waits Delay
-	ModeError = "error" // every transaction answers infcode -1 with Text
+	ModeUp    = simulate.Up    // answers normally
+	ModeDown  = simulate.Down  // the service URL answers HTTP 503 (the control API keeps working)
+	ModeSlow  = simulate.Slow  // every answer waits Delay
+	ModeError = simulate.Error // every transaction answers infcode -1 with Text
 	// ModeSettleSlow settles a 2207 at once but answers it only after
 	// Delay (default 3 s): the client times out and the result is unknown
 	// to it, though the settlement stands. A repeat of the same msgid is
@@ -82,8 +78,7 @@ type Sim struct {
 	cfg     Config
 	log     *slog.Logger
 	url     string
-	srv     *http.Server
-	done    chan struct{}
+	srv     *simulate.Server
 	persons []Insured
 
 	mu       sync.Mutex // guards what follows
@@ -120,18 +115,12 @@ func Start(ctx context.Context, cfg Config) (*Sim, error) {
 		return nil, fmt.Errorf("inssim: listen: %w", err)
 	}
 	s := &Sim{
-		cfg: cfg, log: log, url: "http://" + l.Addr().String(), done: make(chan struct{}),
+		cfg: cfg, log: log, url: "http://" + l.Addr().String(),
 		persons: demoInsured(cfg.Now()),
 		mode:    Mode{Name: ModeUp}, tokens: map[string]ECToken{}, counts: map[string]int64{},
 	}
 	s.ledger = newLedger(s.persons)
-	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		defer close(s.done)
-		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("HTTP server stopped", "err", err)
-		}
-	}()
+	s.srv = simulate.Serve(l, s.routes(), s.log)
 	s.log.Info("insurance platform simulator started", "url", s.url, "persons", len(s.persons))
 	return s, nil
 }
@@ -142,11 +131,7 @@ func (s *Sim) URL() string { return s.url }
 
 // Close stops the server.
 func (s *Sim) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	<-s.done
-	return err
+	return s.srv.Close()
 }
 
 // Persons returns the insured persons, with their account balances as they
@@ -184,17 +169,12 @@ func (s *Sim) Mode() Mode {
 
 // SetMode switches the mode.
 func (s *Sim) SetMode(m Mode) error {
-	switch m.Name {
-	case ModeUp, ModeDown, ModeError, ModeSplitChange:
-	case ModeSlow, ModeSettleSlow:
-		if m.Delay <= 0 {
-			m.Delay = 3 * time.Second
-		}
-	default:
-		return fmt.Errorf("unknown mode %q: want up, down, slow, error, settle_slow or split_change", m.Name)
+	if m.Name == ModeSettleSlow && m.Delay <= 0 {
+		m.Delay = simulate.DefaultDelay
 	}
-	if m.Name == ModeError && m.Text == "" {
-		m.Text = "医保中心系统繁忙，请稍后再试（模拟故障）"
+	m, err := m.Check("医保中心系统繁忙，请稍后再试（模拟故障）", ModeSettleSlow, ModeSplitChange)
+	if err != nil {
+		return err
 	}
 	s.mu.Lock()
 	s.mode = m
@@ -237,62 +217,18 @@ func (s *Sim) Requests() []Received {
 
 func (s *Sim) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+insurance.ServicePath, s.serviceMode(s.service))
+	mux.HandleFunc("POST "+insurance.ServicePath, simulate.Service(s.Mode, "医保平台暂停服务（模拟停机）", s.service))
 	mux.HandleFunc("GET /control", s.controlState)
-	mux.HandleFunc("POST /control/mode", s.controlMode)
+	mux.HandleFunc("POST /control/mode", simulate.ModeHandler(s.SetMode, s.controlState))
 	mux.HandleFunc("POST /control/ectoken", s.controlECToken)
 	mux.HandleFunc("GET /control/persons", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"persons": s.persons})
+		simulate.JSON(w, http.StatusOK, map[string]any{"persons": s.persons})
 	})
 	mux.HandleFunc("GET /control/requests", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"requests": s.Requests()})
+		simulate.JSON(w, http.StatusOK, map[string]any{"requests": s.Requests()})
 	})
 	mux.HandleFunc("GET /control/settlements", s.controlSettlements)
 	return mux
-}
-
-// serviceMode applies down and slow to the platform URL.
-func (s *Sim) serviceMode(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		m := s.Mode()
-		switch m.Name {
-		case ModeDown:
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"message": "医保平台暂停服务（模拟停机）"})
-			return
-		case ModeSlow:
-			// Read the request first: only then does the server notice a
-			// client that gave up, and end the wait.
-			body, err := io.ReadAll(io.LimitReader(r.Body, maxRequest))
-			if err != nil {
-				return
-			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			t := time.NewTimer(m.Delay)
-			select {
-			case <-t.C:
-			case <-r.Context().Done():
-				t.Stop()
-				return
-			}
-		}
-		h(w, r)
-	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"message":"模拟平台内部错误"}`)
-	}
-	w.Header().Set("Content-Type", "application/json;charset=utf-8")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
-
-type modeJSON struct {
-	Mode    string `json:"mode"`
-	DelayMS int64  `json:"delay_ms"`
-	Text    string `json:"text,omitempty"`
 }
 
 func (s *Sim) controlState(w http.ResponseWriter, r *http.Request) {
@@ -304,23 +240,10 @@ func (s *Sim) controlState(w http.ResponseWriter, r *http.Request) {
 	}
 	tokens := len(s.tokens)
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{
-		"mode": modeJSON{m.Name, m.Delay.Milliseconds(), m.Text}, "url": s.url,
+	simulate.JSON(w, http.StatusOK, map[string]any{
+		"mode": m.JSON(), "url": s.url,
 		"service": s.url + insurance.ServicePath, "persons": len(s.persons), "tokens": tokens, "counters": counts,
 	})
-}
-
-func (s *Sim) controlMode(w http.ResponseWriter, r *http.Request) {
-	var mj modeJSON
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&mj); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "JSON 格式不正确：" + err.Error()})
-		return
-	}
-	if err := s.SetMode(Mode{Name: mj.Mode, Delay: time.Duration(mj.DelayMS) * time.Millisecond, Text: mj.Text}); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"message": err.Error()})
-		return
-	}
-	s.controlState(w, r)
 }
 
 // controlECToken issues a token: {"id_number": "...", "ttl_seconds": 600}
@@ -330,16 +253,15 @@ func (s *Sim) controlECToken(w http.ResponseWriter, r *http.Request) {
 		IDNumber   string `json:"id_number"`
 		TTLSeconds int64  `json:"ttl_seconds"`
 	}
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&in); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "JSON 格式不正确：" + err.Error()})
+	if !simulate.ReadJSON(w, r, &in) {
 		return
 	}
 	t, err := s.IssueECToken(in.IDNumber, time.Duration(in.TTLSeconds)*time.Second)
 	if err != nil {
-		writeJSON(w, http.StatusNotFound, map[string]string{"message": err.Error()})
+		simulate.Message(w, http.StatusNotFound, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, t)
+	simulate.JSON(w, http.StatusOK, t)
 }
 
 // envelopeKeys are the request keys REFERENCE.md lists; the simulator
@@ -359,11 +281,7 @@ func (s *Sim) service(w http.ResponseWriter, r *http.Request) {
 	output, errMsg, fresh := s.handle(body, &req)
 	if m := s.Mode(); m.Name == ModeSettleSlow && fresh && req.Infno == insurance.InfnoSettle {
 		// Settled already; the answer is late, and lost if the client gives up.
-		t := time.NewTimer(m.Delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
+		if !simulate.Wait(r, m.Delay) {
 			return
 		}
 	}
@@ -406,7 +324,7 @@ func (s *Sim) service(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	resp.RespondTime = stamp(s.cfg.Now())
 	s.log.Debug("transaction", "infno", req.Infno, "msgid", req.MsgID, "infcode", int(resp.Infcode), "err_msg", errMsg)
-	writeJSON(w, http.StatusOK, resp)
+	simulate.JSON(w, http.StatusOK, resp)
 }
 
 // handle checks the envelope and runs the transaction: its output, or the

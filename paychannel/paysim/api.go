@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"ihos/internal/simulate"
 	"ihos/paychannel"
 )
 
@@ -84,7 +85,7 @@ func (s *Sim) api(op string, h apiHandler) http.Handler {
 			return
 		}
 		mode := s.Mode()
-		if mode.DelayMS > 0 && !sleepCtx(r, time.Duration(mode.DelayMS)*time.Millisecond) {
+		if mode.DelayMS > 0 && !simulate.Wait(r, time.Duration(mode.DelayMS)*time.Millisecond) {
 			return
 		}
 		f := s.takeFault(op)
@@ -99,7 +100,7 @@ func (s *Sim) api(op string, h apiHandler) http.Handler {
 			return
 		case FaultTimeout:
 			s.count(op + "_fault")
-			sleepCtx(r, 30*time.Second)
+			simulate.Wait(r, 30*time.Second)
 			drop(w)
 			return
 		}
@@ -111,24 +112,12 @@ func (s *Sim) api(op string, h apiHandler) http.Handler {
 			s.writeSigned(w, apiError(http.StatusInternalServerError, paychannel.CodeSystemError, "系统错误，请稍后重试（模拟故障，请求已处理）"))
 		case FaultTimeoutAfter:
 			s.count(op + "_fault")
-			sleepCtx(r, 30*time.Second)
+			simulate.Wait(r, 30*time.Second)
 			drop(w)
 		default:
 			s.writeSigned(w, a)
 		}
 	})
-}
-
-// sleepCtx waits d or until the client gives up; false when it gave up.
-func sleepCtx(r *http.Request, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.Context().Done():
-		return false
-	}
 }
 
 // drop closes the connection without an answer, as a broken network does.

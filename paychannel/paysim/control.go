@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 
+	"ihos/internal/simulate"
 	"ihos/paychannel"
 )
 
@@ -146,7 +147,7 @@ func (s *Sim) Pay(mchid, outTradeNo, result string) (paychannel.Transaction, err
 func (s *Sim) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /control", s.controlState)
 	mux.HandleFunc("GET /control/platform", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"serial_no": s.serial, "certificate": string(s.PlatformCertPEM()),
+		simulate.JSON(w, http.StatusOK, map[string]string{"serial_no": s.serial, "certificate": string(s.PlatformCertPEM()),
 			"public_key": string(paychannel.MarshalPublicKeyPEM(&s.key.PublicKey))})
 	})
 	mux.HandleFunc("GET /control/platform.pem", func(w http.ResponseWriter, r *http.Request) {
@@ -157,14 +158,14 @@ func (s *Sim) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /control/mode", func(w http.ResponseWriter, r *http.Request) {
 		var m Mode
 		if err := decode(r, &m); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"message": err.Error()})
+			simulate.Message(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		if err := s.SetMode(m); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"message": err.Error()})
+			simulate.Message(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, s.Mode())
+		simulate.JSON(w, http.StatusOK, s.Mode())
 	})
 	mux.HandleFunc("POST /control/pay", func(w http.ResponseWriter, r *http.Request) {
 		var in struct {
@@ -173,18 +174,18 @@ func (s *Sim) controlRoutes(mux *http.ServeMux) {
 			Result     string `json:"result"`
 		}
 		if err := decode(r, &in); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"message": err.Error()})
+			simulate.Message(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		t, err := s.Pay(in.MchID, in.OutTradeNo, in.Result)
 		if err != nil {
-			writeJSON(w, http.StatusConflict, map[string]string{"message": err.Error()})
+			simulate.Message(w, http.StatusConflict, err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, t)
+		simulate.JSON(w, http.StatusOK, t)
 	})
 	mux.HandleFunc("GET /control/notifies", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"notifies": s.Notifies()})
+		simulate.JSON(w, http.StatusOK, map[string]any{"notifies": s.Notifies()})
 	})
 }
 
@@ -209,7 +210,7 @@ func (s *Sim) controlState(w http.ResponseWriter, r *http.Request) {
 	}
 	orders, refunds := len(s.orders), len(s.refunds)
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"url": s.url, "platform_serial": s.serial, "mode": s.Mode(),
+	simulate.JSON(w, http.StatusOK, map[string]any{"url": s.url, "platform_serial": s.serial, "mode": s.Mode(),
 		"merchants": mchids, "orders": orders, "refunds": refunds, "counters": counts})
 }
 
@@ -224,19 +225,19 @@ func (s *Sim) controlMerchant(w http.ResponseWriter, r *http.Request) {
 		APIv3Key  string `json:"apiv3_key"`
 	}
 	if err := decode(r, &in); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"message": err.Error()})
+		simulate.Message(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	pub, _, err := paychannel.ParsePublicKeyPEM([]byte(in.PublicKey))
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "商户公钥无法解析：" + err.Error()})
+		simulate.Message(w, http.StatusBadRequest, "商户公钥无法解析："+err.Error())
 		return
 	}
 	if err := s.AddMerchant(Merchant{MchID: in.MchID, AppID: in.AppID, SerialNo: in.SerialNo, PublicKey: pub, APIv3Key: []byte(in.APIv3Key)}); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"message": err.Error()})
+		simulate.Message(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"mchid": in.MchID, "platform_serial": s.serial})
+	simulate.JSON(w, http.StatusOK, map[string]string{"mchid": in.MchID, "platform_serial": s.serial})
 }
 
 func pemCert(der []byte) []byte {

@@ -6,7 +6,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"ihos/internal/simulate"
 	"ihos/paychannel"
 )
 
@@ -64,8 +64,7 @@ type Sim struct {
 	cfg      Config
 	log      *slog.Logger
 	url      string
-	srv      *http.Server
-	done     chan struct{} // closed when the server stops
+	srv      *simulate.Server
 	quit     chan struct{} // closed by Close: notify retries and timers stop
 	bg       sync.WaitGroup
 	key      *rsa.PrivateKey
@@ -108,7 +107,7 @@ func Start(ctx context.Context, cfg Config) (*Sim, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Sim{
-		cfg: cfg, log: log.With("component", "pay-sim"), done: make(chan struct{}), quit: make(chan struct{}),
+		cfg: cfg, log: log.With("component", "pay-sim"), quit: make(chan struct{}),
 		merchants: map[string]Merchant{}, orders: map[string]*order{}, refunds: map[string]*refund{},
 		bills: map[string][]byte{}, counts: map[string]int64{},
 	}
@@ -142,13 +141,7 @@ func Start(ctx context.Context, cfg Config) (*Sim, error) {
 		return nil, fmt.Errorf("paysim: listen: %w", err)
 	}
 	s.url = "http://" + l.Addr().String()
-	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		defer close(s.done)
-		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("HTTP server stopped", "err", err)
-		}
-	}()
+	s.srv = simulate.Serve(l, s.routes(), s.log)
 	s.log.Info("payment channel simulator started", "url", s.url, "platform_serial", s.serial, "db", cfg.DBPath,
 		"orders", len(s.orders), "refunds", len(s.refunds))
 	return s, nil
@@ -242,10 +235,7 @@ func (s *Sim) Close() error {
 	s.closed = true
 	close(s.quit)
 	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	<-s.done
+	err := s.srv.Close()
 	s.bg.Wait()
 	s.closeStore()
 	return err
@@ -287,17 +277,6 @@ func (s *Sim) count(name string) {
 	s.mu.Lock()
 	s.counts[name]++
 	s.mu.Unlock()
-}
-
-// writeJSON writes an unsigned JSON answer (the control API).
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"message":"模拟渠道内部错误"}`)
-	}
-	w.Header().Set("Content-Type", "application/json;charset=utf-8")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
 }
 
 // readBody reads a request body of at most 1 MiB.

@@ -25,22 +25,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"ihos/einvoice/einvsim"
-	"ihos/internal/config"
+	"ihos/internal/simulate"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { simulate.Main(run) }
 
 // credentials is the "einvoice" entry of the credentials file.
 type credentials struct {
@@ -78,26 +69,16 @@ func recordedKey(path, appid string) (string, error) {
 // run runs the simulator until ctx ends (a signal) and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ihos-einvoice-sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	httpAddr := fs.String("http", "127.0.0.1:8099", "HTTP listen address (services, check page and /control)")
 	appid := fs.String("appid", "IHOSDEMO", "the appid the simulator accepts")
 	key := fs.String("key", "", "signing key; default: the one in -credentials, else a new random key")
 	publicURL := fs.String("public-url", "", "address patients open the check page at (QR codes, pictureNetUrl); default the listener's")
 	payee := fs.String("payee", "示范医院", "issuing unit (收款单位) shown on bills")
-	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	creds := fs.String("credentials", "", `JSON file to record url, appid and key in, under "einvoice" (make run's demo-credentials.json); other keys are kept`)
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
+	log, code := simulate.Parse(fs, args, stderr)
+	if log == nil {
+		return code
 	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(*level)); err != nil {
-		fmt.Fprintln(stderr, "ihos-einvoice-sim: -log-level:", err)
-		return 2
-	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lv}))
 
 	k := *key
 	if k == "" && *creds != "" {
@@ -124,32 +105,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	line := map[string]string{"url": sim.URL(), "service": sim.ServiceURL(), "appid": sim.AppID()}
-	if *creds != "" {
-		c := credentials{URL: sim.ServiceURL(), AppID: sim.AppID(), Key: k}
-		if err := config.MergeJSON(*creds, map[string]any{"einvoice": c}); err != nil {
-			log.Error("write credentials file", "err", err)
-			sim.Close()
-			return 1
-		}
-	} else {
+	if *creds == "" {
 		line["key"] = k // nowhere else to find it
 	}
-	b, _ := json.Marshal(line)
-	fmt.Fprintln(stdout, string(b))
-
-	<-ctx.Done()
-	log.Info("stopping")
-	shutdown := make(chan error, 1)
-	go func() { shutdown <- sim.Close() }()
-	select {
-	case err := <-shutdown:
-		if err != nil {
-			log.Error("close failed", "err", err)
-			return 1
-		}
-	case <-time.After(10 * time.Second):
-		log.Error("close timed out")
+	c := credentials{URL: sim.ServiceURL(), AppID: sim.AppID(), Key: k}
+	if err := simulate.Ready(stdout, *creds, "einvoice", c, line); err != nil {
+		log.Error("write credentials file", "err", err)
+		sim.Close()
 		return 1
 	}
-	return 0
+	return simulate.Stop(ctx, log, sim.Close)
 }

@@ -11,50 +11,29 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
-	"fmt"
 	"io"
-	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"ihos/his/hissim"
-	"ihos/internal/config"
+	"ihos/internal/simulate"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { simulate.Main(run) }
 
 // run runs the simulator until ctx ends (a signal) and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ihos-his-sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	data := fs.String("data", "his-sim-data", "data directory (his-sim.db is created and seeded there on first start)")
 	mllpAddr := fs.String("mllp", "127.0.0.1:2575", "MLLP listen address")
 	httpAddr := fs.String("http", "127.0.0.1:8095", "HTTP listen address (/his/api and /control)")
 	resultsTo := fs.String("results-to", "", "MLLP address ORU^R01 results are pushed to (the appliance's HIS listener); empty: keep them for GET /his/api/results")
 	delay := fs.Duration("result-delay", 5*time.Second, "time from a lab or exam order to its result")
-	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	creds := fs.String("credentials", "", `JSON file to record the addresses in, under "his" (make run's demo-credentials.json); other keys are kept`)
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
+	log, code := simulate.Parse(fs, args, stderr)
+	if log == nil {
+		return code
 	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(*level)); err != nil {
-		fmt.Fprintln(stderr, "ihos-his-sim: -log-level:", err)
-		return 2
-	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	if *delay == 0 {
 		*delay = -1 // the flag's 0 means at once; the Config's 0 means the default
 	}
@@ -68,21 +47,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	addrs := map[string]string{"mllp": sim.MLLPAddr(), "http": sim.HTTPURL()}
-	if *creds != "" {
-		if err := config.MergeJSON(*creds, map[string]any{"his": addrs}); err != nil {
-			log.Error("write credentials file", "err", err)
-			sim.Close()
-			return 1
-		}
-	}
-	line, _ := json.Marshal(addrs)
-	fmt.Fprintln(stdout, string(line))
-
-	<-ctx.Done()
-	log.Info("stopping")
-	if err := sim.Close(); err != nil {
-		log.Error("close failed", "err", err)
+	if err := simulate.Ready(stdout, *creds, "his", addrs, addrs); err != nil {
+		log.Error("write credentials file", "err", err)
+		sim.Close()
 		return 1
 	}
-	return 0
+	return simulate.Stop(ctx, log, sim.Close)
 }

@@ -21,31 +21,20 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"encoding/pem"
 	"flag"
-	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
-	"time"
 
 	"github.com/emmansun/gmsm/smx509"
 
 	"ihos/certs"
 	"ihos/insurance/mobile/mobilesim"
-	"ihos/internal/config"
+	"ihos/internal/simulate"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { simulate.Main(run) }
 
 // alnum returns n random upper-case letters and digits.
 func alnum(n int) string {
@@ -60,26 +49,16 @@ func alnum(n int) string {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ihos-mobilepay-sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	httpAddr := fs.String("http", "127.0.0.1:8098", "HTTP listen address (the centre and /control)")
 	creds := fs.String("credentials", "", `JSON file to record the connection in, under "mobilepay"; other keys are kept`)
 	keyFile := fs.String("org-key-file", "", "where to write the hospital's SM2 private key (PEM, mode 0600); default next to -credentials")
 	orgCodg := fs.String("org-codg", "H11010500123", "the hospital's institution code (orgCodg)")
 	notifyURL := fs.String("notify-url", "", "the hospital's 6302 notify URL (also settable by POST /control/settings)")
 	ratio := fs.Int("fund-ratio", mobilesim.DefaultFundRatioPct, "the fund's share of a bill, percent")
-	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
+	log, code := simulate.Parse(fs, args, stderr)
+	if log == nil {
+		return code
 	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(*level)); err != nil {
-		fmt.Fprintln(stderr, "ihos-mobilepay-sim: -log-level:", err)
-		return 2
-	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	if *keyFile == "" && *creds != "" {
 		*keyFile = filepath.Join(filepath.Dir(*creds), "mobilepay-org-key.pem")
 	}
@@ -120,37 +99,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	} else {
 		log.Warn("no -org-key-file or -credentials: the hospital's key is not saved, nobody can call this centre")
 	}
-	if *creds != "" {
-		der, err := smx509.MarshalPKIXPublicKey(sim.PublicKey())
-		if err == nil {
-			err = config.MergeJSON(*creds, map[string]any{"mobilepay": map[string]string{
-				"url": sim.URL(), "app_id": appID, "app_secret": appSecret, "org_codg": *orgCodg,
-				"centre_pub_pem": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
-				"org_key_file":   *keyFile,
-			}})
+	der, err := smx509.MarshalPKIXPublicKey(sim.PublicKey())
+	if err == nil {
+		entry := map[string]string{
+			"url": sim.URL(), "app_id": appID, "app_secret": appSecret, "org_codg": *orgCodg,
+			"centre_pub_pem": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
+			"org_key_file":   *keyFile,
 		}
-		if err != nil {
-			log.Error("write credentials file", "err", err)
-			sim.Close()
-			return 1
-		}
+		err = simulate.Ready(stdout, *creds, "mobilepay", entry, map[string]string{"url": sim.URL()})
 	}
-	line, _ := json.Marshal(map[string]string{"url": sim.URL()})
-	fmt.Fprintln(stdout, string(line))
-
-	<-ctx.Done()
-	log.Info("stopping")
-	shutdown := make(chan error, 1)
-	go func() { shutdown <- sim.Close() }()
-	select {
-	case err := <-shutdown:
-		if err != nil {
-			log.Error("close failed", "err", err)
-			return 1
-		}
-	case <-time.After(10 * time.Second):
-		log.Error("close timed out")
+	if err != nil {
+		log.Error("write credentials file", "err", err)
+		sim.Close()
 		return 1
 	}
-	return 0
+	return simulate.Stop(ctx, log, sim.Close)
 }

@@ -23,6 +23,7 @@ import (
 	"ihos/insurance"
 	"ihos/insurance/inssim"
 	"ihos/insurance/mobile"
+	"ihos/internal/simulate"
 )
 
 // Config configures a simulator. AppID, AppSecret, OrgCodg and OrgPub are
@@ -69,11 +70,16 @@ type Mode struct {
 
 // Mode names.
 const (
-	ModeUp    = "up"
-	ModeDown  = "down"  // the centre's paths answer HTTP 503
-	ModeSlow  = "slow"  // every answer waits Delay
-	ModeError = "error" // every well-formed request is refused with Text
+	ModeUp    = simulate.Up
+	ModeDown  = simulate.Down  // the centre's paths answer HTTP 503
+	ModeSlow  = simulate.Slow  // every answer waits Delay
+	ModeError = simulate.Error // every well-formed request is refused with Text
 )
+
+// service is the part of m every simulator shares.
+func (m Mode) service() simulate.Mode {
+	return simulate.Mode{Name: m.Name, Delay: m.Delay, Text: m.Text}
+}
 
 // Notify modes.
 const (
@@ -144,8 +150,7 @@ type Sim struct {
 	cfg  Config
 	log  *slog.Logger
 	url  string
-	srv  *http.Server
-	done chan struct{}
+	srv  *simulate.Server
 	key  *sm2.PrivateKey
 	seal mobile.Sealer
 	wg   sync.WaitGroup // notifies in flight
@@ -226,7 +231,7 @@ func Start(ctx context.Context, cfg Config) (*Sim, error) {
 		return nil, fmt.Errorf("mobilesim: listen: %w", err)
 	}
 	s := &Sim{
-		cfg: cfg, log: log, url: "http://" + l.Addr().String(), done: make(chan struct{}), key: cfg.Key,
+		cfg: cfg, log: log, url: "http://" + l.Addr().String(), key: cfg.Key,
 		seal: mobile.Sealer{AppID: cfg.AppID, AppSecret: cfg.AppSecret, Key: cfg.Key, Peer: cfg.OrgPub, Now: cfg.Now},
 		mode: Mode{Name: ModeUp, Notify: NotifyNormal}, ratio: cfg.FundRatioPct, notifyURL: cfg.NotifyURL,
 		persons: map[string]*inssim.Insured{}, auths: map[string]Auth{}, orders: map[string]*Order{},
@@ -236,13 +241,7 @@ func Start(ctx context.Context, cfg Config) (*Sim, error) {
 		p := p
 		s.persons[p.IDNumber] = &p
 	}
-	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		defer close(s.done)
-		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("HTTP server stopped", "err", err)
-		}
-	}()
+	s.srv = simulate.Serve(l, s.routes(), s.log)
 	s.log.Info("mobile payment centre simulator started", "url", s.url, "persons", len(s.persons))
 	return s, nil
 }
@@ -258,10 +257,7 @@ func (s *Sim) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	<-s.done
+	err := s.srv.Close()
 	s.wg.Wait()
 	return err
 }
@@ -275,24 +271,17 @@ func (s *Sim) Mode() Mode {
 
 // SetMode switches the mode.
 func (s *Sim) SetMode(m Mode) error {
-	switch m.Name {
-	case ModeUp, ModeDown, ModeError:
-	case ModeSlow:
-		if m.Delay <= 0 {
-			m.Delay = 3 * time.Second
-		}
-	default:
-		return fmt.Errorf("unknown mode %q: want up, down, slow or error", m.Name)
+	sm, err := m.service().Check("医保移动支付中心系统繁忙，请稍后再试（模拟故障）")
+	if err != nil {
+		return err
 	}
+	m.Delay, m.Text = sm.Delay, sm.Text
 	switch m.Notify {
 	case "":
 		m.Notify = NotifyNormal
 	case NotifyNormal, NotifyNone, NotifyDuplicate, NotifyEarly:
 	default:
 		return fmt.Errorf("unknown notify mode %q: want normal, none, duplicate or early", m.Notify)
-	}
-	if m.Name == ModeError && m.Text == "" {
-		m.Text = "医保移动支付中心系统繁忙，请稍后再试（模拟故障）"
 	}
 	s.mu.Lock()
 	s.mode = m
@@ -416,7 +405,7 @@ func (s *Sim) routes() http.Handler {
 			out = append(out, *s.persons[p.IDNumber])
 		}
 		s.mu.Unlock()
-		writeJSON(w, http.StatusOK, map[string]any{"persons": out})
+		simulate.JSON(w, http.StatusOK, map[string]any{"persons": out})
 	})
 	mux.HandleFunc("GET /control/orders", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
@@ -426,28 +415,18 @@ func (s *Sim) routes() http.Handler {
 			out = append(out, *o)
 		}
 		s.mu.Unlock()
-		writeJSON(w, http.StatusOK, map[string]any{"orders": out})
+		simulate.JSON(w, http.StatusOK, map[string]any{"orders": out})
 	})
 	mux.HandleFunc("GET /control/notifies", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"notifies": s.Notifies()})
+		simulate.JSON(w, http.StatusOK, map[string]any{"notifies": s.Notifies()})
 	})
 	return mux
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"message":"模拟中心内部错误"}`)
-	}
-	w.Header().Set("Content-Type", "application/json;charset=utf-8")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
-
+// modeJSON is a Mode as the control API reads and shows it: the shared
+// fields, then the centre's own.
 type modeJSON struct {
-	Mode          string `json:"mode"`
-	DelayMS       int64  `json:"delay_ms"`
-	Text          string `json:"text,omitempty"`
+	simulate.ModeJSON
 	PendingMS     int64  `json:"pending_ms"`
 	Fail          bool   `json:"fail"`
 	Notify        string `json:"notify"`
@@ -462,25 +441,25 @@ func (s *Sim) controlState(w http.ResponseWriter, r *http.Request) {
 		counts[k] = v
 	}
 	state := map[string]any{
-		"mode": modeJSON{m.Name, m.Delay.Milliseconds(), m.Text, m.PendingFor.Milliseconds(), m.Fail, m.Notify, m.NotifyDelay.Milliseconds()},
+		"mode": modeJSON{m.service().JSON(), m.PendingFor.Milliseconds(), m.Fail, m.Notify, m.NotifyDelay.Milliseconds()},
 		"url":  s.url, "paths": mobile.Paths, "fund_ratio_pct": s.ratio, "notify_url": s.notifyURL,
 		"persons": len(s.persons), "orders": len(s.orders), "counters": counts,
 	}
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, state)
+	simulate.JSON(w, http.StatusOK, state)
 }
 
 func (s *Sim) controlMode(w http.ResponseWriter, r *http.Request) {
 	var mj modeJSON
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&mj); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "JSON 格式不正确：" + err.Error()})
+	if !simulate.ReadJSON(w, r, &mj) {
 		return
 	}
-	m := Mode{Name: mj.Mode, Delay: time.Duration(mj.DelayMS) * time.Millisecond, Text: mj.Text,
+	sm := mj.Mode()
+	m := Mode{Name: sm.Name, Delay: sm.Delay, Text: sm.Text,
 		PendingFor: time.Duration(mj.PendingMS) * time.Millisecond, Fail: mj.Fail,
 		Notify: mj.Notify, NotifyDelay: time.Duration(mj.NotifyDelayMS) * time.Millisecond}
 	if err := s.SetMode(m); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"message": err.Error()})
+		simulate.Message(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	s.controlState(w, r)
@@ -491,16 +470,15 @@ func (s *Sim) controlAuth(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		IDNumber string `json:"id_number"`
 	}
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&in); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "JSON 格式不正确：" + err.Error()})
+	if !simulate.ReadJSON(w, r, &in) {
 		return
 	}
 	a, err := s.Authorize(in.IDNumber)
 	if err != nil {
-		writeJSON(w, http.StatusNotFound, map[string]string{"message": err.Error()})
+		simulate.Message(w, http.StatusNotFound, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, a)
+	simulate.JSON(w, http.StatusOK, a)
 }
 
 // controlSettings: {"fund_ratio_pct": 60, "balances": {"<id>": fen},
@@ -511,19 +489,18 @@ func (s *Sim) controlSettings(w http.ResponseWriter, r *http.Request) {
 		Balances     map[string]int64 `json:"balances"`
 		NotifyURL    *string          `json:"notify_url"`
 	}
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&in); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "JSON 格式不正确：" + err.Error()})
+	if !simulate.ReadJSON(w, r, &in) {
 		return
 	}
 	if in.FundRatioPct != nil {
 		if err := s.SetFundRatio(*in.FundRatioPct); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"message": err.Error()})
+			simulate.Message(w, http.StatusBadRequest, err.Error())
 			return
 		}
 	}
 	for id, fen := range in.Balances {
 		if err := s.SetBalance(id, fen); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"message": err.Error()})
+			simulate.Message(w, http.StatusBadRequest, err.Error())
 			return
 		}
 	}
@@ -547,18 +524,8 @@ func (s *Sim) service(tx string) http.HandlerFunc {
 			return
 		}
 		m := s.Mode()
-		switch m.Name {
-		case ModeDown:
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"message": "医保移动支付中心暂停服务（模拟停机）"})
+		if !simulate.Hold(w, r, m.service(), "医保移动支付中心暂停服务（模拟停机）") {
 			return
-		case ModeSlow:
-			t := time.NewTimer(m.Delay)
-			select {
-			case <-t.C:
-			case <-r.Context().Done():
-				t.Stop()
-				return
-			}
 		}
 		data, early, ref := s.handle(tx, body, m)
 		if early != "" {
@@ -578,11 +545,11 @@ func (s *Sim) service(tx string) http.HandlerFunc {
 		}
 		s.mu.Unlock()
 		if err != nil {
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"message": "模拟中心签名失败"})
+			simulate.Message(w, http.StatusInternalServerError, "模拟中心签名失败")
 			return
 		}
 		s.log.Debug("transaction", "tx", tx, "refused", string(ref))
-		writeJSON(w, http.StatusOK, env)
+		simulate.JSON(w, http.StatusOK, env)
 	}
 }
 

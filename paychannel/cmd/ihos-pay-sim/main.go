@@ -30,30 +30,20 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
 
-	"ihos/internal/config"
+	"ihos/internal/simulate"
 	"ihos/paychannel"
 	"ihos/paychannel/paysim"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { simulate.Main(run) }
 
 // run runs the simulator until ctx ends (a signal) and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ihos-pay-sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	httpAddr := fs.String("http", "127.0.0.1:8097", "HTTP listen address (the merchant API /v3 and /control)")
 	db := fs.String("db", "", "SQLite file that keeps the platform key, merchants, orders and refunds across restarts; empty: memory only")
 	creds := fs.String("credentials", "", `JSON file to record the merchant's settings in, under "paychannel" (make run's demo-credentials.json); other keys are kept`)
@@ -61,19 +51,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	mchid := fs.String("mchid", "1900000109", "demo merchant number")
 	appid := fs.String("appid", "wxd678efh567hg6787", "demo merchant's app id")
 	autoPay := fs.Duration("auto-pay", -1, "pay every new order this long after it is created (0: at once); negative: only when told (POST /control/pay)")
-	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
+	log, code := simulate.Parse(fs, args, stderr)
+	if log == nil {
+		return code
 	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(*level)); err != nil {
-		fmt.Fprintln(stderr, "ihos-pay-sim: -log-level:", err)
-		return 2
-	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lv}))
 
 	sim, err := paysim.Start(ctx, paysim.Config{HTTPAddr: *httpAddr, DBPath: *db, Logger: log})
 	if err != nil {
@@ -88,41 +69,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	certURL := sim.URL() + "/control/platform.pem"
+	credsPath, entry := "", map[string]string(nil) // recorded only with a demo merchant
 	if *keyFile != "" {
-		entry, err := demoMerchant(sim, *keyFile, *mchid, *appid, *creds)
-		if err != nil {
+		if entry, err = demoMerchant(sim, *keyFile, *mchid, *appid, *creds); err != nil {
 			log.Error("demo merchant", "err", err)
 			sim.Close()
 			return 1
 		}
 		entry["url"], entry["platform_cert_url"], entry["platform_serial"] = sim.URL(), certURL, sim.PlatformSerial()
-		if *creds != "" {
-			if err := config.MergeJSON(*creds, map[string]any{"paychannel": entry}); err != nil {
-				log.Error("write credentials file", "err", err)
-				sim.Close()
-				return 1
-			}
-		}
+		credsPath = *creds
 		log.Info("demo merchant registered", "mchid", *mchid, "appid", *appid, "serial_no", entry["serial_no"], "merchant_key", *keyFile)
 	}
-	line, _ := json.Marshal(map[string]string{"url": sim.URL(), "platform_cert_url": certURL})
-	fmt.Fprintln(stdout, string(line))
-
-	<-ctx.Done()
-	log.Info("stopping")
-	shutdown := make(chan error, 1)
-	go func() { shutdown <- sim.Close() }()
-	select {
-	case err := <-shutdown:
-		if err != nil {
-			log.Error("close failed", "err", err)
-			return 1
-		}
-	case <-time.After(10 * time.Second):
-		log.Error("close timed out")
+	line := map[string]string{"url": sim.URL(), "platform_cert_url": certURL}
+	if err := simulate.Ready(stdout, credsPath, "paychannel", entry, line); err != nil {
+		log.Error("write credentials file", "err", err)
+		sim.Close()
 		return 1
 	}
-	return 0
+	return simulate.Stop(ctx, log, sim.Close)
 }
 
 // demoMerchant loads or makes the merchant key pair and the APIv3 key and

@@ -13,7 +13,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,24 +21,17 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"ihos/drivers/escpos"
 	"ihos/drivers/printersim"
 	"ihos/drivers/ticketimage"
-	"ihos/internal/config"
+	"ihos/internal/simulate"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { simulate.Main(run) }
 
 // paperWidths maps the -width flag (paper width in mm) to printable dots.
 var paperWidths = map[int]int{58: escpos.Width58mm, 80: escpos.Width80mm, 106: escpos.Width106mm}
@@ -47,31 +39,21 @@ var paperWidths = map[int]int{58: escpos.Width58mm, 80: escpos.Width80mm, 106: e
 // run runs the simulator until ctx ends (a signal) and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ihos-printer-sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	tcpAddr := fs.String("tcp", "127.0.0.1:9100", "raw TCP (port 9100 protocol) listen address")
 	serial := fs.Bool("serial", false, "also serve a pseudo-terminal as a serial printer (Linux); its path is printed")
 	width := fs.Int("width", 80, "paper width in mm the tickets are drawn for: 58, 80 or 106")
 	out := fs.String("out", "", "directory to write each ticket to as NNNN.png and NNNN.txt (text, QR and barcode data)")
 	httpAddr := fs.String("http", "127.0.0.1:9101", "control page and API listen address")
 	creds := fs.String("credentials", "", `JSON file to record the addresses in, under "printer" (make run's demo-credentials.json); other keys are kept`)
-	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
+	log, code := simulate.Parse(fs, args, stderr)
+	if log == nil {
+		return code
 	}
 	dots, ok := paperWidths[*width]
 	if !ok {
 		fmt.Fprintln(stderr, "ihos-printer-sim: -width must be 58, 80 or 106")
 		return 2
 	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(*level)); err != nil {
-		fmt.Fprintln(stderr, "ihos-printer-sim: -log-level:", err)
-		return 2
-	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	slog.SetDefault(log) // printersim logs through the default logger
 	if ticketimage.FontPath() == "" {
 		log.Warn("no CJK font found: Chinese is drawn as boxes in ticket images; install fonts-wqy-microhei or set IHOS_TICKET_FONT")
@@ -115,19 +97,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	go func() { served <- srv.Serve(ln) }()
 	addrs["control"] = "http://" + ln.Addr().String()
 
-	if *creds != "" {
-		rec := map[string]string{"tcp": addrs["tcp"], "control": addrs["control"], "serial": addrs["serial"]}
-		if err := config.MergeJSON(*creds, map[string]any{"printer": rec}); err != nil {
-			log.Error("write credentials file", "err", err)
-			srv.Close()
-			return 1
-		}
+	rec := map[string]string{"tcp": addrs["tcp"], "control": addrs["control"], "serial": addrs["serial"]}
+	if err := simulate.Ready(stdout, *creds, "printer", rec, addrs); err != nil {
+		log.Error("write credentials file", "err", err)
+		srv.Close()
+		return 1
 	}
-	line, _ := json.Marshal(addrs)
-	fmt.Fprintln(stdout, string(line))
 	log.Info("printer simulator ready", "tcp", addrs["tcp"], "control", addrs["control"], "serial", addrs["serial"], "width_dots", dots)
 
-	code := 0
 	select {
 	case <-ctx.Done():
 	case err := <-served:
