@@ -122,6 +122,10 @@ func (a *App) startDevices(ctx context.Context, cfg Config, mux *http.ServeMux) 
 	// Payments are the cloud's; the appliance holds their replica for the
 	// console's 支付订单查询 (GET /api/admin/payments).
 	(&payments.Service{DB: n.DB}).AdminRoutes(mux, n.AuthorizeCLIOr)
+	pay := &payments.Service{DB: n.DB}
+	pay.ExportRoutes(mux, n.AuthorizeCLIOr)
+	a.Console.AddPage(pay.Page())
+	a.Console.AddPage(pay.StatsPage())
 	a.Console.AddPage(a.Printing.Page(n.Auth))
 	a.Console.AddPage(a.Tickets.Page(n.Auth))
 	a.Console.AddPage(a.Kiosk.Page(n.Auth))
