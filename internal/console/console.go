@@ -108,6 +108,10 @@ func New(store *admin.Store, a *auth.Service, product string) *Console {
 var actionLabels = map[string]string{
 	"create": "新增", "update": "修改", "enable": "启用", "disable": "停用", "delete": "删除",
 	audit.ActionLogin: "登录", audit.ActionLoginFailed: "登录失败", audit.ActionLogout: "退出", audit.ActionDenied: "越权拒绝",
+	// Actions of the printers, kiosks, recorders and payments.
+	"export": "导出", "print": "打印", "reprint": "补打", "test_print": "测试打印", "cancel": "取消", "confirm": "确认",
+	"pair": "配对", "unpair": "解除配对", "pairing_code": "生成配对码", "hold": "封存", "refund": "退款",
+	"view": "查看", "changed": "源文件被改动", "link": "关联", "import": "导入", "upload": "上传",
 }
 
 func typeName(t admin.FieldType) string {
