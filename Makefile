@@ -12,6 +12,7 @@ PRINTER_TCP    ?= 127.0.0.1:9100
 PRINTER_HTTP   ?= 127.0.0.1:9101
 INSURANCE_HTTP ?= 127.0.0.1:8096
 PAY_HTTP       ?= 127.0.0.1:8097
+EINVOICE_HTTP  ?= 127.0.0.1:8099
 VERSION        ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT         ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS        := -s -w -X ihos.Version=$(VERSION) -X ihos.Commit=$(COMMIT)
@@ -37,7 +38,7 @@ build:
 run: build
 	RUN_DIR='$(RUN_DIR)' CLOUD_HTTP='$(CLOUD_HTTP)' APPLIANCE_HTTP='$(APPLIANCE_HTTP)' \
 	  HIS_MLLP='$(HIS_MLLP)' HIS_HTTP='$(HIS_HTTP)' HIS_LISTEN='$(HIS_LISTEN)' \
-	  PRINTER_TCP='$(PRINTER_TCP)' PRINTER_HTTP='$(PRINTER_HTTP)' INSURANCE_HTTP='$(INSURANCE_HTTP)' PAY_HTTP='$(PAY_HTTP)' scripts/run
+	  PRINTER_TCP='$(PRINTER_TCP)' PRINTER_HTTP='$(PRINTER_HTTP)' INSURANCE_HTTP='$(INSURANCE_HTTP)' PAY_HTTP='$(PAY_HTTP)' EINVOICE_HTTP='$(EINVOICE_HTTP)' scripts/run
 
 ## test: formatting, vet, cross builds, and every test (fuzz seeds, browser, MariaDB when IHOS_MYSQL_DSN is set)
 test: check crossbuild browser unit

@@ -23,6 +23,7 @@ import (
 	"ihos/internal/masterdata"
 	"ihos/internal/node"
 	"ihos/internal/patients"
+	"ihos/invoicing"
 	"ihos/kiosk"
 	"ihos/payments"
 	"ihos/printing"
@@ -55,6 +56,8 @@ type Config struct {
 	Signing SigningConfig `json:"signing"`
 	// Insurance is the line to the national medical insurance platform.
 	Insurance InsuranceConfig `json:"insurance"`
+	// EInvoice is the account at the finance e-invoice platform.
+	EInvoice EInvoiceConfig `json:"einvoice"`
 	// Recorder is where body-worn recorders are looked for and how long
 	// their footage is kept.
 	Recorder RecorderConfig `json:"recorder"`
@@ -146,7 +149,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	replica, err := sync.NewReplica(ctx, n.DB, sync.Appliance, cfg.NodeID, sync.NewRegistry(append(append(append(masterdata.Entities(), patients.Entity()), his.Entities()...), payments.Entities()...)...))
+	replica, err := sync.NewReplica(ctx, n.DB, sync.Appliance, cfg.NodeID, sync.NewRegistry(append(append(append(masterdata.Entities(), patients.Entity()), his.Entities()...), append(payments.Entities(), invoicing.Entities()...)...)...))
 	if err != nil {
 		n.Close()
 		return nil, err

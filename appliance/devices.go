@@ -131,6 +131,7 @@ func (a *App) startDevices(ctx context.Context, cfg Config, mux *http.ServeMux) 
 	a.Console.AddPage(a.Kiosk.Page(n.Auth))
 	a.Console.AddPage(a.Recorder.Page(n.Auth))
 
+	a.startInvoicing(ctx, cfg, mux)
 	a.devices.Go(func() { a.Printing.Run(ctx) })
 	a.devices.Go(func() { a.Recorder.Run(ctx) })
 	if a.seededDemo {

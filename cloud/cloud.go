@@ -33,6 +33,7 @@ import (
 	"ihos/internal/masterdata"
 	"ihos/internal/node"
 	"ihos/internal/patients"
+	"ihos/invoicing"
 	"ihos/payments"
 	"ihos/sync"
 )
@@ -153,7 +154,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	replica, err := sync.NewReplica(ctx, n.DB, sync.Cloud, cfg.Config.NodeID,
-		sync.NewRegistry(append(append(append(masterdata.Entities(), patients.Entity()), his.Entities()...), payments.Entities()...)...))
+		sync.NewRegistry(append(append(append(masterdata.Entities(), patients.Entity()), his.Entities()...), append(payments.Entities(), invoicing.Entities()...)...)...))
 	if err != nil {
 		n.Close()
 		return nil, err

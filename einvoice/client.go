@@ -94,7 +94,7 @@ func (c *Client) Call(ctx context.Context, service string, in, out any) (err err
 		if c.Logger == nil {
 			return
 		}
-		attrs := []any{"service", service, "result", result, "elapsed_ms", time.Since(began).Milliseconds()}
+		attrs := []any{"platform_service", service, "result", result, "elapsed_ms", time.Since(began).Milliseconds()}
 		if err != nil {
 			c.Logger.WarnContext(ctx, "einvoice call failed", append(attrs, "err", err.Error())...)
 		} else {
