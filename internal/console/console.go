@@ -111,7 +111,7 @@ var actionLabels = map[string]string{
 	// Actions of the printers, kiosks, recorders and payments.
 	"export": "导出", "print": "打印", "reprint": "补打", "test_print": "测试打印", "cancel": "取消", "confirm": "确认",
 	"pair": "配对", "unpair": "解除配对", "pairing_code": "生成配对码", "hold": "封存", "refund": "退款",
-	"view": "查看", "changed": "源文件被改动", "link": "关联", "import": "导入", "upload": "上传",
+	"view": "查看", "resolve": "处理", "changed": "源文件被改动", "link": "关联", "import": "导入", "upload": "上传",
 }
 
 func typeName(t admin.FieldType) string {
