@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -1019,6 +1020,14 @@ func (g *signingAdmin) restore(ctx context.Context, data []byte) error {
 			return err
 		}
 		g.s.clock.Configure(cfg)
+		// Configure forgets the last measurement; measure again now, as
+		// saving the settings does, so signing does not pause until the
+		// clock's next round. A failure shows on the page's clock status.
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := g.s.clock.Check(cctx); err != nil {
+			slog.Warn("signing: time check after restore", "err", err)
+		}
 	}
 	return nil
 }
