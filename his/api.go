@@ -14,20 +14,12 @@ import (
 // Authorizer checks that the request may use perm and returns the context to
 // continue with (the appliance passes node.AuthorizeCLIOr: a console session
 // or the local CLI token).
-type Authorizer func(r *http.Request, perm string) (context.Context, error)
+type Authorizer = web.Authorizer
 
 // Routes registers the HIS link's JSON API under /api/his: "his.read" to look,
 // "his.write" to act.
 func (s *Service) Routes(mux *http.ServeMux, authorize Authorizer) {
-	handle := func(pattern, perm string, fn func(ctx context.Context, w http.ResponseWriter, r *http.Request) error) {
-		mux.Handle(pattern, web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-			ctx, err := authorize(r, perm)
-			if err != nil {
-				return err
-			}
-			return fn(ctx, w, r)
-		}))
-	}
+	handle := web.Guard(mux, authorize)
 	handle("GET /api/his/status", "his.read", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
 		st, err := s.Queue.Status(ctx)
 		if err != nil {

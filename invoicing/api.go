@@ -11,7 +11,7 @@ import (
 
 // Authorizer checks that the request may use perm and returns the context to
 // continue with (the appliance passes node.AuthorizeCLIOr).
-type Authorizer func(r *http.Request, perm string) (context.Context, error)
+type Authorizer = web.Authorizer
 
 // Routes registers the read-only invoice API ("payments.read"):
 //
@@ -19,15 +19,7 @@ type Authorizer func(r *http.Request, perm string) (context.Context, error)
 //	    the QR text (qr_code) the patient pages and the kiosk show and print
 //	GET /api/admin/invoices/stats                 the alarm counts (Stats)
 func (s *Service) Routes(mux *http.ServeMux, authorize Authorizer) {
-	handle := func(pattern, perm string, fn func(ctx context.Context, w http.ResponseWriter, r *http.Request) error) {
-		mux.Handle(pattern, web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-			ctx, err := authorize(r, perm)
-			if err != nil {
-				return err
-			}
-			return fn(ctx, w, r)
-		}))
-	}
+	handle := web.Guard(mux, authorize)
 	handle("GET /api/admin/invoices", "payments.read", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
 		id := strings.TrimSpace(r.URL.Query().Get("payment"))
 		if id == "" {

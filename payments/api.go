@@ -13,7 +13,7 @@ import (
 
 // Authorizer checks that the request may use perm and returns the context to
 // continue with (the console session or the console token).
-type Authorizer func(r *http.Request, perm string) (context.Context, error)
+type Authorizer = web.Authorizer
 
 // Filter selects payments for List. Times bound created_at: From inclusive,
 // To exclusive.
@@ -219,15 +219,7 @@ func ParseFilter(q map[string][]string) (Filter, error) {
 // GET /api/admin/payments/{id} (with events and refunds). It only reads, so
 // it serves the appliance's replica as well as the cloud.
 func (s *Service) AdminRoutes(mux *http.ServeMux, authorize Authorizer) {
-	handle := func(pattern, perm string, fn func(ctx context.Context, w http.ResponseWriter, r *http.Request) error) {
-		mux.Handle(pattern, web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-			ctx, err := authorize(r, perm)
-			if err != nil {
-				return err
-			}
-			return fn(ctx, w, r)
-		}))
-	}
+	handle := web.Guard(mux, authorize)
 	handle("GET /api/admin/payments", "payments.read", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
 		f, err := ParseFilter(r.URL.Query())
 		if err != nil {
@@ -254,15 +246,7 @@ func (s *Service) AdminRoutes(mux *http.ServeMux, authorize Authorizer) {
 // ("payments.write"): a staff refund. Cloud only — payments are cloud-owned, so
 // the appliance must not write them (its console would go through the RPC).
 func (s *Service) RefundRoutes(mux *http.ServeMux, authorize Authorizer) {
-	handle := func(pattern, perm string, fn func(ctx context.Context, w http.ResponseWriter, r *http.Request) error) {
-		mux.Handle(pattern, web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-			ctx, err := authorize(r, perm)
-			if err != nil {
-				return err
-			}
-			return fn(ctx, w, r)
-		}))
-	}
+	handle := web.Guard(mux, authorize)
 	handle("POST /api/admin/payments/{id}/refunds", "payments.write", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
 		var req struct {
 			Amount     int64  `json:"amount"` // fen

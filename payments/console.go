@@ -377,15 +377,8 @@ const MaxExportRows = 100_000
 // (the statistics; the period defaults to this month). Amounts are in yuan.
 // Every export is audited.
 func (s *Service) ExportRoutes(mux *http.ServeMux, authorize Authorizer) {
-	handle := func(pattern string, fn func(ctx context.Context, w http.ResponseWriter, r *http.Request) error) {
-		mux.Handle(pattern, web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-			ctx, err := authorize(r, "payments.read")
-			if err != nil {
-				return err
-			}
-			return fn(ctx, w, r)
-		}))
-	}
+	guard := web.Guard(mux, authorize)
+	handle := func(pattern string, fn web.AuthorizedFunc) { guard(pattern, "payments.read", fn) }
 	handle("GET /api/admin/payments/export", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
 		format, err := exportFormat(r)
 		if err != nil {

@@ -14,7 +14,7 @@ import (
 // Authorizer checks that the request may use perm and returns the context to
 // continue with (the appliance passes node.AuthorizeCLIOr: a console session
 // or the local CLI token).
-type Authorizer func(r *http.Request, perm string) (context.Context, error)
+type Authorizer = web.Authorizer
 
 //go:embed templates/live.js
 var liveJS []byte
@@ -31,15 +31,7 @@ var liveJS []byte
 //	POST /api/printing/jobs/{id}/confirm        body {"printed": true|false}
 //	POST /api/printing/printers/{id}/test       queue a test page
 func (s *Service) Routes(mux *http.ServeMux, authorize Authorizer) {
-	handle := func(pattern, perm string, fn func(ctx context.Context, w http.ResponseWriter, r *http.Request) error) {
-		mux.Handle(pattern, web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-			ctx, err := authorize(r, perm)
-			if err != nil {
-				return err
-			}
-			return fn(ctx, w, r)
-		}))
-	}
+	handle := web.Guard(mux, authorize)
 	mux.HandleFunc("GET /api/printing/live.js", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-cache")

@@ -22,7 +22,7 @@ var staticFS embed.FS
 
 // Authorizer checks that the request may use perm and returns the context to
 // continue with (the appliance passes node.AuthorizeCLIOr).
-type Authorizer func(r *http.Request, perm string) (context.Context, error)
+type Authorizer = web.Authorizer
 
 // Permissions.
 const (
@@ -53,15 +53,7 @@ func ContentType(ext string) string {
 func (s *Service) Routes(mux *http.ServeMux, authorize Authorizer) {
 	static, _ := fs.Sub(staticFS, "static")
 	mux.Handle("GET /recorder/static/", http.StripPrefix("/recorder/static/", http.FileServerFS(static)))
-	handle := func(pattern, perm string, fn func(ctx context.Context, w http.ResponseWriter, r *http.Request) error) {
-		mux.Handle(pattern, web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-			ctx, err := authorize(r, perm)
-			if err != nil {
-				return err
-			}
-			return fn(ctx, w, r)
-		}))
-	}
+	handle := web.Guard(mux, authorize)
 	handle("GET /api/recorder/recordings", PermRead, func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
 		f, err := ParseFilter(r)
 		if err != nil {

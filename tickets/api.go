@@ -17,7 +17,7 @@ var consoleFS embed.FS
 // Authorizer checks that the request may use perm and returns the context
 // to continue with (the appliance passes node.AuthorizeCLIOr, as for the HIS
 // API).
-type Authorizer func(r *http.Request, perm string) (context.Context, error)
+type Authorizer = web.Authorizer
 
 // Permissions: the printing resource's.
 const (
@@ -47,15 +47,7 @@ type draftRequest struct {
 //	POST   /api/tickets/preview                {"kind","paper","source"} → image/png
 //	GET    /api/tickets/editor.js, editor.css  the console editor's script and style
 func (s *Store) Routes(mux *http.ServeMux, authorize Authorizer) {
-	handle := func(pattern, perm string, fn func(ctx context.Context, w http.ResponseWriter, r *http.Request) error) {
-		mux.Handle(pattern, web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-			ctx, err := authorize(r, perm)
-			if err != nil {
-				return err
-			}
-			return fn(ctx, w, r)
-		}))
-	}
+	handle := web.Guard(mux, authorize)
 	handle("GET /api/tickets/templates", permRead, func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
 		var out []Template
 		for _, k := range Kinds {

@@ -1,7 +1,6 @@
 package esign
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -14,7 +13,7 @@ import (
 )
 
 // Authorizer admits a request for perm and returns the context to go on with.
-type Authorizer func(r *http.Request, perm string) (context.Context, error)
+type Authorizer = web.Authorizer
 
 // Routes registers the e-signature API under /api/esign. Enrolling a staff
 // member and storing their signature image need "signing.write"; signing

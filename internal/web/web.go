@@ -276,3 +276,26 @@ func (h LogHandler) WithGroup(name string) slog.Handler { return LogHandler{h.Ha
 func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(LogHandler{slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})})
 }
+
+// Authorizer checks that the request may use perm ("his.read",
+// "printing.write", …) and returns the context to continue with: the
+// appliance passes node.AuthorizeCLIOr (a console session or the local CLI
+// token). Every service's JSON API takes one.
+type Authorizer func(r *http.Request, perm string) (context.Context, error)
+
+// AuthorizedFunc is a handler that runs with the authorised context.
+type AuthorizedFunc func(ctx context.Context, w http.ResponseWriter, r *http.Request) error
+
+// Guard returns a function that registers fn on mux at pattern behind
+// authorize for perm: a refused request gets the error's status, fn never runs.
+func Guard(mux *http.ServeMux, authorize Authorizer) func(pattern, perm string, fn AuthorizedFunc) {
+	return func(pattern, perm string, fn AuthorizedFunc) {
+		mux.Handle(pattern, HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			ctx, err := authorize(r, perm)
+			if err != nil {
+				return err
+			}
+			return fn(ctx, w, r)
+		}))
+	}
+}
