@@ -315,6 +315,15 @@ func (s *Sim) register(req *insurance.Request) answer {
 	return a
 }
 
+// visitOf checks the person named in a request (and their area) and returns
+// their open visit mdtrtID: the start of every call on an existing visit.
+func (s *Sim) visitOf(req *insurance.Request, psnNo, mdtrtID string) (*visit, string) {
+	if _, e := s.person(req, psnNo); e != "" {
+		return nil, e
+	}
+	return s.openVisit(mdtrtID, psnNo)
+}
+
 // registerCancel answers 2202.
 func (s *Sim) registerCancel(req *insurance.Request) answer {
 	var in insurance.RegistrationCancel
@@ -324,10 +333,7 @@ func (s *Sim) registerCancel(req *insurance.Request) answer {
 	if e := missing("人员编号 psn_no", in.PsnNo, "就诊ID mdtrt_id", in.MdtrtID, "住院/门诊号 ipt_otp_no", in.IptOtpNo); e != "" {
 		return fail("%s", e)
 	}
-	if _, e := s.person(req, in.PsnNo); e != "" {
-		return fail("%s", e)
-	}
-	v, e := s.openVisit(in.MdtrtID, in.PsnNo)
+	v, e := s.visitOf(req, in.PsnNo, in.MdtrtID)
 	if e != "" {
 		return fail("%s", e)
 	}
@@ -472,10 +478,7 @@ func (s *Sim) feeCancel(req *insurance.Request) answer {
 	if e := missing("就诊ID mdtrt_id", in.MdtrtID, "收费批次号 chrg_bchno", in.ChrgBchno, "人员编号 psn_no", in.PsnNo); e != "" {
 		return fail("%s", e)
 	}
-	if _, e := s.person(req, in.PsnNo); e != "" {
-		return fail("%s", e)
-	}
-	v, e := s.openVisit(in.MdtrtID, in.PsnNo)
+	v, e := s.visitOf(req, in.PsnNo, in.MdtrtID)
 	if e != "" {
 		return fail("%s", e)
 	}
