@@ -20,12 +20,11 @@ import (
 	"ihos/insurance"
 	"ihos/internal/admin"
 	"ihos/internal/console"
+	"ihos/internal/entities"
 	"ihos/internal/masterdata"
 	"ihos/internal/node"
 	"ihos/internal/patients"
-	"ihos/invoicing"
 	"ihos/kiosk"
-	"ihos/payments"
 	"ihos/printing"
 	"ihos/recorder"
 	"ihos/sync"
@@ -149,7 +148,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	replica, err := sync.NewReplica(ctx, n.DB, sync.Appliance, cfg.NodeID, sync.NewRegistry(append(append(append(masterdata.Entities(), patients.Entity()), his.Entities()...), append(payments.Entities(), invoicing.Entities()...)...)...))
+	replica, err := sync.NewReplica(ctx, n.DB, sync.Appliance, cfg.NodeID, entities.Registry())
 	if err != nil {
 		n.Close()
 		return nil, err

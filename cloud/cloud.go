@@ -14,8 +14,6 @@ import (
 	"context"
 	"crypto/tls"
 	"flag"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"html/template"
 	"log/slog"
 	"net"
@@ -26,14 +24,15 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"ihos"
 	"ihos/certs"
-	"ihos/his"
 	"ihos/internal/admin"
-	"ihos/internal/masterdata"
+	"ihos/internal/entities"
 	"ihos/internal/node"
 	"ihos/internal/patients"
-	"ihos/invoicing"
 	"ihos/payments"
 	"ihos/sync"
 )
@@ -154,7 +153,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	replica, err := sync.NewReplica(ctx, n.DB, sync.Cloud, cfg.Config.NodeID,
-		sync.NewRegistry(append(append(append(masterdata.Entities(), patients.Entity()), his.Entities()...), append(payments.Entities(), invoicing.Entities()...)...)...))
+		entities.Registry())
 	if err != nil {
 		n.Close()
 		return nil, err

@@ -1,0 +1,31 @@
+// Package entities is the one list of replicated entities. The appliance and
+// the cloud must build their sync registries from the same list: an entity
+// known to one side only is rejected when it arrives at the other.
+package entities
+
+import (
+	"ihos/his"
+	"ihos/internal/masterdata"
+	"ihos/internal/patients"
+	"ihos/invoicing"
+	"ihos/payments"
+	"ihos/sync"
+)
+
+// All returns every replicated entity, in registration order.
+func All() []sync.Entity {
+	var all []sync.Entity
+	for _, set := range [][]sync.Entity{
+		masterdata.Entities(),
+		{patients.Entity()},
+		his.Entities(),
+		payments.Entities(),
+		invoicing.Entities(),
+	} {
+		all = append(all, set...)
+	}
+	return all
+}
+
+// Registry returns a registry of All.
+func Registry() *sync.Registry { return sync.NewRegistry(All()...) }
