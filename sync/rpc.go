@@ -57,28 +57,47 @@ func (l *Link) Serve(method string, h Handler) error {
 
 func (l *Link) subscribe(p *peer, hospital, method string, h Handler) error {
 	subject := rpcSubject(hospital, l.Replica.Side, method)
+	// NATS runs a subscription's callbacks one at a time: one slow call (an
+	// insurance centre taking seconds) would hold up every other call of the
+	// method. Each request runs on its own goroutine, at most
+	// MaxConcurrentCalls at once per method; beyond that the callback waits,
+	// and NATS buffers (and, past its pending limits, drops: the caller then
+	// sees a timeout, an unknown outcome it already handles).
+	sem := make(chan struct{}, MaxConcurrentCalls)
 	_, err := p.nc.QueueSubscribe(subject, "rpc", func(m *nats.Msg) {
-		ctx, cancel := context.WithTimeout(context.Background(), DefaultCallTimeout)
-		defer cancel()
-		out, err := h(ctx, hospital, json.RawMessage(m.Data))
-		var reply rpcReply
-		if err != nil {
-			var e *ihos.Error
-			if !errors.As(err, &e) {
-				slog.ErrorContext(ctx, "rpc handler failed", "method", method, "hospital", hospital, "err", err)
-				e = ihos.Internal(err)
-			}
-			reply = rpcReply{Code: e.Code, Message: e.Message, Fields: e.Fields}
-		} else if reply.Data, err = json.Marshal(out); err != nil {
-			reply = rpcReply{Code: ihos.EInternal, Message: ihos.Internal(err).Message}
-		}
-		b, _ := json.Marshal(reply)
-		m.Respond(b)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			l.answer(m, hospital, method, h)
+		}()
 	})
 	if err != nil {
 		return fmt.Errorf("sync: serve %s: %w", method, err)
 	}
 	return p.nc.Flush()
+}
+
+// MaxConcurrentCalls bounds the requests of one RPC method answered at once.
+const MaxConcurrentCalls = 64
+
+// answer runs h for one request and sends its reply.
+func (l *Link) answer(m *nats.Msg, hospital, method string, h Handler) {
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultCallTimeout)
+	defer cancel()
+	out, err := h(ctx, hospital, json.RawMessage(m.Data))
+	var reply rpcReply
+	if err != nil {
+		var e *ihos.Error
+		if !errors.As(err, &e) {
+			slog.ErrorContext(ctx, "rpc handler failed", "method", method, "hospital", hospital, "err", err)
+			e = ihos.Internal(err)
+		}
+		reply = rpcReply{Code: e.Code, Message: e.Message, Fields: e.Fields}
+	} else if reply.Data, err = json.Marshal(out); err != nil {
+		reply = rpcReply{Code: ihos.EInternal, Message: ihos.Internal(err).Message}
+	}
+	b, _ := json.Marshal(reply)
+	m.Respond(b)
 }
 
 // Call invokes method on the other side for hospital and decodes the answer
