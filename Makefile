@@ -75,6 +75,8 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
 	$(GO) test -run '^$$' -bench 'RenderReceipt' -benchtime 3s -cpu 1 -benchmem ./tickets/ ./drivers/ticketimage/
 	$(GO) test -run '^$$' -bench 'PrintQueueOverhead' -benchtime 3000x ./printing/
+	$(GO) test -run '^$$' -bench 'PayThroughChannel' -benchtime 2000x -timeout 20m ./cloud/
+	$(GO) test -run '^$$' -bench 'ClientSign' ./paychannel/
 
 clean:
 	rm -rf bin

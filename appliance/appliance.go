@@ -18,6 +18,7 @@ import (
 	"ihos/certs/esign"
 	"ihos/his"
 	"ihos/insurance"
+	"ihos/insurance/settle"
 	"ihos/internal/admin"
 	"ihos/internal/console"
 	"ihos/internal/entities"
@@ -97,8 +98,11 @@ type App struct {
 	Kiosk *kiosk.Service
 	// Recorder imports and keeps body-worn recorder footage.
 	Recorder *recorder.Service
-	// Insurance is the national insurance platform client (nil: not configured).
+	// Insurance is the national insurance platform client (nil: not
+	// configured); Settle runs the insurance legs of payments (quotes for
+	// the kiosk in process, settlements for the cloud over the sync RPC).
 	Insurance *insurance.Client
+	Settle    *settle.Service
 	signing   *signing
 	stop      context.CancelFunc
 	devices   stdsync.WaitGroup // the print workers and the recorder watcher

@@ -112,6 +112,7 @@ func (a *App) startDevices(ctx context.Context, cfg Config, mux *http.ServeMux) 
 	name := a.hospitalName(ctx)
 	a.Tickets.Hospital, a.Printing.Hospital = name, name
 	a.Insurance = newInsurance(cfg.Insurance, name)
+	a.startSettle(cfg, mux)
 	a.Kiosk = kiosk.New(n.DB, a.HIS.HIS, kioskPrinter{a.Printing}, vouchers{a.Insurance}, name)
 	a.Kiosk.Secure = cfg.SecureCookies
 
@@ -126,12 +127,15 @@ func (a *App) startDevices(ctx context.Context, cfg Config, mux *http.ServeMux) 
 	pay.ExportRoutes(mux, n.AuthorizeCLIOr)
 	a.Console.AddPage(pay.Page())
 	a.Console.AddPage(pay.StatsPage())
+	a.startReconcile(cfg.HospitalID, mux)
 	a.Console.AddPage(a.Printing.Page(n.Auth))
 	a.Console.AddPage(a.Tickets.Page(n.Auth))
 	a.Console.AddPage(a.Kiosk.Page(n.Auth))
 	a.Console.AddPage(a.Recorder.Page(n.Auth))
 
-	a.startInvoicing(ctx, cfg, mux)
+	invoices := a.startInvoicing(ctx, cfg, mux)
+	a.startBillpay(ctx, cfg.HospitalID)
+	a.Kiosk.Cashier = cashier{hospital: cfg.HospitalID, link: a.Link, settle: a.Settle, invoices: invoices}
 	a.devices.Go(func() { a.Printing.Run(ctx) })
 	a.devices.Go(func() { a.Recorder.Run(ctx) })
 	if a.seededDemo {

@@ -195,6 +195,11 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		a.Close()
 		return nil, err
 	}
+	startReconcile(lctx, n, a, mux)
+	if err := startBillpay(a, mux); err != nil {
+		a.Close()
+		return nil, err
+	}
 	a.payDone = make(chan struct{})
 	go runPayments(lctx, a.Payments, a.payDone)
 	mux.Handle("GET /healthz", n.Health())

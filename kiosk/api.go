@@ -47,6 +47,11 @@ const (
 //	POST /kiosk/api/reprint       {job_id} → {job_id}
 //	GET  /kiosk/api/jobs/{id}     → {status: pending|printed|failed, message}
 //	POST /kiosk/api/logout        ends the patient session
+//	POST /kiosk/api/pay/quote     {fee_ids, ec_token} → the split to confirm (pre-settlement)
+//	POST /kiosk/api/pay           {quote_id} → the payment (with its QR code while unpaid)
+//	GET  /kiosk/api/pay/{id}      → the payment; prints the receipt and the e-invoice once
+//	POST /kiosk/api/pay/{id}/cancel → the payment, cancelled unless paid meanwhile
+//	GET  /kiosk/api/pay/{id}/qr.png the cash QR code of the session's unpaid payment
 func (s *Service) Routes(mux *http.ServeMux) {
 	static, _ := fs.Sub(staticFS, "static")
 	mux.Handle("GET /kiosk/static/", http.StripPrefix("/kiosk/static/", http.FileServerFS(static)))
@@ -60,6 +65,11 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /kiosk/api/reprint", s.api(s.reprint))
 	mux.Handle("GET /kiosk/api/jobs/{id}", s.api(s.job))
 	mux.Handle("POST /kiosk/api/logout", s.api(s.logout))
+	mux.Handle("POST /kiosk/api/pay/quote", s.api(s.payQuote))
+	mux.Handle("POST /kiosk/api/pay", s.api(s.payStart))
+	mux.Handle("GET /kiosk/api/pay/{id}", s.api(s.payStatus))
+	mux.Handle("POST /kiosk/api/pay/{id}/cancel", s.api(s.payCancel))
+	mux.Handle("GET /kiosk/api/pay/{id}/qr.png", s.api(s.payQR))
 }
 
 // statusView is the device's state.
@@ -169,6 +179,7 @@ type Overview struct {
 	Fees     []FeeView    `json:"fees"`
 	FeeTotal string       `json:"fee_total"` // yuan, "0.00" when nothing is owed
 	PayHint  string       `json:"pay_hint"`
+	Pay      bool         `json:"pay"` // the kiosk takes payments of the fees
 	Reports  []ReportView `json:"reports"`
 	Tickets  []TicketView `json:"tickets"` // earlier tickets to reprint
 	Printer  bool         `json:"printer"` // the kiosk can print
@@ -196,6 +207,7 @@ type VisitView struct {
 
 // FeeView is one unpaid fee.
 type FeeView struct {
+	FeeID    string `json:"fee_id"` // "" for a fee the HIS gave no id: it cannot be paid here
 	Item     string `json:"item"`
 	Quantity string `json:"quantity"`
 	Amount   string `json:"amount"`
@@ -245,11 +257,20 @@ var resultStatus = map[string]string{"F": "已审核", "C": "已更正", "P": "�
 
 func (s *Service) overviewOf(ctx context.Context, k Kiosk, sess *session) (*Overview, error) {
 	s.mu.Lock()
-	p, visits, fees, reports := sess.patient, sess.visits, sess.fees, sess.reports
+	p, visits, reports := sess.patient, sess.visits, sess.reports
+	var fees []ihos.HISFee
+	for _, f := range sess.fees {
+		if f.FeeID == "" || !sess.paid[f.FeeID] {
+			fees = append(fees, f)
+		}
+	}
 	s.mu.Unlock()
 	canPrint := s.Printer != nil && k.PrinterID != ""
-	o := &Overview{Session: sess.id, PayHint: msgPayHint, Printer: canPrint, IdleSecs: k.IdleSeconds,
+	o := &Overview{Session: sess.id, PayHint: msgPayHint, Pay: s.Cashier != nil, Printer: canPrint, IdleSecs: k.IdleSeconds,
 		Visits: []VisitView{}, Fees: []FeeView{}, Reports: []ReportView{}, Tickets: []TicketView{}}
+	if o.Pay {
+		o.PayHint = msgPayHere
+	}
 	o.Patient = PatientView{Name: maskName(p.Name), Sex: map[string]string{"M": "男", "F": "女"}[p.Sex]}
 	if !canPrint {
 		o.Notice = msgNoPrinter
@@ -268,7 +289,7 @@ func (s *Service) overviewOf(ctx context.Context, k Kiosk, sess *session) (*Over
 	var total int64
 	for _, f := range fees {
 		total += f.AmountFen
-		o.Fees = append(o.Fees, FeeView{Item: f.ItemName, Quantity: f.Quantity, Amount: ihos.FormatYuan(f.AmountFen), Date: shanghai(f.CreatedAt, "01-02")})
+		o.Fees = append(o.Fees, FeeView{FeeID: f.FeeID, Item: f.ItemName, Quantity: f.Quantity, Amount: ihos.FormatYuan(f.AmountFen), Date: shanghai(f.CreatedAt, "01-02")})
 	}
 	o.FeeTotal = ihos.FormatYuan(total)
 	for _, r := range reports {

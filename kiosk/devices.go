@@ -244,6 +244,7 @@ func (s *Service) Pair(ctx context.Context, code, ip string) (k Kiosk, token str
 	}
 	s.mu.Lock()
 	delete(s.codes, id)
+	s.abandon(s.sessions[id])
 	delete(s.sessions, id)
 	s.mu.Unlock()
 	k.Paired, k.PairedAt, k.LastSeen = true, now, now
@@ -275,6 +276,7 @@ func (s *Service) SetEnabled(ctx context.Context, id string, enabled bool) error
 	}
 	if !enabled {
 		s.mu.Lock()
+		s.abandon(s.sessions[id])
 		delete(s.sessions, id)
 		s.mu.Unlock()
 	}
@@ -296,6 +298,7 @@ func (s *Service) Unpair(ctx context.Context, id string) error {
 	})
 	if err == nil {
 		s.mu.Lock()
+		s.abandon(s.sessions[id])
 		delete(s.sessions, id)
 		s.mu.Unlock()
 	}

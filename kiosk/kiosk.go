@@ -5,6 +5,13 @@
 // prints registration slips and reports (or reprints a lost ticket) on the
 // ticket printer next to the machine.
 //
+// With a Cashier (pay.go) the patient also pays the unpaid fees there: ticks
+// fees, chooses the medical insurance e-voucher (scanned, pre-settled, the
+// split shown for confirmation) or self-pay, pays the cash part by scanning
+// a QR code with their phone, and gets the receipt and, once issued, the
+// e-invoice summary printed, each once per payment. A payment left unpaid
+// (cancel, the QR countdown, the session ending) is cancelled.
+//
 // A kiosk is registered in the console (resource "kiosks", page 自助机) and
 // paired once: staff generate a one-time 6-digit code, somebody types it on
 // the device, and the device receives a long random token in an HttpOnly
@@ -86,8 +93,14 @@ type Service struct {
 	HIS      HIS
 	Printer  Printer  // nil: printing is unavailable
 	Vouchers Vouchers // nil: the e-voucher path tells the patient to use another
-	Hospital string   // the hospital's name in the header of every screen
-	Secure   bool     // mark the device cookie Secure (appliance served over HTTPS)
+	// Cashier takes payments of the unpaid fees; nil: the kiosk shows them
+	// and sends the patient to a counter or their phone.
+	Cashier Cashier
+	// PayWindow is how long a cash QR code stays on the screen before the
+	// kiosk cancels the payment; 0 means 3 minutes.
+	PayWindow time.Duration
+	Hospital  string // the hospital's name in the header of every screen
+	Secure    bool   // mark the device cookie Secure (appliance served over HTTPS)
 
 	// Now is the clock; nil means time.Now. Tests move it.
 	Now func() time.Time

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -29,6 +30,7 @@ const (
 	msgExpired     = "操作超时，已返回首页，请重新识别身份"
 	msgNoPrinter   = "本机暂未连接打印机，请到人工窗口打印"
 	msgPayHint     = "请到收费窗口或使用手机缴费"
+	msgPayHere     = "请勾选要缴纳的费用，再选择支付方式"
 	reportDays     = 30
 	reprintListMax = 20
 )
@@ -48,6 +50,15 @@ type session struct {
 	// jobs are the print jobs the patient may follow and reprint: those
 	// printed in this session and their earlier tickets.
 	jobs map[string]bool
+
+	// quote is the priced fee selection waiting for 确认支付 and pay the
+	// payment started from it; payMu lets one payment start at a time.
+	quote *payQuote
+	pay   *payment
+	payMu sync.Mutex
+	// paid are the fee ids paid in this session: the HIS lists them as
+	// unpaid until the payment is posted to it, which takes a moment.
+	paid map[string]bool
 }
 
 // hisError turns an HIS failure into what the patient reads.
@@ -110,6 +121,7 @@ func (s *Service) Identify(ctx context.Context, k Kiosk, method, value string) (
 	if s.sessions == nil {
 		s.sessions = map[string]*session{}
 	}
+	s.abandon(s.sessions[k.ID])
 	s.sessions[k.ID] = sess
 	s.mu.Unlock()
 	return sess, nil
@@ -123,6 +135,7 @@ func (s *Service) session(k Kiosk, id string) (*session, error) {
 	sess := s.sessions[k.ID]
 	if sess == nil || id == "" || sess.id != id || now.After(sess.expires) {
 		if sess != nil && now.After(sess.expires) {
+			s.abandon(sess)
 			delete(s.sessions, k.ID)
 		}
 		return nil, ihos.Errorf(ihos.EUnauthorized, msgExpired)
@@ -135,6 +148,7 @@ func (s *Service) session(k Kiosk, id string) (*session, error) {
 func (s *Service) endSession(k Kiosk, id string) {
 	s.mu.Lock()
 	if sess := s.sessions[k.ID]; sess != nil && sess.id == id {
+		s.abandon(sess)
 		delete(s.sessions, k.ID)
 	}
 	s.mu.Unlock()

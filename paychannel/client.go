@@ -3,6 +3,7 @@ package paychannel
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
@@ -30,11 +31,22 @@ type Client struct {
 	// SerialNo is the serial number of the merchant API certificate whose
 	// private key is Key; the channel picks the key to verify with by it.
 	SerialNo string
-	Key      *rsa.PrivateKey // the merchant's RSA-2048 private key: signs every request
-	// PlatformKey verifies the channel's answers and notifies.
-	// PlatformSerial, when set, must equal their Wechatpay-Serial header (the
-	// channel rotates keys by serial; a different serial is refused).
-	PlatformKey    *rsa.PublicKey
+	// Key is the merchant's API private key; it signs every request, and
+	// its type chooses the algorithm: an RSA-2048 key (*rsa.PrivateKey)
+	// signs WECHATPAY2-SHA256-RSA2048, an SM2 key (*sm2.PrivateKey, the
+	// channel's 国密 option) WECHATPAY2-SM2-WITH-SM3, and then the channel
+	// answers with SM2 signatures and encrypts notifies with SM4-GCM.
+	Key crypto.Signer
+	// PaySignKey signs the JSAPI payment parameters, which wx.requestPayment
+	// accepts only as RSA (signType "RSA"); nil means Key, which must then
+	// be RSA. An SM2 merchant sets it to its RSA API key.
+	PaySignKey *rsa.PrivateKey
+	// PlatformKey verifies the channel's answers and notifies: the
+	// platform certificate's key of Key's algorithm (*rsa.PublicKey, or an
+	// SM2 *ecdsa.PublicKey). PlatformSerial, when set, must equal their
+	// Wechatpay-Serial header (the channel rotates keys by serial; a
+	// different serial is refused).
+	PlatformKey    crypto.PublicKey
 	PlatformSerial string
 	// APIv3Key is the 32-byte symmetric key that notify resources are
 	// encrypted with.
@@ -263,9 +275,16 @@ type PayParams struct {
 
 // JSAPIPayParams signs the mini-program's payment call for prepayID.
 func (c *Client) JSAPIPayParams(prepayID string) (PayParams, error) {
+	key := c.PaySignKey
+	if key == nil {
+		key, _ = c.Key.(*rsa.PrivateKey)
+	}
+	if key == nil {
+		return PayParams{}, ihos.Internal(errors.New("paychannel: JSAPI payment parameters need an RSA key (Client.PaySignKey)"))
+	}
 	p := PayParams{AppID: c.AppID, TimeStamp: strconv.FormatInt(c.now().Unix(), 10), NonceStr: NewNonce(),
 		Package: "prepay_id=" + prepayID, SignType: "RSA"}
-	sig, err := Sign(c.Key, p.AppID+"\n"+p.TimeStamp+"\n"+p.NonceStr+"\n"+p.Package+"\n")
+	sig, err := Sign(key, p.AppID+"\n"+p.TimeStamp+"\n"+p.NonceStr+"\n"+p.Package+"\n")
 	if err != nil {
 		return PayParams{}, ihos.Internal(err)
 	}
@@ -343,7 +362,7 @@ func (c *Client) send(ctx context.Context, op, method, pathQuery string, in any)
 	if err != nil {
 		return nil, 0, nil, ihos.Internal(err)
 	}
-	auth := Auth{MchID: c.MchID, Nonce: NewNonce(), Timestamp: c.now().Unix(), SerialNo: c.SerialNo}
+	auth := Auth{Scheme: SchemeOf(c.Key), MchID: c.MchID, Nonce: NewNonce(), Timestamp: c.now().Unix(), SerialNo: c.SerialNo}
 	// Sign what goes on the wire: the path as the request will carry it.
 	auth.Signature, err = Sign(c.Key, RequestMessage(method, req.URL.RequestURI(), auth.Timestamp, auth.Nonce, body))
 	if err != nil {
@@ -402,6 +421,11 @@ func (c *Client) verify(h http.Header, body []byte) error {
 	}
 	if c.PlatformKey == nil {
 		return errors.New("Client.PlatformKey is not set")
+	}
+	// The channel answers in the algorithm of the request: an answer
+	// signed otherwise is not the channel's.
+	if st, want := h.Get(HeaderSignatureType), SchemeOf(c.Key); st != want && (st != "" || want != AuthScheme) {
+		return fmt.Errorf("%w: signature type %q, want %q", errBadSignature, st, want)
 	}
 	if c.PlatformSerial != "" && serial != c.PlatformSerial {
 		return fmt.Errorf("signed with serial %q, want %q", serial, c.PlatformSerial)

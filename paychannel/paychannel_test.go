@@ -3,6 +3,7 @@ package paychannel_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
@@ -67,21 +68,32 @@ type env struct {
 
 func newEnv(t testing.TB, cfg paysim.Config) *env {
 	keys(t)
+	return newEnvWith(t, cfg, merchantKey)
+}
+
+// newEnvWith is newEnv with the merchant's API key apiKey: merchantKey, or
+// an SM2 key for the channel's 国密 option (merchantKey then signs only the
+// JSAPI pay parameters).
+func newEnvWith(t testing.TB, cfg paysim.Config, apiKey crypto.Signer) *env {
+	keys(t)
 	if cfg.PlatformKey == nil && cfg.DBPath == "" {
 		cfg.PlatformKey = platformKey
 	}
 	if cfg.NotifyRetry == nil {
 		cfg.NotifyRetry = []time.Duration{0, 50 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond}
 	}
-	cfg.Merchants = []paysim.Merchant{{MchID: mchid, AppID: appid, SerialNo: serialNo, PublicKey: &merchantKey.PublicKey, APIv3Key: apiV3Key}}
+	cfg.Merchants = []paysim.Merchant{{MchID: mchid, AppID: appid, SerialNo: serialNo, PublicKey: apiKey.Public(), APIv3Key: apiV3Key}}
 	sim, err := paysim.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sim.Close() })
 	e := &env{sim: sim, got: make(chan received, 100)}
-	e.c = &paychannel.Client{BaseURL: sim.URL(), MchID: mchid, AppID: appid, SerialNo: serialNo, Key: merchantKey,
+	e.c = &paychannel.Client{BaseURL: sim.URL(), MchID: mchid, AppID: appid, SerialNo: serialNo, Key: apiKey, PaySignKey: merchantKey,
 		PlatformKey: sim.PlatformKey(), PlatformSerial: sim.PlatformSerial(), APIv3Key: apiV3Key}
+	if paychannel.SchemeOf(apiKey) == paychannel.AuthSchemeSM2 {
+		e.c.PlatformKey, e.c.PlatformSerial = sim.PlatformSM2Key(), sim.PlatformSM2Serial()
+	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -147,7 +159,7 @@ func controlPay(t testing.TB, e *env, no string) paychannel.Transaction {
 
 func TestSignatures(t *testing.T) {
 	keys(t)
-	a := paychannel.Auth{MchID: mchid, Nonce: paychannel.NewNonce(), Timestamp: 1554208460, SerialNo: serialNo}
+	a := paychannel.Auth{Scheme: paychannel.AuthScheme, MchID: mchid, Nonce: paychannel.NewNonce(), Timestamp: 1554208460, SerialNo: serialNo}
 	msg := paychannel.RequestMessage("POST", "/v3/pay/transactions/native", a.Timestamp, a.Nonce, []byte(`{"a":1}`))
 	if msg != "POST\n/v3/pay/transactions/native\n1554208460\n"+a.Nonce+"\n{\"a\":1}\n" {
 		t.Fatalf("message %q", msg)

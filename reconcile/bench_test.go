@@ -100,11 +100,11 @@ func benchRun(b *testing.B, db *sqldb.DB, bill []paychannel.BillRow, wantMismatc
 	n := 0
 	for b.Loop() {
 		n++
-		run, err := r.RunChannel(ctx, day, func(context.Context, string) ([]paychannel.BillRow, error) { return bill, nil })
-		if err != nil {
-			b.Fatal(err)
+		runs, err := r.RunChannel(ctx, day, func(context.Context, string) ([]paychannel.BillRow, error) { return bill, nil })
+		if err != nil || len(runs) != 1 {
+			b.Fatal(err, len(runs))
 		}
-		if run.Mismatches != wantMismatches {
+		if run := runs[0]; run.Mismatches != wantMismatches {
 			b.Fatalf("%d mismatches, want %d (tally %+v)", run.Mismatches, wantMismatches, run.Tally)
 		}
 	}

@@ -1,10 +1,14 @@
 // Package reconcile matches, day by day, what we recorded against what the
 // outside world says happened (issue 7, docs/decisions/0012): the payment
-// channel's daily bill now, the insurance settlements (setl_id) and the HIS
-// fees later. A three-way match is our side against each external side in
-// turn, each a Run stored in reconcile_runs with its mismatches in
-// reconcile_items, every mismatch with a Chinese label and a suggested action
-// for the finance staff.
+// channel's daily bill (cash legs), the settlements the appliance recorded
+// at the insurance centre with the centre's 3201 totals check (insurance
+// legs), and the charges and credits the HIS accepted (outpatient bills). A
+// three-way match is our side against each external side in turn, each a
+// Run per hospital stored in reconcile_runs with its mismatches in
+// reconcile_items, every mismatch with a Chinese label and a suggested
+// action for the finance staff. The cloud runs them (nightly, or on
+// request); both tables replicate to each hospital's appliance, whose
+// console's 对账管理 reads them and asks the cloud to resolve or re-run.
 //
 // The matcher streams: each side is a Source yielding records in key order,
 // and a merge join walks both at once, so a day of a million records per side
@@ -37,6 +41,14 @@ type Record struct {
 	Status string    // the side's own status, for the console (paid, paying…)
 	Time   time.Time // when the money moved (or the record was created, while not done)
 	Ref    string    // the side's own id: our payment or refund id, the channel's transaction id…
+	// Parts are the insurance fund and personal account parts of Amount, for
+	// the insurance side; zero elsewhere. A pair differing in a part differs
+	// in amount even when the sums agree.
+	Parts [2]int64
+	// Hospital is the hospital the record belongs to. An external side that
+	// does not know it (the channel's bill) leaves it empty: a pair takes
+	// ours, a record we lack stays unattributed.
+	Hospital string
 }
 
 // compare orders records by kind, then key: the order every Source yields.
@@ -78,64 +90,6 @@ func (s *SliceSource) Next() (Record, bool, error) {
 	return s.recs[s.i-1], true, nil
 }
 
-// Mismatch kinds.
-const (
-	MissingTheirs = "missing_theirs" // we have it (money moved), they do not
-	MissingOurs   = "missing_ours"   // they have it, we have no record at all
-	AmountDiffers = "amount"         // both have it, amounts differ
-	StatusDiffers = "status"         // they say done, we say not (yet)
-	OtherDay      = "other_day"      // both say done, but we booked it on another day
-)
-
-// Side describes an external side: its name in reconcile_runs.source, its
-// Chinese name in labels, and the action suggested for each mismatch kind.
-type Side struct {
-	Name        string
-	Label       string // 渠道, 医保, HIS
-	Suggestions map[string]string
-}
-
-// Channel is the payment channel's side.
-var Channel = Side{
-	Name:  "channel",
-	Label: "渠道",
-	Suggestions: map[string]string{
-		MissingTheirs: "查询渠道订单，确认未支付后关闭",
-		MissingOurs:   "按渠道流水补记或原路退款",
-		AmountDiffers: "人工核对",
-		StatusDiffers: "调用查询补记为已支付",
-		OtherDay:      "跨日入账，核对两日账单，无需调账",
-	},
-}
-
-// KindLabel is the Chinese label of a mismatch kind against side.
-func (s Side) KindLabel(kind, recordKind string) string {
-	switch kind {
-	case MissingTheirs:
-		return "我方有、" + s.Label + "无"
-	case MissingOurs:
-		return s.Label + "有、我方无"
-	case AmountDiffers:
-		return "金额不一致"
-	case StatusDiffers:
-		if recordKind == KindRefund {
-			return "我方未退款而" + s.Label + "已退款"
-		}
-		return "我方未支付而" + s.Label + "已支付"
-	case OtherDay:
-		return "入账日期不一致"
-	}
-	return kind
-}
-
-// Suggestion is the action suggested for a mismatch of kind.
-func (s Side) Suggestion(kind, recordKind string) string {
-	if kind == StatusDiffers && recordKind == KindRefund && s.Name == Channel.Name {
-		return "调用退款查询补记为已退款"
-	}
-	return s.Suggestions[kind]
-}
-
 // Mismatch is one record the sides disagree on. Ours or Theirs is nil where
 // that side has no record.
 type Mismatch struct {
@@ -152,6 +106,18 @@ func (m Mismatch) Key() string {
 	return m.Theirs.Key
 }
 
+// Hospital is the hospital the mismatch belongs to: our record's, else
+// theirs' ("" when neither side knows).
+func (m Mismatch) Hospital() string {
+	if m.Ours != nil && m.Ours.Hospital != "" {
+		return m.Ours.Hospital
+	}
+	if m.Theirs != nil {
+		return m.Theirs.Hospital
+	}
+	return ""
+}
+
 // RecordKind is payment or refund.
 func (m Mismatch) RecordKind() string {
 	if m.Ours != nil {
@@ -163,10 +129,38 @@ func (m Mismatch) RecordKind() string {
 // Tally is what a match counted: the records each side says moved money, the
 // matched pairs, and the sums in fen.
 type Tally struct {
-	OursCount, TheirsCount  int64
-	OursPay, OursRefund     int64
-	TheirsPay, TheirsRefund int64
-	Matched                 int64
+	OursCount    int64 `json:"ours_count"`
+	TheirsCount  int64 `json:"theirs_count"`
+	OursPay      int64 `json:"ours_pay"`
+	OursRefund   int64 `json:"ours_refund"`
+	TheirsPay    int64 `json:"theirs_pay"`
+	TheirsRefund int64 `json:"theirs_refund"`
+	Matched      int64 `json:"matched"`
+}
+
+// Tallies are a match's tallies by hospital ("" for records no side could
+// attribute).
+type Tallies map[string]*Tally
+
+// merge adds u to t.
+func (t *Tally) merge(u *Tally) {
+	t.OursCount += u.OursCount
+	t.TheirsCount += u.TheirsCount
+	t.OursPay += u.OursPay
+	t.OursRefund += u.OursRefund
+	t.TheirsPay += u.TheirsPay
+	t.TheirsRefund += u.TheirsRefund
+	t.Matched += u.Matched
+}
+
+// of returns hospital's tally, made on first use.
+func (ts Tallies) of(hospital string) *Tally {
+	t := ts[hospital]
+	if t == nil {
+		t = &Tally{}
+		ts[hospital] = t
+	}
+	return t
 }
 
 func (t *Tally) add(r *Record, ours bool) {
@@ -188,9 +182,21 @@ func (t *Tally) add(r *Record, ours bool) {
 // Match merges ours and theirs, both in (Kind, Key) order, and calls emit for
 // every mismatch in key order. Our records that are not done and that they do
 // not have either are no mismatch: nothing moved on either side. A key
-// repeated within one side is an error: keys are idempotency keys.
-func Match(ours, theirs Source, emit func(Mismatch) error) (Tally, error) {
-	var t Tally
+// repeated within one side is an error: keys are idempotency keys. The
+// tallies are by the records' hospital; a record of theirs paired with ours
+// takes our hospital when it has none.
+func Match(ours, theirs Source, emit func(Mismatch) error) (Tallies, error) {
+	ts := Tallies{}
+	// Records come in runs of one hospital or few: remember the last tally
+	// rather than look the map up for every record.
+	var lastHospital string
+	var last *Tally
+	tally := func(h string) *Tally {
+		if last == nil || h != lastHospital {
+			lastHospital, last = h, ts.of(h)
+		}
+		return last
+	}
 	next := func(s Source, name string, prev *Record) (Record, bool, error) {
 		r, ok, err := s.Next()
 		if err != nil || !ok {
@@ -207,11 +213,11 @@ func Match(ours, theirs Source, emit func(Mismatch) error) (Tally, error) {
 	}
 	o, oOK, err := next(ours, "our", nil)
 	if err != nil {
-		return t, err
+		return ts, err
 	}
 	th, tOK, err := next(theirs, "their", nil)
 	if err != nil {
-		return t, err
+		return ts, err
 	}
 	for oOK || tOK {
 		c := 0
@@ -227,49 +233,52 @@ func Match(ours, theirs Source, emit func(Mismatch) error) (Tally, error) {
 		advOurs, advTheirs := c <= 0, c >= 0
 		switch {
 		case c < 0:
-			t.add(&o, true)
+			tally(o.Hospital).add(&o, true)
 			if o.Done {
 				r := o
 				m = Mismatch{Kind: MissingTheirs, Ours: &r}
 			}
 		case c > 0:
-			t.add(&th, false)
+			tally(th.Hospital).add(&th, false)
 			if th.Done {
 				r := th
 				m = Mismatch{Kind: MissingOurs, Theirs: &r}
 			}
 		default:
-			t.add(&o, true)
-			t.add(&th, false)
+			if th.Hospital == "" {
+				th.Hospital = o.Hospital
+			}
+			tally(o.Hospital).add(&o, true)
+			tally(th.Hospital).add(&th, false)
 			r1, r2 := o, th
 			switch {
 			case th.Done && !o.Done:
 				m = Mismatch{Kind: StatusDiffers, Ours: &r1, Theirs: &r2}
 			case o.Done && !th.Done:
 				m = Mismatch{Kind: MissingTheirs, Ours: &r1, Theirs: &r2}
-			case o.Amount != th.Amount:
+			case o.Amount != th.Amount || o.Parts != th.Parts:
 				m = Mismatch{Kind: AmountDiffers, Ours: &r1, Theirs: &r2}
 			case o.Done:
-				t.Matched++
+				tally(o.Hospital).Matched++
 			}
 		}
 		if m.Kind != "" {
 			if err := emit(m); err != nil {
-				return t, err
+				return ts, err
 			}
 		}
 		if advOurs {
 			prev := o
 			if o, oOK, err = next(ours, "our", &prev); err != nil {
-				return t, err
+				return ts, err
 			}
 		}
 		if advTheirs {
 			prev := th
 			if th, tOK, err = next(theirs, "their", &prev); err != nil {
-				return t, err
+				return ts, err
 			}
 		}
 	}
-	return t, nil
+	return ts, nil
 }

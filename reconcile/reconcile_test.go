@@ -70,6 +70,20 @@ func billOf(rows ...paychannel.BillRow) func(context.Context, string) ([]paychan
 	}
 }
 
+// one is the single run a one-hospital day yields.
+func one(t testing.TB) func(runs []Run, err error) Run {
+	return func(runs []Run, err error) Run {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(runs) != 1 {
+			t.Fatalf("%d runs, want 1: %+v", len(runs), runs)
+		}
+		return runs[0]
+	}
+}
+
 func tx(t testing.TB, db *sqldb.DB, fn func(tx *sql.Tx)) {
 	t.Helper()
 	if err := db.Tx(context.Background(), func(tx *sql.Tx) error { fn(tx); return nil }); err != nil {
@@ -85,18 +99,18 @@ func TestMatchedDay(t *testing.T) {
 			addPayment(t, db, tx, "P2", 2500, ihos.LegDone, at(1), at(23).Add(59*time.Minute))
 			addPayment(t, db, tx, "P3", 700, ihos.LegFailed, at(10), time.Time{}) // never paid: on neither side
 			addPayment(t, db, tx, "P4", 300, ihos.LegDone, at(-3), at(-2))        // the day before
+			// Never completed: closed at the channel at its deadline (the cash
+			// leg reversed); on neither side, so no mismatch.
+			addPayment(t, db, tx, "P5", 900, ihos.LegReversed, at(10), time.Time{})
 			addRefund(t, db, tx, p1, "R1", 400, ihos.LegDone, at(11), at(12))
 		})
 		r := &Reconciler{DB: db}
-		run, err := r.RunChannel(ctx, day, billOf(paid("P1", 1000, at(9)), paid("P2", 2500, at(23)), refunded("P1", "R1", 400, at(12))))
-		if err != nil {
-			t.Fatal(err)
-		}
+		run := one(t)(r.RunChannel(ctx, day, billOf(paid("P1", 1000, at(9)), paid("P2", 2500, at(23)), refunded("P1", "R1", 400, at(12)))))
 		want := Tally{OursCount: 3, TheirsCount: 3, OursPay: 3500, OursRefund: 400, TheirsPay: 3500, TheirsRefund: 400, Matched: 3}
 		if run.Status != RunDone || run.Mismatches != 0 || run.Tally != want {
 			t.Fatalf("run = %+v, want done, no mismatches, tally %+v", run, want)
 		}
-		got, err := r.GetRun(ctx, day, Channel.Name)
+		got, err := r.GetRun(ctx, "", day, Channel.Name)
 		if err != nil || got.Tally != want || got.ID != run.ID || got.Status != RunDone {
 			t.Fatalf("GetRun = %+v, %v", got, err)
 		}
@@ -123,11 +137,8 @@ func TestMismatchKinds(t *testing.T) {
 			paid("POLDPENDING", 650, at(0)), paid("PYESTERDAY", 600, at(0)), paid("PSTRANGER", 300, at(9)),
 			refunded("PR", "RPENDING", 300, at(10)), refunded("PR", "RSTRANGER", 50, at(10)))
 		r := &Reconciler{DB: db}
-		run, err := r.RunChannel(ctx, day, bill)
-		if err != nil {
-			t.Fatal(err)
-		}
-		items, err := r.Items(ctx, run.ID)
+		run := one(t)(r.RunChannel(ctx, day, bill))
+		items, err := r.Items(ctx, run.ID, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +151,7 @@ func TestMismatchKinds(t *testing.T) {
 			"POLDPENDING": {StatusDiffers, "我方未支付而渠道已支付", "调用查询补记为已支付"},
 			"PYESTERDAY":  {OtherDay, "入账日期不一致", "跨日入账，核对两日账单，无需调账"},
 			"RPENDING":    {StatusDiffers, "我方未退款而渠道已退款", "调用退款查询补记为已退款"},
-			"RNOTTHEIRS":  {MissingTheirs, "我方有、渠道无", "查询渠道订单，确认未支付后关闭"},
+			"RNOTTHEIRS":  {MissingTheirs, "我方有、渠道无", "查询渠道退款单，未退款则重新发起退款"},
 			"RSTRANGER":   {MissingOurs, "渠道有、我方无", "按渠道流水补记或原路退款"},
 		}
 		if len(items) != len(wants) || run.Mismatches != int64(len(wants)) {
@@ -179,36 +190,31 @@ func TestRerunReplacesItems(t *testing.T) {
 			addPayment(t, db, tx, "PC", 700, ihos.LegDone, at(9), at(9))
 		})
 		r := &Reconciler{DB: db}
-		run1, err := r.RunChannel(ctx, day, billOf(paid("PA", 1000, at(9))))
-		if err != nil {
-			t.Fatal(err)
-		}
-		items, _ := r.Items(ctx, run1.ID)
+		run1 := one(t)(r.RunChannel(ctx, day, billOf(paid("PA", 1000, at(9)))))
+		items, _ := r.Items(ctx, run1.ID, false)
 		if len(items) != 2 {
 			t.Fatalf("first run: %d items, want 2", len(items))
 		}
 		var pb string
+		admin := ihos.WithActor(ctx, ihos.Actor{UserID: "u1", Username: "admin"})
 		for _, it := range items {
 			if it.Key == "PB" {
 				pb = it.ID
 			}
 		}
-		if err := r.Resolve(ctx, pb, "admin", "已在渠道后台确认未支付并关闭"); err != nil {
+		if err := r.Resolve(admin, pb, "", "已在渠道后台确认未支付并关闭"); err != nil {
 			t.Fatal(err)
 		}
-		if err := r.Resolve(ctx, pb, "admin", "again"); ihos.ErrorCode(err) != ihos.EConflict {
+		if err := r.Resolve(admin, pb, "", "again"); ihos.ErrorCode(err) != ihos.EConflict {
 			t.Errorf("second resolve: %v, want conflict", err)
 		}
 
 		// The same bill again: same run, the same two items (new rows), PB still resolved.
-		run2, err := r.RunChannel(ctx, day, billOf(paid("PA", 1000, at(9))))
-		if err != nil {
-			t.Fatal(err)
-		}
+		run2 := one(t)(r.RunChannel(ctx, day, billOf(paid("PA", 1000, at(9)))))
 		if run2.ID != run1.ID {
 			t.Errorf("re-run got a new run id %s, want %s", run2.ID, run1.ID)
 		}
-		items, _ = r.Items(ctx, run2.ID)
+		items, _ = r.Items(ctx, run2.ID, false)
 		if len(items) != 2 {
 			t.Fatalf("re-run: %d items, want 2", len(items))
 		}
@@ -222,13 +228,22 @@ func TestRerunReplacesItems(t *testing.T) {
 		}
 
 		// The corrected bill: the day is clean.
-		run3, err := r.RunChannel(ctx, day, billOf(paid("PA", 1000, at(9)), paid("PB", 500, at(9)), paid("PC", 700, at(9))))
-		if err != nil {
-			t.Fatal(err)
-		}
-		items, _ = r.Items(ctx, run3.ID)
+		run3 := one(t)(r.RunChannel(ctx, day, billOf(paid("PA", 1000, at(9)), paid("PB", 500, at(9)), paid("PC", 700, at(9)))))
+		items, _ = r.Items(ctx, run3.ID, false)
 		if len(items) != 0 || run3.Mismatches != 0 || run3.Tally.Matched != 3 {
 			t.Fatalf("corrected re-run: run %+v, items %+v", run3, items)
+		}
+		// The vanished items are kept as deleted (the replica follows), and
+		// a mismatch coming back is a new finding: no old resolution.
+		var deleted int
+		db.QueryRowContext(ctx, `SELECT COUNT(*) FROM reconcile_items WHERE run_id = ? AND deleted_at IS NOT NULL`, run3.ID).Scan(&deleted)
+		if deleted != 2 {
+			t.Errorf("%d deleted items, want 2", deleted)
+		}
+		run4 := one(t)(r.RunChannel(ctx, day, billOf(paid("PA", 1000, at(9)), paid("PC", 700, at(9)))))
+		items, _ = r.Items(ctx, run4.ID, false)
+		if len(items) != 1 || items[0].Key != "PB" || items[0].ResolvedBy != "" || !items[0].ResolvedAt.IsZero() {
+			t.Errorf("PB back: %+v", items)
 		}
 		var n int
 		db.QueryRowContext(ctx, `SELECT COUNT(*) FROM reconcile_runs`).Scan(&n)
@@ -248,7 +263,7 @@ func TestFailedBillMarksRunFailed(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	run, err := r.GetRun(ctx, day, Channel.Name)
+	run, err := r.GetRun(ctx, "", day, Channel.Name)
 	if err != nil || run.Status != RunFailed || run.LastError == "" {
 		t.Fatalf("run = %+v, %v", run, err)
 	}

@@ -178,31 +178,50 @@ func (c *Client) call(ctx context.Context, tx string, in, out any) (err error) {
 // Upload6201 uploads the fees of an order (6201) and returns the centre's
 // order id and token. OrgCodg is filled from the Client when empty.
 func (c *Client) Upload6201(ctx context.Context, in FeeUpload) (payOrdID, payToken string, err error) {
+	r, err := c.Upload(ctx, in)
+	return r.PayOrdID, r.PayToken, err
+}
+
+// Upload is Upload6201 returning the whole answer, with the pre-settlement
+// (ExtData.PreSetl) when the centre sent one; its amounts are checked
+// (fund + account + cash = total, and the total is the one uploaded).
+func (c *Client) Upload(ctx context.Context, in FeeUpload) (UploadResult, error) {
 	if in.OrgCodg == "" {
 		in.OrgCodg = c.OrgCodg
 	}
 	if in.PayAuthNo == "" {
-		return "", "", ihos.Errorf(ihos.EInvalid, "缺少医保移动支付授权码（payAuthNo），请患者先完成医保授权")
+		return UploadResult{}, ihos.Errorf(ihos.EInvalid, "缺少医保移动支付授权码（payAuthNo），请患者先完成医保授权")
 	}
 	if in.MedOrgOrd == "" {
-		return "", "", ihos.Errorf(ihos.EInvalid, "缺少医院订单号（medOrgOrd）")
+		return UploadResult{}, ihos.Errorf(ihos.EInvalid, "缺少医院订单号（medOrgOrd）")
 	}
 	var sum Yuan
 	for _, d := range in.FeeDetailList {
 		sum += d.DetItemFeeSumamt
 	}
 	if len(in.FeeDetailList) == 0 || sum != in.MedfeeSumamt {
-		return "", "", ihos.Errorf(ihos.EInvalid, "费用明细合计 %s 元与总金额 %s 元不一致",
+		return UploadResult{}, ihos.Errorf(ihos.EInvalid, "费用明细合计 %s 元与总金额 %s 元不一致",
 			ihos.FormatYuan(int64(sum)), ihos.FormatYuan(int64(in.MedfeeSumamt)))
 	}
 	var out UploadResult
 	if err := c.call(ctx, Tx6201, in, &out); err != nil {
-		return "", "", err
+		return UploadResult{}, err
 	}
 	if out.PayOrdID == "" || out.PayToken == "" {
-		return "", "", errUnavailable(errors.New("6201 answer without payOrdId or payToken"))
+		return UploadResult{}, errUnavailable(errors.New("6201 answer without payOrdId or payToken"))
 	}
-	return out.PayOrdID, out.PayToken, nil
+	if p := out.ExtData.PreSetl; p != nil {
+		err := checkAmounts(p.MedfeeSumamt, p.FundPaySumamt, p.AcctPay, p.PsnCashPay)
+		if err == nil && p.MedfeeSumamt != in.MedfeeSumamt {
+			err = &ihos.Error{Code: ihos.EConflict, Message: "医保结算金额不一致",
+				Err: fmt.Errorf("6201 pre-settlement total %s, uploaded %s", ihos.FormatYuan(int64(p.MedfeeSumamt)), ihos.FormatYuan(int64(in.MedfeeSumamt)))}
+		}
+		if err != nil {
+			c.logRefusal(ctx, "6201 pre-settlement refused", out.PayOrdID, err)
+			return UploadResult{}, err
+		}
+	}
+	return out, nil
 }
 
 // Order6202 places the payment order (6202). The result's State says what

@@ -104,10 +104,15 @@ type FeeDetail struct {
 	HospApprFlag     string `json:"hospApprFlag"`
 }
 
-// UploadResult is the output of 6201.
+// UploadResult is the output of 6201. ExtData.PreSetl, when the centre
+// sends it (public integrations show 6201 answering with the 2206
+// pre-settlement under extData, as 6202 does), is the split the patient is
+// shown before paying; a centre that leaves it out gives no split before
+// 6202.
 type UploadResult struct {
-	PayOrdID string `json:"payOrdId"`
-	PayToken string `json:"payToken"`
+	PayOrdID string   `json:"payOrdId"`
+	PayToken string   `json:"payToken"`
+	ExtData  OrderExt `json:"extData"`
 }
 
 // OrderRequest is the input of 6202 支付下单. OrgBizSer must be unique per

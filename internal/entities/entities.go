@@ -4,11 +4,14 @@
 package entities
 
 import (
+	"ihos/billpay"
 	"ihos/his"
+	"ihos/insurance/settle"
 	"ihos/internal/masterdata"
 	"ihos/internal/patients"
 	"ihos/invoicing"
 	"ihos/payments"
+	"ihos/reconcile"
 	"ihos/sync"
 )
 
@@ -21,6 +24,9 @@ func All() []sync.Entity {
 		his.Entities(),
 		payments.Entities(),
 		invoicing.Entities(),
+		reconcile.Entities(),
+		settle.Entities(),
+		billpay.Entities(),
 	} {
 		all = append(all, set...)
 	}

@@ -26,7 +26,12 @@
     last: now(),
     printing: false,
     printBack: 'home',
-    busy: false
+    busy: false,
+    selected: {}, // fee ids ticked on the fees screen
+    scanFor: '', // 'pay' while the scan screen reads a voucher to pay with
+    quote: null,
+    pay: null, // the payment on the screen: {id, view, polling, deadline}
+    paying: false // a payment screen that must not time out (waiting, printing)
   };
 
   function now() { return new Date().getTime(); }
@@ -49,7 +54,8 @@
 
   // ---- screens ----
 
-  var screens = ['unpaired', 'disabled', 'start', 'input', 'scan', 'home', 'visits', 'fees', 'reports', 'report', 'reprint', 'printing'];
+  var screens = ['unpaired', 'disabled', 'start', 'input', 'scan', 'home', 'visits', 'fees', 'reports', 'report', 'reprint', 'printing',
+    'payconfirm', 'payqr', 'payresult'];
 
   function show(name) {
     var i, el;
@@ -225,6 +231,7 @@
   }
 
   function startScan() {
+    state.scanFor = '';
     setText($('scan-error'), state.voucher ? '' : '医保电子凭证暂不可用，请使用身份证号或就诊号');
     show('scan');
   }
@@ -245,6 +252,7 @@
     setText($('patient-sex'), o.patient.sex ? '（' + o.patient.sex + '）' : '');
     setText($('count-visits'), o.visits.length);
     setText($('fee-total'), o.fee_total);
+    setText($('tile-fees-sub'), o.pay && o.fees.length ? '查看明细并缴费' : '查看费用明细');
     setText($('count-reports'), o.reports.length);
     setText($('count-tickets'), o.tickets.length);
     setText($('home-notice'), o.notice || '');
@@ -289,25 +297,92 @@
   }
 
   function renderFees() {
-    var tbody = $('fee-list'), o = state.overview, i, tr, f;
+    var tbody = $('fee-list'), o = state.overview, i, tr, f, kept = {};
     clear(tbody);
+    if (o.pay) { removeClass($('screen-fees'), 'nopay'); } else { addClass($('screen-fees'), 'nopay'); }
     if (o.fees.length === 0) {
       tr = make('tr');
       tr.appendChild(make('td', 'empty', '没有待缴费用'));
-      tr.firstChild.colSpan = 4;
+      tr.firstChild.colSpan = 5;
       tbody.appendChild(tr);
     }
     for (i = 0; i < o.fees.length; i++) {
       f = o.fees[i];
-      tr = make('tr');
-      tr.appendChild(make('td', '', f.item));
-      tr.appendChild(make('td', '', f.quantity));
-      tr.appendChild(make('td', '', f.date));
-      tr.appendChild(make('td', 'num', f.amount));
-      tbody.appendChild(tr);
+      if (f.fee_id && (state.selected[f.fee_id] || state.selected[f.fee_id] === undefined)) { kept[f.fee_id] = true; }
+      else if (f.fee_id) { kept[f.fee_id] = false; }
     }
-    setText($('fee-sum'), o.fee_total);
+    state.selected = kept;
+    for (i = 0; i < o.fees.length; i++) {
+      (function (f) {
+        var tr = make('tr', 'fee-row'), box = make('span', 'box');
+        tr.appendChild(make('td', 'check'));
+        if (f.fee_id) { tr.firstChild.appendChild(box); }
+        tr.appendChild(make('td', '', f.item));
+        tr.appendChild(make('td', '', f.quantity));
+        tr.appendChild(make('td', '', f.date));
+        tr.appendChild(make('td', 'num', f.amount));
+        tr.setAttribute('data-fee', f.fee_id || '');
+        if (o.pay && f.fee_id) {
+          on(tr, 'click', function () {
+            state.selected[f.fee_id] = !state.selected[f.fee_id];
+            feeSelection();
+          });
+        }
+        tbody.appendChild(tr);
+      })(o.fees[i]);
+    }
+    feeSelection();
     setText($('pay-hint'), o.fees.length ? o.pay_hint : '');
+  }
+
+  // yuan parses "12.30" into fen, and fen formats back: the page adds up
+  // the ticked fees without floating point surprises.
+  function fen(s) {
+    var p = String(s).split('.'), c = p.length > 1 ? (p[1] + '00').substring(0, 2) : '00';
+    return parseInt(p[0], 10) * 100 + parseInt(c, 10);
+  }
+  function yuan(n) {
+    var c = n % 100;
+    return Math.floor(n / 100) + '.' + (c < 10 ? '0' : '') + c;
+  }
+
+  function selectedFees() {
+    var o = state.overview, out = [], i;
+    for (i = 0; i < o.fees.length; i++) {
+      if (o.fees[i].fee_id && state.selected[o.fees[i].fee_id]) { out.push(o.fees[i]); }
+    }
+    return out;
+  }
+
+  function feeSelection() {
+    var o = state.overview, rows = $('fee-list').getElementsByTagName('tr'), i, id, sel, total = 0, n = 0, all = true, any = false;
+    for (i = 0; i < rows.length; i++) {
+      id = rows[i].getAttribute('data-fee');
+      if (!id) { continue; }
+      any = true;
+      if (o.pay && state.selected[id]) { addClass(rows[i], 'sel'); } else { removeClass(rows[i], 'sel'); all = false; }
+    }
+    if (all && any) { addClass($('fee-all'), 'on'); } else { removeClass($('fee-all'), 'on'); }
+    if (!o.pay) {
+      setText($('fee-count'), '');
+      setText($('fee-sum'), o.fee_total);
+      return;
+    }
+    sel = selectedFees();
+    for (i = 0; i < sel.length; i++) { total += fen(sel[i].amount); n++; }
+    setText($('fee-count'), '已选 ' + n + ' 项　');
+    setText($('fee-sum'), yuan(total));
+    $('pay-insurance').disabled = n === 0;
+    $('pay-self').disabled = n === 0;
+  }
+
+  function toggleAll() {
+    var o = state.overview, i, all = hasClass($('fee-all'), 'on');
+    if (!o || !o.pay) { return; }
+    for (i = 0; i < o.fees.length; i++) {
+      if (o.fees[i].fee_id) { state.selected[o.fees[i].fee_id] = !all; }
+    }
+    feeSelection();
   }
 
   function renderReports() {
@@ -441,10 +516,240 @@
     });
   }
 
+  // ---- paying ----
+
+  function feeIDs() {
+    var sel = selectedFees(), out = [], i;
+    for (i = 0; i < sel.length; i++) { out.push(sel[i].fee_id); }
+    return out;
+  }
+
+  function payInsurance() {
+    if (selectedFees().length === 0) { return; }
+    state.scanFor = 'pay';
+    setText($('scan-error'), '');
+    show('scan');
+  }
+
+  // quote asks for the split of the ticked fees: with the e-voucher the
+  // insurance pre-settles them, without it everything is self-paid.
+  function quote(ecToken, errorEl) {
+    if (state.busy) { return; }
+    state.busy = true;
+    setText(errorEl, ecToken ? '正在进行医保预结算，请稍候…' : '正在计算费用，请稍候…');
+    request('POST', '/kiosk/api/pay/quote', { fee_ids: feeIDs(), ec_token: ecToken }, function (err, q) {
+      state.busy = false;
+      if (errorEl === $('pay-hint')) { restoreHint(); } else { setText(errorEl, ''); }
+      if (err) {
+        if (failed(err)) { return; }
+        if (err.status === 409) { refreshOverview(); show('fees'); }
+        if (state.screen === 'scan') { setText(errorEl, err.message); } else { message(err.message); }
+        return;
+      }
+      state.quote = q;
+      renderQuote(q);
+      show('payconfirm');
+    });
+  }
+
+  function restoreHint() {
+    var o = state.overview;
+    setText($('pay-hint'), o && o.fees.length ? o.pay_hint : '');
+  }
+
+  function renderQuote(q) {
+    setText($('confirm-what'), '费用合计（' + q.count + ' 项）');
+    setText($('confirm-total'), q.total);
+    setText($('confirm-fund'), q.fund);
+    setText($('confirm-account'), q.account);
+    setText($('confirm-cash'), q.cash);
+    if (q.insurance) { removeClass($('confirm-fund-row'), 'off'); removeClass($('confirm-account-row'), 'off'); }
+    else { addClass($('confirm-fund-row'), 'off'); addClass($('confirm-account-row'), 'off'); }
+    setText($('confirm-note'), q.insurance ? (q.cash === '0.00' ? '医保结算后无需自付' : '医保结算后，自付部分请用微信扫码支付') : '全自费，请用微信扫码支付');
+    setText($('confirm-error'), '');
+  }
+
+  function payConfirm() {
+    if (state.busy || !state.quote) { return; }
+    state.busy = true;
+    state.paying = true;
+    setText($('confirm-error'), '正在提交，请稍候…');
+    request('POST', '/kiosk/api/pay', { quote_id: state.quote.quote_id }, function (err, v) {
+      state.busy = false;
+      if (err) {
+        state.paying = false;
+        if (!failed(err)) { setText($('confirm-error'), err.message); }
+        return;
+      }
+      setText($('confirm-error'), '');
+      state.quote = null;
+      state.pay = { id: v.payment_id, view: null, qr: '', deadline: 0, polling: false };
+      payUpdate(v);
+    });
+  }
+
+  function payActive() {
+    return !!(state.pay && state.pay.view && (state.pay.view.status === 'paying' || state.pay.view.status === 'cancelling'));
+  }
+
+  // payUpdate shows where the payment stands and polls until nothing more
+  // will happen: paid and both tickets printed (or given up), or ended.
+  function payUpdate(v) {
+    var p = state.pay, cont = false;
+    if (!p || v.payment_id !== p.id) { return; }
+    p.view = v;
+    if (v.status === 'paying' && v.qr) {
+      if (p.qr !== v.qr) { p.qr = v.qr; $('pay-qr').src = v.qr; }
+      p.deadline = now() + v.expires_in * 1000;
+      setText($('qr-cash'), v.cash);
+      setText($('qr-split'), v.fund !== '0.00' || v.account !== '0.00' ?
+        '费用合计 ￥' + v.total + '，医保基金 ￥' + v.fund + '，个人账户 ￥' + v.account : '费用合计 ￥' + v.total);
+      countdown();
+      state.paying = true;
+      if (state.screen !== 'payqr') { show('payqr'); }
+      cont = true;
+    } else if (v.status === 'paying' || v.status === 'cancelling') {
+      resultScreen(v.status === 'cancelling' ? '正在取消支付…' : '正在确认支付结果…', v.message || '请稍候', false);
+      // Waiting without a QR code (the insurance settling, the channel slow
+      // to answer): the patient may give up rather than wait for the countdown.
+      if (v.status === 'paying') { removeClass($('result-cancel'), 'off-none'); }
+      cont = true;
+    } else if (v.status === 'paid') {
+      if (!p.paidAt) { p.paidAt = now(); }
+      cont = paidScreen(v, now() - p.paidAt > 60000);
+    } else {
+      resultScreen(v.status === 'cancelled' ? '支付已取消' : '支付未完成', v.message || '', true, 'fail');
+    }
+    // The idle timeout waits while money or the receipt is under way; the
+    // e-invoice is worth waiting for only while somebody is there.
+    state.paying = v.status === 'paid' ? !!p.hold : cont;
+    if (cont && !p.polling) {
+      p.polling = true;
+      setTimeout(function () { p.polling = false; pollPay(); }, 1500);
+    }
+  }
+
+  // paidScreen shows a paid payment's prints and reports whether to keep
+  // polling; late: the receipt has been waited for long enough.
+  function paidScreen(v, late) {
+    var receipt = '', invoice = '', more = true, done;
+    switch (v.receipt) {
+      case 'printed': receipt = '缴费凭条已打印，请取走'; break;
+      case 'failed': receipt = '缴费凭条打印失败' + (v.receipt_message ? '（' + v.receipt_message + '）' : '') + '，请到人工窗口打印'; break;
+      case 'none': receipt = v.receipt_message || '缴费凭条未能打印，请到人工窗口打印'; break;
+      default:
+        receipt = late ? '打印机暂时无法出票' + (v.receipt_message ? '（' + v.receipt_message + '）' : '') + '，请到人工窗口打印凭条' :
+          '正在打印凭条…' + (v.receipt_message ? '（' + v.receipt_message + '）' : '');
+    }
+    switch (v.invoice) {
+      case 'printed': invoice = '电子票据已打印'; break;
+      case 'failed': invoice = '电子票据打印失败，请到人工窗口打印'; break;
+      case 'none': invoice = v.invoice_message || '电子票据稍后可在手机上查看'; break;
+      case 'pending': invoice = '正在打印电子票据…'; break;
+      default: invoice = '正在开具电子票据…（也可点“完成”离开，电子票据稍后可在手机上查看）';
+    }
+    done = v.receipt === 'printed' || v.receipt === 'failed' || v.receipt === 'none' || late;
+    state.pay.hold = !done;
+    if (done && (v.invoice === 'printed' || v.invoice === 'failed' || v.invoice === 'none')) {
+      more = false;
+    }
+    resultScreen('支付成功', '已支付 ￥' + v.total + '（医保基金 ￥' + v.fund + '，个人账户 ￥' + v.account + '，自付 ￥' + v.cash + '）',
+      done, 'ok');
+    setText($('result-receipt'), receipt);
+    setText($('result-invoice'), invoice);
+    return more;
+  }
+
+  function resultScreen(title, detail, done, mark) {
+    addClass($('result-cancel'), 'off-none');
+    setText($('result-title'), title);
+    setText($('result-detail'), detail);
+    if (!mark || mark === 'fail') {
+      setText($('result-receipt'), '');
+      setText($('result-invoice'), '');
+    }
+    $('result-done').disabled = !done;
+    if (done) { removeClass($('result-done'), 'off-none'); } else { addClass($('result-done'), 'off-none'); }
+    removeClass($('result-mark'), 'ok');
+    removeClass($('result-mark'), 'fail');
+    if (mark) {
+      addClass($('result-spinner'), 'off');
+      removeClass($('result-mark'), 'off');
+      addClass($('result-mark'), mark);
+      setText($('result-mark'), mark === 'ok' ? '✓' : '!');
+    } else {
+      removeClass($('result-spinner'), 'off');
+      addClass($('result-mark'), 'off');
+    }
+    state.last = now();
+    if (state.screen !== 'payresult') { show('payresult'); }
+  }
+
+  function pollPay() {
+    var p = state.pay;
+    if (!p || !state.session) { return; }
+    request('GET', '/kiosk/api/pay/' + encodeURIComponent(p.id), null, function (err, v) {
+      if (state.pay !== p) { return; }
+      if (err) {
+        if (failed(err)) { return; }
+        // A lost answer: ask again; the server keeps the payment's state.
+        if (!p.polling) {
+          p.polling = true;
+          setTimeout(function () { p.polling = false; pollPay(); }, 3000);
+        }
+        return;
+      }
+      payUpdate(v);
+    });
+  }
+
+  function countdown() {
+    var p = state.pay, left, m, sec;
+    if (!p || state.screen !== 'payqr') { return; }
+    left = Math.max(0, Math.ceil((p.deadline - now()) / 1000));
+    m = Math.floor(left / 60);
+    sec = left % 60;
+    setText($('qr-countdown'), m + ':' + (sec < 10 ? '0' : '') + sec);
+    if (left === 0) { payCancel('支付超时，正在取消…'); }
+  }
+
+  function payCancel(text) {
+    var p = state.pay;
+    if (!p || p.cancelling) { return; }
+    p.cancelling = true;
+    resultScreen(text || '正在取消支付…', '请稍候', false);
+    request('POST', '/kiosk/api/pay/' + encodeURIComponent(p.id) + '/cancel', {}, function (err, v) {
+      p.cancelling = false;
+      if (state.pay !== p) { return; }
+      if (err) {
+        if (!failed(err)) { resultScreen('未能取消支付', err.message, true, 'fail'); }
+        return;
+      }
+      payUpdate(v);
+    });
+  }
+
+  function payDone() {
+    state.pay = null;
+    state.paying = false;
+    state.selected = {};
+    refreshOverview();
+    show(state.session ? 'fees' : 'start');
+  }
+
   // ---- leaving ----
 
   // reset goes back to the start screen and ends the patient's session.
   function reset() {
+    if (state.pay && payActive()) {
+      // The patient left with a payment open: nobody may pay its QR code later.
+      request('POST', '/kiosk/api/pay/' + encodeURIComponent(state.pay.id) + '/cancel', {}, function () {});
+    }
+    state.pay = null;
+    state.quote = null;
+    state.paying = false;
+    state.selected = {};
+    state.scanFor = '';
     if (state.session) {
       request('POST', '/kiosk/api/logout', {}, function () {});
     }
@@ -473,7 +778,11 @@
     // Beijing time (UTC+8, no summer time) whatever zone the device is set to.
     var d = new Date(now() + 8 * 3600 * 1000), hh = d.getUTCHours(), mm = d.getUTCMinutes(), left;
     setText($('clock'), (d.getUTCMonth() + 1) + '月' + d.getUTCDate() + '日 ' + (hh < 10 ? '0' : '') + hh + ':' + (mm < 10 ? '0' : '') + mm);
-    if (state.screen === 'unpaired' || state.screen === 'disabled' || state.screen === 'start' || state.printing) {
+    if (state.screen === 'payqr') {
+      countdown(); // the payment's own countdown replaces the idle timeout here
+      return;
+    }
+    if (state.screen === 'unpaired' || state.screen === 'disabled' || state.screen === 'start' || state.printing || state.paying) {
       return;
     }
     left = Math.ceil(state.idle - (now() - state.last) / 1000);
@@ -507,13 +816,17 @@
     on($('by-voucher'), 'click', startScan);
     on($('input-back'), 'click', function () { show('start'); });
     on($('input-submit'), 'click', inputSubmit);
-    on($('scan-back'), 'click', function () { show('start'); });
+    on($('scan-back'), 'click', function () { show(state.scanFor === 'pay' && state.session ? 'fees' : 'start'); });
     on($('scan-input'), 'keydown', function (e) {
       var v;
       if (e.keyCode !== 13) { return; }
       e.preventDefault();
       v = $('scan-input').value;
       $('scan-input').value = '';
+      if (state.scanFor === 'pay') {
+        if (v.replace(/\s+/g, '') !== '') { quote(v, $('scan-error')); }
+        return;
+      }
       if (!state.voucher) { return; }
       identify('voucher', v, $('scan-error'));
     });
@@ -522,6 +835,14 @@
     });
     on($('tile-visits'), 'click', function () { show('visits'); });
     on($('tile-fees'), 'click', function () { show('fees'); });
+    on($('fee-all-head'), 'click', toggleAll);
+    on($('pay-insurance'), 'click', payInsurance);
+    on($('pay-self'), 'click', function () { if (selectedFees().length) { quote('', $('pay-hint')); } });
+    on($('confirm-back'), 'click', function () { state.quote = null; show('fees'); });
+    on($('confirm-pay'), 'click', payConfirm);
+    on($('qr-cancel'), 'click', function () { payCancel(); });
+    on($('result-done'), 'click', payDone);
+    on($('result-cancel'), 'click', function () { payCancel(); });
     on($('tile-reports'), 'click', function () { show('reports'); });
     on($('tile-reprint'), 'click', function () { show('reprint'); });
     for (i = 0; i < backs.length; i++) { on(backs[i], 'click', function () { show('home'); }); }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"ihos/internal/simulate"
@@ -57,6 +58,9 @@ func (s *Sim) authenticate(r *http.Request, body []byte) (Merchant, string) {
 	if !ok {
 		return Merchant{}, "商户号 " + a.MchID + " 未开通"
 	}
+	if a.Scheme != m.scheme() {
+		return Merchant{}, "认证类型 " + a.Scheme + " 与商户证书的算法不符，应为 " + m.scheme()
+	}
 	if a.SerialNo != m.SerialNo {
 		return Merchant{}, "商户证书序列号 " + a.SerialNo + " 不正确"
 	}
@@ -81,7 +85,7 @@ func (s *Sim) api(op string, h apiHandler) http.Handler {
 		m, bad := s.authenticate(r, body)
 		if bad != "" {
 			s.count(op + "_sign_error")
-			s.writeSigned(w, apiError(http.StatusUnauthorized, paychannel.CodeSignError, bad))
+			s.writeSigned(w, r, apiError(http.StatusUnauthorized, paychannel.CodeSignError, bad))
 			return
 		}
 		mode := s.Mode()
@@ -92,7 +96,7 @@ func (s *Sim) api(op string, h apiHandler) http.Handler {
 		switch f {
 		case FaultError:
 			s.count(op + "_fault")
-			s.writeSigned(w, apiError(http.StatusInternalServerError, paychannel.CodeSystemError, "系统错误，请稍后重试（模拟故障）"))
+			s.writeSigned(w, r, apiError(http.StatusInternalServerError, paychannel.CodeSystemError, "系统错误，请稍后重试（模拟故障）"))
 			return
 		case FaultDrop:
 			s.count(op + "_fault")
@@ -109,13 +113,13 @@ func (s *Sim) api(op string, h apiHandler) http.Handler {
 		switch f {
 		case FaultErrorAfter:
 			s.count(op + "_fault")
-			s.writeSigned(w, apiError(http.StatusInternalServerError, paychannel.CodeSystemError, "系统错误，请稍后重试（模拟故障，请求已处理）"))
+			s.writeSigned(w, r, apiError(http.StatusInternalServerError, paychannel.CodeSystemError, "系统错误，请稍后重试（模拟故障，请求已处理）"))
 		case FaultTimeoutAfter:
 			s.count(op + "_fault")
 			simulate.Wait(r, 30*time.Second)
 			drop(w)
 		default:
-			s.writeSigned(w, a)
+			s.writeSigned(w, r, a)
 		}
 	})
 }
@@ -131,8 +135,17 @@ func drop(w http.ResponseWriter) {
 	panic(http.ErrAbortHandler)
 }
 
-// writeSigned writes an answer with the platform's signature headers.
-func (s *Sim) writeSigned(w http.ResponseWriter, a answer) {
+// requestScheme is the algorithm to answer r in: the channel answers a
+// WECHATPAY2-SM2-WITH-SM3 request with SM2, anything else with RSA.
+func requestScheme(r *http.Request) string {
+	if strings.HasPrefix(r.Header.Get("Authorization"), paychannel.AuthSchemeSM2+" ") {
+		return paychannel.AuthSchemeSM2
+	}
+	return paychannel.AuthScheme
+}
+
+// writeSigned writes an answer to r with the platform's signature headers.
+func (s *Sim) writeSigned(w http.ResponseWriter, r *http.Request, a answer) {
 	var b []byte
 	if a.body != nil {
 		var err error
@@ -141,7 +154,7 @@ func (s *Sim) writeSigned(w http.ResponseWriter, a answer) {
 			b, _ = json.Marshal(a.body)
 		}
 	}
-	s.signHeaders(w.Header(), b)
+	s.signHeaders(w.Header(), requestScheme(r), b)
 	if b != nil {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	}
@@ -149,17 +162,20 @@ func (s *Sim) writeSigned(w http.ResponseWriter, a answer) {
 	w.Write(b)
 }
 
-// signHeaders sets the Wechatpay-* headers for body.
-func (s *Sim) signHeaders(h http.Header, body []byte) {
+// signHeaders sets the Wechatpay-* headers for body, signed with the
+// platform key of scheme.
+func (s *Sim) signHeaders(h http.Header, scheme string, body []byte) {
+	p := s.platform(scheme)
 	ts := strconv.FormatInt(s.cfg.Now().Unix(), 10)
 	nonce := paychannel.NewNonce()
-	sig, err := paychannel.Sign(s.key, paychannel.ResponseMessage(ts, nonce, body))
+	sig, err := paychannel.Sign(p.key, paychannel.ResponseMessage(ts, nonce, body))
 	if err != nil {
 		s.log.Error("sign answer", "err", err)
 	}
 	h.Set(paychannel.HeaderTimestamp, ts)
 	h.Set(paychannel.HeaderNonce, nonce)
 	h.Set(paychannel.HeaderSignature, sig)
-	h.Set(paychannel.HeaderSerial, s.serial)
+	h.Set(paychannel.HeaderSerial, p.serial)
+	h.Set(paychannel.HeaderSignatureType, scheme)
 	h.Set(paychannel.HeaderRequestID, fmt.Sprintf("%s-%d", nonce[:8], time.Now().UnixNano()))
 }

@@ -106,14 +106,14 @@ func (s *Sim) billDownload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, bad := s.authenticate(r, body); bad != "" {
-		s.writeSigned(w, apiError(http.StatusUnauthorized, paychannel.CodeSignError, bad))
+		s.writeSigned(w, r, apiError(http.StatusUnauthorized, paychannel.CodeSignError, bad))
 		return
 	}
 	s.mu.Lock()
 	file, ok := s.bills[r.URL.Query().Get("token")]
 	s.mu.Unlock()
 	if !ok {
-		s.writeSigned(w, apiError(http.StatusNotFound, paychannel.CodeResourceMissing, "下载链接无效或已过期"))
+		s.writeSigned(w, r, apiError(http.StatusNotFound, paychannel.CodeResourceMissing, "下载链接无效或已过期"))
 		return
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")

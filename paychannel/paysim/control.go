@@ -147,12 +147,18 @@ func (s *Sim) Pay(mchid, outTradeNo, result string) (paychannel.Transaction, err
 func (s *Sim) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /control", s.controlState)
 	mux.HandleFunc("GET /control/platform", func(w http.ResponseWriter, r *http.Request) {
-		simulate.JSON(w, http.StatusOK, map[string]string{"serial_no": s.serial, "certificate": string(s.PlatformCertPEM()),
-			"public_key": string(paychannel.MarshalPublicKeyPEM(&s.key.PublicKey))})
+		simulate.JSON(w, http.StatusOK, map[string]string{"serial_no": s.rsa.serial, "certificate": string(s.PlatformCertPEM()),
+			"public_key":    string(paychannel.MarshalPublicKeyPEM(s.rsa.key.Public())),
+			"sm2_serial_no": s.sm2.serial, "sm2_certificate": string(s.PlatformSM2CertPEM()),
+			"sm2_public_key": string(paychannel.MarshalPublicKeyPEM(s.sm2.key.Public()))})
 	})
 	mux.HandleFunc("GET /control/platform.pem", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-pem-file")
 		w.Write(s.PlatformCertPEM())
+	})
+	mux.HandleFunc("GET /control/platform-sm2.pem", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		w.Write(s.PlatformSM2CertPEM())
 	})
 	mux.HandleFunc("POST /control/merchant", s.controlMerchant)
 	mux.HandleFunc("POST /control/mode", func(w http.ResponseWriter, r *http.Request) {
@@ -210,12 +216,13 @@ func (s *Sim) controlState(w http.ResponseWriter, r *http.Request) {
 	}
 	orders, refunds := len(s.orders), len(s.refunds)
 	s.mu.Unlock()
-	simulate.JSON(w, http.StatusOK, map[string]any{"url": s.url, "platform_serial": s.serial, "mode": s.Mode(),
+	simulate.JSON(w, http.StatusOK, map[string]any{"url": s.url, "platform_serial": s.rsa.serial, "platform_sm2_serial": s.sm2.serial, "mode": s.Mode(),
 		"merchants": mchids, "orders": orders, "refunds": refunds, "counters": counts})
 }
 
 // controlMerchant registers a merchant: {"mchid", "appid", "serial_no",
-// "public_key" (PEM), "apiv3_key" (32 characters)}.
+// "public_key" (PEM, RSA or SM2), "apiv3_key" (32 characters)}. The answer's
+// platform_serial is the platform certificate of the key's algorithm.
 func (s *Sim) controlMerchant(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		MchID     string `json:"mchid"`
@@ -237,7 +244,7 @@ func (s *Sim) controlMerchant(w http.ResponseWriter, r *http.Request) {
 		simulate.Message(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	simulate.JSON(w, http.StatusOK, map[string]string{"mchid": in.MchID, "platform_serial": s.serial})
+	simulate.JSON(w, http.StatusOK, map[string]string{"mchid": in.MchID, "platform_serial": s.platform(paychannel.SchemeOf(pub)).serial})
 }
 
 func pemCert(der []byte) []byte {

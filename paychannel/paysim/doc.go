@@ -12,7 +12,13 @@
 //     five minutes and a SHA256withRSA signature over method, path and
 //     query, timestamp, nonce and body. A failure is HTTP 401 SIGN_ERROR.
 //     Every answer (errors too) carries Wechatpay-Timestamp, -Nonce,
-//     -Signature and -Serial, signed with the platform key.
+//     -Signature, -Serial and -Signature-Type, signed with the platform key.
+//   - The 国密 option: a merchant registered with an SM2 public key must sign
+//     WECHATPAY2-SM2-WITH-SM3 (SM2 with SM3, user id 1234567812345678); its
+//     answers and notifies are signed with the platform's SM2 key (its own
+//     certificate and serial) and its notifies encrypted AEAD_SM4_GCM under
+//     the first 128 bits of SM3(APIv3 key). An answer is in the algorithm of
+//     the request's Authorization.
 //   - Creates JSAPI (prepay_id) and Native (code_url) orders. out_trade_no
 //     is the idempotency key: the same order again (same type, total,
 //     description, openid) returns the same prepay_id / code_url; anything
@@ -48,14 +54,15 @@
 //
 // Control API (unsigned; never on a production network): GET /control
 // (mode, counters), GET /control/platform ({serial_no, certificate,
-// public_key}, PEM), GET /control/platform.pem (the certificate alone, the
-// "platform_cert_url" of the demo credentials), POST /control/merchant
-// ({mchid, appid, serial_no, public_key PEM, apiv3_key}), POST
+// public_key} and the same with sm2_ for the SM2 platform key, PEM), GET
+// /control/platform.pem and /control/platform-sm2.pem (a certificate alone,
+// the "platform_cert_url" of the demo credentials), POST /control/merchant
+// ({mchid, appid, serial_no, public_key PEM (RSA or SM2), apiv3_key}), POST
 // /control/mode (a Mode as JSON), POST /control/pay ({out_trade_no,
 // mchid?, result?}), GET /control/notifies (the last notify attempts).
 //
-// The platform key is generated at first start, never read from the repo.
-// With Config.DBPath everything (platform key, merchants, orders, refunds)
+// The platform keys are generated at first start, never read from the repo.
+// With Config.DBPath everything (platform keys, merchants, orders, refunds)
 // is kept in that SQLite file and survives restarts; without it, state
 // lives as long as the process.
 package paysim

@@ -41,7 +41,8 @@ func (s *Sim) notify(m Merchant, url, event, summary, originalType string, paylo
 		s.log.Error("notify payload", "err", err)
 		return
 	}
-	res, err := paychannel.EncryptResource(m.APIv3Key, originalType, originalType, plain)
+	scheme := m.scheme()
+	res, err := paychannel.EncryptResourceWith(paychannel.ResourceAlgorithm(scheme), m.APIv3Key, originalType, originalType, plain)
 	if err != nil {
 		s.log.Error("notify encrypt", "mchid", m.MchID, "err", err)
 		return
@@ -51,8 +52,8 @@ func (s *Sim) notify(m Merchant, url, event, summary, originalType string, paylo
 	body, _ := json.Marshal(nb)
 	first := 0
 	if sync && mode.NotifyDelayMS == 0 {
-		if s.deliver(url, nb, body, 1, false) {
-			s.later(0, func() { s.duplicates(url, nb, body, mode.DuplicateNotify) })
+		if s.deliver(scheme, url, nb, body, 1, false) {
+			s.later(0, func() { s.duplicates(scheme, url, nb, body, mode.DuplicateNotify) })
 			return
 		}
 		first = 1
@@ -68,8 +69,8 @@ func (s *Sim) notify(m Merchant, url, event, summary, originalType string, paylo
 					return
 				}
 			}
-			if s.deliver(url, nb, body, i+1, false) {
-				s.duplicates(url, nb, body, mode.DuplicateNotify)
+			if s.deliver(scheme, url, nb, body, i+1, false) {
+				s.duplicates(scheme, url, nb, body, mode.DuplicateNotify)
 				return
 			}
 		}
@@ -78,25 +79,26 @@ func (s *Sim) notify(m Merchant, url, event, summary, originalType string, paylo
 	})
 }
 
-func (s *Sim) duplicates(url string, nb paychannel.NotifyBody, body []byte, n int) {
+func (s *Sim) duplicates(scheme, url string, nb paychannel.NotifyBody, body []byte, n int) {
 	for i := 0; i < n; i++ {
 		select {
 		case <-s.quit:
 			return
 		default:
 		}
-		s.deliver(url, nb, body, i+2, true)
+		s.deliver(scheme, url, nb, body, i+2, true)
 	}
 }
 
-// deliver makes one attempt; true when the merchant answered 2xx.
-func (s *Sim) deliver(url string, nb paychannel.NotifyBody, body []byte, attempt int, dup bool) bool {
+// deliver makes one attempt, signed with the platform key of scheme; true
+// when the merchant answered 2xx.
+func (s *Sim) deliver(scheme, url string, nb paychannel.NotifyBody, body []byte, attempt int, dup bool) bool {
 	rec := NotifyAttempt{At: s.cfg.Now().UTC(), ID: nb.ID, EventType: nb.EventType, URL: url, Attempt: attempt, Duplicate: dup}
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if err == nil {
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("User-Agent", "Mozilla/4.0 (ihos pay-sim notify)")
-		s.signHeaders(req.Header, body)
+		s.signHeaders(req.Header, scheme, body)
 		var resp *http.Response
 		if resp, err = s.notifyHC.Do(req); err == nil {
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))

@@ -2,9 +2,10 @@ package paysim
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
@@ -13,8 +14,12 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/emmansun/gmsm/sm2"
+	"github.com/emmansun/gmsm/smx509"
 
 	"ihos/internal/simulate"
 	"ihos/paychannel"
@@ -23,9 +28,12 @@ import (
 // Config configures a simulator.
 type Config struct {
 	HTTPAddr string // default "127.0.0.1:0"
-	// PlatformKey is the channel's signing key; nil means the one kept in
-	// DBPath, or a new one generated at start. It is never read from the repo.
-	PlatformKey *rsa.PrivateKey
+	// PlatformKey is the channel's RSA signing key; nil means the one kept
+	// in DBPath, or a new one generated at start. It is never read from the
+	// repo. PlatformSM2Key is its SM2 key, for merchants whose API key is
+	// SM2 (国密), likewise.
+	PlatformKey    *rsa.PrivateKey
+	PlatformSM2Key *sm2.PrivateKey
 	// Merchants are the merchants the channel knows from the start; more
 	// can be registered with AddMerchant or POST /control/merchant.
 	Merchants []Merchant
@@ -50,13 +58,26 @@ var DefaultNotifyRetry = []time.Duration{0, time.Second, 2 * time.Second, 4 * ti
 
 // Merchant is a merchant the channel knows: requests with MchID must be
 // signed by the private key of PublicKey and name SerialNo; notifies to it
-// are encrypted with APIv3Key.
+// are encrypted with APIv3Key. PublicKey is RSA (*rsa.PublicKey) or SM2 (an
+// *ecdsa.PublicKey on the SM2 curve, the 国密 option): requests must then
+// be WECHATPAY2-SM2-WITH-SM3, and answers and notifies are signed with the
+// platform's SM2 key and notifies encrypted with AEAD_SM4_GCM.
 type Merchant struct {
 	MchID     string
 	AppID     string
 	SerialNo  string
-	PublicKey *rsa.PublicKey
+	PublicKey crypto.PublicKey
 	APIv3Key  []byte
+}
+
+// scheme is the merchant's authentication type.
+func (m Merchant) scheme() string { return paychannel.SchemeOf(m.PublicKey) }
+
+// platformKey is one of the channel's signing keys with its certificate.
+type platformKey struct {
+	key     crypto.Signer
+	certDER []byte
+	serial  string
 }
 
 // Sim is a running payment channel simulator.
@@ -67,9 +88,8 @@ type Sim struct {
 	srv      *simulate.Server
 	quit     chan struct{} // closed by Close: notify retries and timers stop
 	bg       sync.WaitGroup
-	key      *rsa.PrivateKey
-	certDER  []byte
-	serial   string
+	rsa      platformKey // signs answers to RSA requests and notifies to RSA merchants
+	sm2      platformKey // the same for SM2 (国密) merchants
 	store    *store
 	notifyHC *http.Client
 
@@ -142,79 +162,121 @@ func Start(ctx context.Context, cfg Config) (*Sim, error) {
 	}
 	s.url = "http://" + l.Addr().String()
 	s.srv = simulate.Serve(l, s.routes(), s.log)
-	s.log.Info("payment channel simulator started", "url", s.url, "platform_serial", s.serial, "db", cfg.DBPath,
+	s.log.Info("payment channel simulator started", "url", s.url, "platform_serial", s.rsa.serial, "platform_sm2_serial", s.sm2.serial, "db", cfg.DBPath,
 		"orders", len(s.orders), "refunds", len(s.refunds))
 	return s, nil
 }
 
-// initPlatform sets the platform key and its self-signed certificate:
+// initPlatform sets the platform keys and their self-signed certificates:
 // from the config, from the database, or new.
 func (s *Sim) initPlatform(ctx context.Context) error {
-	if s.cfg.PlatformKey == nil && s.store != nil {
-		key, der, err := s.store.platform(ctx)
+	var err error
+	if s.rsa, err = s.platformKey(ctx, "platform", s.cfg.PlatformKey, func() (crypto.Signer, error) {
+		return rsa.GenerateKey(rand.Reader, 2048)
+	}); err != nil {
+		return err
+	}
+	s.sm2, err = s.platformKey(ctx, "platform-sm2", s.cfg.PlatformSM2Key, func() (crypto.Signer, error) {
+		return sm2.GenerateKey(rand.Reader)
+	})
+	return err
+}
+
+// platformKey returns the platform key stored under name: the configured
+// one (given must be a nil pointer otherwise), the stored one, or a new one.
+func (s *Sim) platformKey(ctx context.Context, name string, given crypto.Signer, generate func() (crypto.Signer, error)) (platformKey, error) {
+	key := given
+	if k, ok := key.(*rsa.PrivateKey); ok && k == nil {
+		key = nil
+	}
+	if k, ok := key.(*sm2.PrivateKey); ok && k == nil {
+		key = nil
+	}
+	if key == nil && s.store != nil {
+		k, der, err := s.store.platform(ctx, name)
 		if err != nil {
-			return err
+			return platformKey{}, err
 		}
-		if key != nil {
-			return s.setPlatform(key, der)
+		if k != nil {
+			return newPlatformKey(k, der)
 		}
 	}
-	key := s.cfg.PlatformKey
 	if key == nil {
 		var err error
-		if key, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-			return err
+		if key, err = generate(); err != nil {
+			return platformKey{}, err
 		}
 	}
 	sn, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 159))
 	now := s.cfg.Now()
-	tmpl := &x509.Certificate{
+	tmpl := &smx509.Certificate{
 		SerialNumber: sn,
 		Subject:      pkix.Name{CommonName: "Tenpay.com Root CA (simulator)", Organization: []string{"ihos pay-sim"}},
 		NotBefore:    now.Add(-time.Hour), NotAfter: now.AddDate(5, 0, 0),
-		KeyUsage: x509.KeyUsageDigitalSignature,
+		KeyUsage: smx509.KeyUsageDigitalSignature,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if _, ok := key.(*sm2.PrivateKey); ok {
+		tmpl.SignatureAlgorithm = smx509.SM2WithSM3
+	}
+	der, err := smx509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		return err
+		return platformKey{}, err
 	}
 	if s.store != nil {
-		if err := s.store.savePlatform(ctx, key, der); err != nil {
-			return err
+		if err := s.store.savePlatform(ctx, name, key, der); err != nil {
+			return platformKey{}, err
 		}
 	}
-	return s.setPlatform(key, der)
+	return newPlatformKey(key, der)
 }
 
-func (s *Sim) setPlatform(key *rsa.PrivateKey, der []byte) error {
-	cert, err := x509.ParseCertificate(der)
+func newPlatformKey(key crypto.Signer, der []byte) (platformKey, error) {
+	cert, err := smx509.ParseCertificate(der)
 	if err != nil {
-		return err
+		return platformKey{}, err
 	}
-	s.key, s.certDER, s.serial = key, der, paychannel.CertSerial(cert)
-	return nil
+	return platformKey{key: key, certDER: der, serial: strings.ToUpper(cert.SerialNumber.Text(16))}, nil
+}
+
+// platform is the signing key for scheme.
+func (s *Sim) platform(scheme string) platformKey {
+	if scheme == paychannel.AuthSchemeSM2 {
+		return s.sm2
+	}
+	return s.rsa
 }
 
 // URL is the simulator's base URL: the value for paychannel.Client.BaseURL.
 func (s *Sim) URL() string { return s.url }
 
-// PlatformSerial is the serial number of the platform certificate, the
-// Wechatpay-Serial of every answer and notify.
-func (s *Sim) PlatformSerial() string { return s.serial }
+// PlatformSerial is the serial number of the RSA platform certificate, the
+// Wechatpay-Serial of every answer and notify to an RSA merchant.
+func (s *Sim) PlatformSerial() string { return s.rsa.serial }
 
-// PlatformKey is the public key answers and notifies are signed with.
-func (s *Sim) PlatformKey() *rsa.PublicKey { return &s.key.PublicKey }
+// PlatformKey is the public key answers and notifies to RSA merchants are
+// signed with.
+func (s *Sim) PlatformKey() *rsa.PublicKey { return s.rsa.key.Public().(*rsa.PublicKey) }
 
-// PlatformCertPEM is the platform certificate as PEM; GET
+// PlatformCertPEM is the RSA platform certificate as PEM; GET
 // /control/platform.pem serves it.
 func (s *Sim) PlatformCertPEM() []byte {
-	return pemCert(s.certDER)
+	return pemCert(s.rsa.certDER)
 }
+
+// PlatformSM2Serial, PlatformSM2Key and PlatformSM2CertPEM are the same for
+// the SM2 platform certificate, which signs for SM2 merchants; GET
+// /control/platform-sm2.pem serves it.
+func (s *Sim) PlatformSM2Serial() string        { return s.sm2.serial }
+func (s *Sim) PlatformSM2Key() *ecdsa.PublicKey { return s.sm2.key.Public().(*ecdsa.PublicKey) }
+func (s *Sim) PlatformSM2CertPEM() []byte       { return pemCert(s.sm2.certDER) }
 
 // AddMerchant registers (or replaces) a merchant.
 func (s *Sim) AddMerchant(m Merchant) error {
 	if m.MchID == "" || m.AppID == "" || m.SerialNo == "" || m.PublicKey == nil || len(m.APIv3Key) != 32 {
 		return errors.New("商户信息不完整：需要 mchid、appid、serial_no、公钥和 32 字节的 APIv3 密钥")
+	}
+	if m.scheme() == "" {
+		return errors.New("商户公钥须为 RSA 或 SM2 公钥")
 	}
 	s.mu.Lock()
 	s.merchants[m.MchID] = m

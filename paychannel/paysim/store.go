@@ -2,8 +2,7 @@ package paysim
 
 import (
 	"context"
-	"crypto/rsa"
-	"crypto/x509"
+	"crypto"
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
@@ -13,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/emmansun/gmsm/smx509"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"ihos/paychannel"
@@ -91,9 +91,11 @@ type platformRecord struct {
 	Cert string `json:"cert"` // DER, base64
 }
 
-func (st *store) platform(ctx context.Context) (*rsa.PrivateKey, []byte, error) {
+// platform reads the platform key stored under name ("platform" for RSA,
+// "platform-sm2"); nil when there is none.
+func (st *store) platform(ctx context.Context, name string) (crypto.Signer, []byte, error) {
 	var v string
-	err := st.db.QueryRowContext(ctx, `SELECT data FROM meta WHERE id = 'platform'`).Scan(&v)
+	err := st.db.QueryRowContext(ctx, `SELECT data FROM meta WHERE id = ?`, name).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, nil
 	}
@@ -109,23 +111,23 @@ func (st *store) platform(ctx context.Context) (*rsa.PrivateKey, []byte, error) 
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, nil, err
 	}
-	k, err := x509.ParsePKCS8PrivateKey(kd)
+	k, err := smx509.ParsePKCS8PrivateKey(kd)
 	if err != nil {
 		return nil, nil, err
 	}
-	rk, ok := k.(*rsa.PrivateKey)
-	if !ok {
-		return nil, nil, errors.New("stored platform key is not RSA")
+	sk, ok := k.(crypto.Signer)
+	if !ok || paychannel.SchemeOf(sk) == "" {
+		return nil, nil, fmt.Errorf("stored %s key is %T, want RSA or SM2", name, k)
 	}
-	return rk, cd, nil
+	return sk, cd, nil
 }
 
-func (st *store) savePlatform(ctx context.Context, key *rsa.PrivateKey, der []byte) error {
-	kd, err := x509.MarshalPKCS8PrivateKey(key)
+func (st *store) savePlatform(ctx context.Context, name string, key crypto.Signer, der []byte) error {
+	kd, err := smx509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return err
 	}
-	return st.put(ctx, "meta", "platform", platformRecord{Key: base64.StdEncoding.EncodeToString(kd), Cert: base64.StdEncoding.EncodeToString(der)})
+	return st.put(ctx, "meta", name, platformRecord{Key: base64.StdEncoding.EncodeToString(kd), Cert: base64.StdEncoding.EncodeToString(der)})
 }
 
 type merchantRecord struct {

@@ -21,7 +21,8 @@
 //     "expires_at"}; 6201 needs a valid payAuthNo and checks idNo/userName
 //     against it.
 //   - 6201 checks that the fee details add up to medfeeSumamt and refuses a
-//     medOrgOrd uploaded twice. 6202 splits the total: the fund pays
+//     medOrgOrd uploaded twice; its answer carries the pre-settlement
+//     (extData.preSetl: the split 6202 would make at that moment). 6202 splits the total: the fund pays
 //     FundRatioPct % (rounded down to the fen), the personal account pays up
 //     to its balance when acctUsedFlag is "1", cash the rest; a repeated
 //     orgBizSer gets the first answer. ordStas: 0 uploaded, 1 pending, 6

@@ -667,7 +667,19 @@ func (s *Sim) upload(in mobile.FeeUpload) (any, refusal) {
 		TotalFen: int64(in.MedfeeSumamt), CreatedAt: now.UTC(),
 	}
 	s.orders[o.PayOrdID] = o
-	return mobile.UploadResult{PayOrdID: o.PayOrdID, PayToken: o.PayToken}, ""
+	// The pre-settlement the patient is shown: the split 6202 would make
+	// now (the balance is not reserved until 6202).
+	y := func(f int64) insurance.Yuan { return insurance.Yuan(f) }
+	fund := o.TotalFen * int64(s.ratio) / 100
+	var acct int64
+	if o.AcctUsed {
+		acct = min(p.BalcFen, o.TotalFen-fund)
+	}
+	cash := o.TotalFen - fund - acct
+	pre := &mobile.PreSetl{MdtrtID: o.MdtrtID, PsnNo: o.PsnNo, MedfeeSumamt: y(o.TotalFen), FundPaySumamt: y(fund), HifpPay: y(fund),
+		PsnPartAmt: y(acct + cash), AcctPay: y(acct), PsnCashPay: y(cash), Balc: y(p.BalcFen - acct),
+		ClrOptins: p.InsuplcAdmdvs, ClrWay: "1", ClrType: "11"}
+	return mobile.UploadResult{PayOrdID: o.PayOrdID, PayToken: o.PayToken, ExtData: mobile.OrderExt{PreSetl: pre}}, ""
 }
 
 // order answers 6202.

@@ -14,7 +14,13 @@ import (
 	"ihos/paychannel"
 )
 
-func TestRun(t *testing.T) {
+func TestRun(t *testing.T) { testRun(t, "RSA") }
+
+// TestRunSM2 is the demo merchant on the channel's 国密 option: an SM2 API
+// key next to the RSA one, SM2 platform certificate.
+func TestRunSM2(t *testing.T) { testRun(t, "SM2") }
+
+func testRun(t *testing.T, alg string) {
 	dir := t.TempDir()
 	creds := filepath.Join(dir, "demo-credentials.json")
 	os.WriteFile(creds, []byte(`{"his":{"http":"http://127.0.0.1:8095"}}`), 0o600)
@@ -25,7 +31,7 @@ func TestRun(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"-http", "127.0.0.1:0", "-credentials", creds, "-merchant-key", keyFile,
-			"-db", filepath.Join(dir, "pay-sim.db"), "-auto-pay", "0s", "-log-level", "error"}, pw, io.Discard)
+			"-db", filepath.Join(dir, "pay-sim.db"), "-auto-pay", "0s", "-log-level", "error", "-alg", alg}, pw, io.Discard)
 		pw.Close()
 	}()
 	line, err := bufio.NewReader(pr).ReadString('\n')
@@ -47,10 +53,22 @@ func TestRun(t *testing.T) {
 	pc := all["paychannel"]
 
 	// What the payment service would do with the credentials entry.
+	if pc["algorithm"] != alg {
+		t.Fatalf("entry algorithm %q, want %q", pc["algorithm"], alg)
+	}
 	kb, _ := os.ReadFile(pc["merchant_key"])
 	key, err := paychannel.ParsePrivateKeyPEM(kb)
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || paychannel.SchemeOf(key) != paychannel.AuthScheme {
+		t.Fatalf("merchant_key: %T %v", key, err)
+	}
+	if alg == "SM2" {
+		kb, _ := os.ReadFile(pc["merchant_sm2_key"])
+		if key, err = paychannel.ParsePrivateKeyPEM(kb); err != nil || paychannel.SchemeOf(key) != paychannel.AuthSchemeSM2 {
+			t.Fatalf("merchant_sm2_key: %T %v", key, err)
+		}
+		if fi, err := os.Stat(pc["merchant_sm2_key"]); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("merchant SM2 key file: %v %v", fi, err)
+		}
 	}
 	resp, err := http.Get(pc["platform_cert_url"])
 	if err != nil {
