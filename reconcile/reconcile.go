@@ -818,3 +818,32 @@ func (r *Reconciler) Nightly(ctx context.Context, hour, minute int) {
 		logRun(ctx, day, "", runs, err)
 	}
 }
+
+// OursStatusLabel is OursStatus in Chinese: the status of our payment or
+// refund, as the console shows it.
+func (it Item) OursStatusLabel() string {
+	if it.RecordKind == KindRefund {
+		return ihos.RefundStatusLabel(it.OursStatus)
+	}
+	if it.RecordKind == KindPayment {
+		return ihos.PaymentStatusLabel(it.OursStatus)
+	}
+	return it.OursStatus
+}
+
+// theirLabels names the other sides' statuses in Chinese: the channel's
+// trade and refund states, the insurance settlement rows, the HIS postings.
+var theirLabels = map[string]string{
+	"SUCCESS": "支付成功", "REFUND": "转入退款", "NOTPAY": "未支付", "USERPAYING": "用户支付中", "CLOSED": "已关闭",
+	"REVOKED": "已撤销", "PAYERROR": "支付失败", "PROCESSING": "退款处理中", "ABNORMAL": "退款异常",
+	"quoted": "已预结算", "pending": "结算中", "settled": "已结算", "failed": "失败", "refunded": "已退费", "reversed": "已冲正",
+	"queued": "待 HIS 确认", "accepted": "HIS 已入账", "refused": "HIS 拒收",
+}
+
+// TheirsStatusLabel is TheirsStatus in Chinese where the console knows it.
+func (it Item) TheirsStatusLabel() string {
+	if l, ok := theirLabels[it.TheirsStatus]; ok {
+		return l
+	}
+	return it.TheirsStatus
+}
