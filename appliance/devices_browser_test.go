@@ -206,27 +206,7 @@ func TestKioskOnApplianceBrowser(t *testing.T) {
 		len(fees), ihos.FormatYuan(feeTotal), len(reports), report.ReportNo, report.ServiceName)
 
 	b.Run(chromedp.EmulateViewport(1280, 800))
-	text := func(sel string) string {
-		t.Helper()
-		return strings.TrimSpace(browsertest.Get(b, chromedp.Text(chromedp.CSS(sel))))
-	}
-	visible := func(sel string) { t.Helper(); b.Run(chromedp.WaitVisible(chromedp.CSS(sel))) }
-	click := func(sel string) { t.Helper(); b.Run(chromedp.Click(chromedp.CSS(sel))) }
-	waitText := func(sel, want string) {
-		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			got := text(sel)
-			if strings.Contains(got, want) {
-				return
-			}
-			if time.Now().After(deadline) {
-				b.Screenshot("failure")
-				t.Fatalf("%s: %q, want %q", sel, got, want)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	text, visible, click, waitText := b.Text, b.Visible, b.Click, b.WaitText
 	keys := func(pad, s string) {
 		t.Helper()
 		for _, c := range s {

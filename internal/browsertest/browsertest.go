@@ -164,6 +164,43 @@ func Get[T any](b *Browser, action chromedp.Action[T]) T {
 	return v
 }
 
+// Text returns the trimmed text of the first element matching the CSS
+// selector sel (waiting for it, as chromedp does).
+func (b *Browser) Text(sel string) string {
+	b.t.Helper()
+	return strings.TrimSpace(Get(b, chromedp.Text(chromedp.CSS(sel))))
+}
+
+// Visible waits until the element matching sel is visible.
+func (b *Browser) Visible(sel string) {
+	b.t.Helper()
+	b.Run(chromedp.WaitVisible(chromedp.CSS(sel)))
+}
+
+// Click clicks the element matching sel.
+func (b *Browser) Click(sel string) {
+	b.t.Helper()
+	b.Run(chromedp.Click(chromedp.CSS(sel)))
+}
+
+// WaitText waits up to 15 s until the text of sel contains want; otherwise
+// it saves a screenshot and fails the test with what the element said.
+func (b *Browser) WaitText(sel, want string) {
+	b.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got := b.Text(sel)
+		if strings.Contains(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Screenshot("failure")
+			b.t.Fatalf("%s: %q, want %q", sel, got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // Screenshot saves a full-page PNG named after name in the test's screenshot
 // folder (t.TempDir(), or $BROWSERTEST_SHOTS/<TestName>/ when that is set),
 // logs the path and returns it. It fails the test if it cannot.
