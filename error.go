@@ -14,6 +14,7 @@ const (
 	EConflict     = "conflict"     // a version, uniqueness or reference conflict
 	EUnauthorized = "unauthorized" // no valid session
 	EForbidden    = "forbidden"    // a session, but no permission
+	ETooMany      = "too_many"     // too many requests of this kind for now (a rate limit): try again later
 	EUnavailable  = "unavailable"  // a dependency (HIS, the cloud, a printer) cannot be reached
 	EInternal     = "internal"     // a bug or an unexpected failure; details are logged, not shown
 )

@@ -50,6 +50,8 @@ func Status(code string) int {
 		return http.StatusNotFound
 	case ihos.EConflict:
 		return http.StatusConflict
+	case ihos.ETooMany:
+		return http.StatusTooManyRequests
 	case ihos.EUnavailable:
 		return http.StatusServiceUnavailable
 	default:
