@@ -33,6 +33,8 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ihos-pay-sim ./paychannel/cmd/ihos-pay-sim
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ihos-mobilepay-sim ./insurance/cmd/ihos-mobilepay-sim
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ihos-einvoice-sim ./einvoice/cmd/ihos-einvoice-sim
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ihos-sms-sim ./sms/cmd/ihos-sms-sim
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ihos-idverify-sim ./idverify/cmd/ihos-idverify-sim
 
 ## run: build, then start cloud + appliance + the simulators with demo data in $(RUN_DIR) (Ctrl-C stops them)
 run: build
@@ -77,6 +79,9 @@ bench: build
 	$(GO) test -run '^$$' -bench 'PrintQueueOverhead' -benchtime 3000x ./printing/
 	$(GO) test -run '^$$' -bench 'PayThroughChannel' -benchtime 2000x -timeout 20m ./cloud/
 	$(GO) test -run '^$$' -bench 'ClientSign' ./paychannel/
+	$(GO) test -run '^$$' -bench 'BookingAtRelease' -benchtime 4000x -timeout 20m ./cloud/
+	$(GO) test -run '^$$' -bench 'Book$$' -benchtime 5000x ./booking/
+	$(GO) test -run '^$$' -bench 'MessageDelivery' -benchtime 3000x -timeout 20m ./cloud/
 
 clean:
 	rm -rf bin

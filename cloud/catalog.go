@@ -9,14 +9,13 @@ import (
 )
 
 // catalog serves what patients browse before they log in: a hospital's
-// departments and doctors open for internet consultations, from the replica of
-// the hospital's master data. Nothing personal is served: no phone, no ID
+// departments open for internet consultations (its doctors: cloud/booking.go),
+// from the replica of the hospital's master data. Nothing personal is served: no phone, no ID
 // number, no licence number.
 type catalog struct{ db *sqldb.DB }
 
 func (c catalog) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/public/departments", web.HandlerFunc(c.departments))
-	mux.Handle("GET /api/public/doctors", web.HandlerFunc(c.doctors))
 }
 
 // PublicDepartment is a department as patients see it.
@@ -31,7 +30,9 @@ type PublicDepartment struct {
 	Intro       string `json:"intro"`
 }
 
-// PublicDoctor is a doctor as patients see them.
+// PublicDoctor is a doctor as patients see them. The list, GET
+// /api/public/doctors, is served by package booking (cloud/booking.go),
+// whose booking.Doctor carries these fields and more.
 type PublicDoctor struct {
 	ID           string `json:"id"`
 	Hospital     string `json:"hospital"`
@@ -69,40 +70,6 @@ func (c catalog) departments(w http.ResponseWriter, r *http.Request) error {
 	for rows.Next() {
 		var d PublicDepartment
 		if err := rows.Scan(&d.ID, &d.Hospital, &d.Institution, &d.Code, &d.Name, &d.Category, &d.Location, &d.Intro); err != nil {
-			return ihos.Internal(err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return ihos.Internal(err)
-	}
-	web.WriteJSON(w, http.StatusOK, map[string]any{"items": out})
-	return nil
-}
-
-func (c catalog) doctors(w http.ResponseWriter, r *http.Request) error {
-	h, err := hospitalParam(r)
-	if err != nil {
-		return err
-	}
-	q := `SELECT s.id, s.hospital_id, s.department_id, COALESCE(d.name, ''), s.name, s.gender, s.title, s.specialty, COALESCE(s.intro, '')
-		FROM staff s LEFT JOIN departments d ON d.id = s.department_id
-		WHERE s.hospital_id = ? AND s.kind = 'doctor' AND s.online = 1 AND s.enabled = 1 AND s.deleted_at IS NULL
-		  AND d.enabled = 1 AND d.deleted_at IS NULL`
-	args := []any{h}
-	if dept := r.URL.Query().Get("department_id"); dept != "" {
-		q += ` AND s.department_id = ?`
-		args = append(args, dept)
-	}
-	rows, err := c.db.QueryContext(r.Context(), q+` ORDER BY d.sort_order, s.job_no`, args...)
-	if err != nil {
-		return ihos.Internal(err)
-	}
-	defer rows.Close()
-	out := []PublicDoctor{}
-	for rows.Next() {
-		var d PublicDoctor
-		if err := rows.Scan(&d.ID, &d.Hospital, &d.DepartmentID, &d.Department, &d.Name, &d.Gender, &d.Title, &d.Specialty, &d.Intro); err != nil {
 			return ihos.Internal(err)
 		}
 		out = append(out, d)

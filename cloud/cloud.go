@@ -28,6 +28,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"ihos"
+	"ihos/accounts"
 	"ihos/certs"
 	"ihos/internal/admin"
 	"ihos/internal/entities"
@@ -59,6 +60,9 @@ type Config struct {
 	// PayChannel is the online payment channel for self-pay (see
 	// PayChannelConfig); without its url no self-pay payment can be made.
 	PayChannel PayChannelConfig `json:"paychannel"`
+	// Patients is what the patient accounts reach outside (SMS codes,
+	// real-name verification; see PatientConfig).
+	Patients PatientConfig `json:"patients"`
 }
 
 // DefaultHTTP is where the cloud listens unless told otherwise.
@@ -75,6 +79,9 @@ type App struct {
 	Hospitals *Hospitals
 	// Payments is the payment service (docs/decisions/0012).
 	Payments *payments.Service
+	// Patients is the patient accounts service; its Authorize authorises
+	// patient requests (package accounts).
+	Patients *accounts.Service
 	payDone  chan struct{} // closed when the payment resolver has stopped
 	stop     context.CancelFunc
 	monitor  *nats.Conn // external NATS only
@@ -197,6 +204,12 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	startReconcile(lctx, n, a, mux)
 	if err := startBillpay(a, mux); err != nil {
+		a.Close()
+		return nil, err
+	}
+	startPatients(cfg, n, a, mux)
+	startBooking(n, a, mux)
+	if err := startVisits(lctx, cfg, n, a, mux); err != nil {
 		a.Close()
 		return nil, err
 	}

@@ -10,9 +10,10 @@ import (
 	"ihos/internal/web"
 )
 
-// signup is the minimal patient sign-up the sync issue needs: a patient account
-// created on the cloud replicates to its hospital. The mini-program journey
-// (verification code, real-name check, login) replaces the open endpoint.
+// signup is the minimal open sign-up the sync tests use: a patients row
+// created on the cloud replicates to its hospital. Patients themselves sign
+// up through /api/patient/* (package accounts: SMS code, real-name check,
+// family members); once the tests move to that journey this endpoint goes.
 type signup struct {
 	store     *admin.Store
 	hospitals *Hospitals

@@ -5,6 +5,7 @@ package entities
 
 import (
 	"ihos/billpay"
+	"ihos/booking"
 	"ihos/his"
 	"ihos/insurance/settle"
 	"ihos/internal/masterdata"
@@ -13,6 +14,7 @@ import (
 	"ihos/payments"
 	"ihos/reconcile"
 	"ihos/sync"
+	"ihos/visits"
 )
 
 // All returns every replicated entity, in registration order.
@@ -27,6 +29,8 @@ func All() []sync.Entity {
 		reconcile.Entities(),
 		settle.Entities(),
 		billpay.Entities(),
+		booking.Entities(),
+		visits.Entities(),
 	} {
 		all = append(all, set...)
 	}

@@ -16,7 +16,8 @@ import (
 
 // Resources returns the master-data resources in menu order.
 func Resources() []*admin.Resource {
-	return []*admin.Resource{Institutions(), Departments(), Staff(), DoctorProfiles()}
+	return []*admin.Resource{Institutions(), Departments(), Staff(), DoctorProfiles(),
+		ConsultationSettings(), OnlineSchedules(), ReleaseRules()}
 }
 
 // DoctorProfiles declares 医生个人主页: what patients read about a doctor. The
@@ -160,5 +161,165 @@ func Entities() []sync.Entity {
 		{Name: "departments", Table: "departments", Owner: sync.Appliance},
 		{Name: "staff", Table: "staff", Owner: sync.Appliance, Local: []string{"phone", "id_number"}},
 		{Name: "doctor_profiles", Table: "doctor_profiles", Owner: sync.Shared},
+		{Name: "consultation_settings", Table: "consultation_settings", Owner: sync.Appliance},
+		{Name: "online_schedules", Table: "online_schedules", Owner: sync.Appliance},
+		{Name: "release_rules", Table: "release_rules", Owner: sync.Appliance},
+	}
+}
+
+// Visit types of an online consultation (问诊方式).
+const (
+	VisitText  = "text"
+	VisitVoice = "voice"
+	VisitVideo = "video"
+)
+
+// VisitTypes lists the visit types in display order.
+var VisitTypes = []string{VisitText, VisitVoice, VisitVideo}
+
+// VisitTypeLabels names each visit type in Chinese.
+var VisitTypeLabels = map[string]string{VisitText: "图文问诊", VisitVoice: "语音问诊", VisitVideo: "视频问诊"}
+
+func visitTypeOptions() []admin.Option {
+	o := make([]admin.Option, len(VisitTypes))
+	for i, v := range VisitTypes {
+		o[i] = admin.Option{Value: v, Label: VisitTypeLabels[v]}
+	}
+	return o
+}
+
+// ConsultationSettings declares 在线问诊设置: the fee and the duration of each
+// visit type, for every doctor of a title or for one doctor. One row covers
+// the three visit types so that "per title" and "per doctor" are each a
+// single unique key the generic layer can enforce; a doctor's own row
+// replaces their title's row as a whole (package booking resolves it).
+func ConsultationSettings() *admin.Resource {
+	var titles []string
+	titles = append(titles, ihos.Titles[ihos.StaffDoctor]...)
+	fields := []admin.Field{
+		{Name: "title", Label: "职称", Type: admin.Enum, Options: opts(titles...), Unique: true, Filter: true, List: true,
+			Help: "按职称设置时填写；与“医生”二选一"},
+		{Name: "staff_id", Label: "医生", Type: admin.Ref, Ref: "staff", Unique: true, Filter: true, List: true,
+			Help: "为某位医生单独设置时填写，优先于职称设置"},
+	}
+	for _, vt := range VisitTypes {
+		label := VisitTypeLabels[vt]
+		fields = append(fields,
+			admin.Field{Name: vt + "_enabled", Label: "开通" + label, Type: admin.Bool, Filter: true, List: true},
+			admin.Field{Name: vt + "_fee", Label: label + "费用（分）", Type: admin.Money, Min: 0, Max: 1000000, List: true},
+			admin.Field{Name: vt + "_minutes", Label: label + "时长（分钟）", Type: admin.Int, Min: 0, Max: 240},
+		)
+	}
+	return &admin.Resource{
+		Name: "consultation_settings", Title: "在线问诊设置", Noun: "问诊设置", Table: "consultation_settings",
+		Perm: "masterdata", Display: "title", Sort: "title",
+		Fields:   fields,
+		Validate: validateConsultationSetting,
+	}
+}
+
+func validateConsultationSetting(_ context.Context, rec, _ admin.Record) map[string]string {
+	bad := map[string]string{}
+	title, _ := rec["title"].(string)
+	staff, _ := rec["staff_id"].(string)
+	switch {
+	case title == "" && staff == "":
+		bad["title"] = "请选择职称或医生"
+	case title != "" && staff != "":
+		bad["staff_id"] = "职称与医生只能填写一项"
+	}
+	for _, vt := range VisitTypes {
+		if on, _ := rec[vt+"_enabled"].(bool); on {
+			if m, _ := rec[vt+"_minutes"].(int64); m <= 0 {
+				bad[vt+"_minutes"] = "开通" + VisitTypeLabels[vt] + "须填写时长"
+			}
+		}
+	}
+	return bad
+}
+
+// OnlineSchedules declares 在线问诊排班管理: one sitting of a doctor on one day
+// for one visit type, cut into slots of a given length or into a given
+// number of slots. Disabling a sitting stops its bookings at once.
+func OnlineSchedules() *admin.Resource {
+	return &admin.Resource{
+		Name: "online_schedules", Title: "在线问诊排班管理", Noun: "排班", Table: "online_schedules",
+		Perm: "masterdata", Display: "visit_date", Sort: "-visit_date",
+		Fields: []admin.Field{
+			{Name: "staff_id", Label: "医生", Type: admin.Ref, Ref: "staff", Required: true, Filter: true, List: true},
+			{Name: "visit_date", Label: "出诊日期", Type: admin.Text, Required: true, Max: 10, Filter: true, List: true, Sort: true, Help: "格式：2026-12-01"},
+			{Name: "start_time", Label: "开始时间", Type: admin.Text, Required: true, Max: 5, List: true, Sort: true, Help: "格式：08:00"},
+			{Name: "end_time", Label: "结束时间", Type: admin.Text, Required: true, Max: 5, List: true},
+			{Name: "visit_type", Label: "问诊方式", Type: admin.Enum, Required: true, Options: visitTypeOptions(), Filter: true, List: true},
+			{Name: "slot_minutes", Label: "每个号源时长（分钟）", Type: admin.Int, Min: 0, Max: 240, List: true, Help: "与“号源数”二选一"},
+			{Name: "slot_count", Label: "号源数", Type: admin.Int, Min: 0, Max: 500, List: true, Help: "把时段平均分成几个号源；与“每个号源时长”二选一"},
+			{Name: "note", Label: "备注", Type: admin.Text, Max: 200},
+		},
+		Validate: validateSchedule,
+	}
+}
+
+// ClockMinutes parses "HH:MM" into minutes after midnight.
+func ClockMinutes(s string) (int, bool) {
+	t, err := time.Parse("15:04", s)
+	if err != nil || len(s) != 5 {
+		return 0, false
+	}
+	return t.Hour()*60 + t.Minute(), true
+}
+
+func validateSchedule(_ context.Context, rec, _ admin.Record) map[string]string {
+	bad := map[string]string{}
+	date, _ := rec["visit_date"].(string)
+	if _, err := time.Parse(time.DateOnly, date); err != nil || len(date) != 10 {
+		bad["visit_date"] = "日期格式应为 2026-12-01"
+	}
+	start, okStart := ClockMinutes(fmt.Sprint(rec["start_time"]))
+	end, okEnd := ClockMinutes(fmt.Sprint(rec["end_time"]))
+	if !okStart {
+		bad["start_time"] = "时间格式应为 08:00"
+	}
+	if !okEnd {
+		bad["end_time"] = "时间格式应为 17:30"
+	}
+	if okStart && okEnd && end <= start {
+		bad["end_time"] = "结束时间须晚于开始时间"
+	}
+	minutes, _ := rec["slot_minutes"].(int64)
+	count, _ := rec["slot_count"].(int64)
+	switch {
+	case minutes == 0 && count == 0:
+		bad["slot_minutes"] = "请填写每个号源时长或号源数"
+	case minutes != 0 && count != 0:
+		bad["slot_count"] = "每个号源时长与号源数只能填写一项"
+	case okStart && okEnd && end > start && minutes > int64(end-start):
+		bad["slot_minutes"] = "号源时长不能超过出诊时段"
+	case okStart && okEnd && end > start && count > int64(end-start):
+		bad["slot_count"] = "每个号源至少 1 分钟"
+	}
+	return bad
+}
+
+// ReleaseRules declares 放号规则设置: how many days ahead a day's slots are
+// released, at what time of day, and how many patients one slot takes. A
+// department's rule beats the hospital's default (no department).
+func ReleaseRules() *admin.Resource {
+	return &admin.Resource{
+		Name: "release_rules", Title: "放号规则设置", Noun: "放号规则", Table: "release_rules",
+		Perm: "masterdata", Display: "release_time", Sort: "release_time",
+		Fields: []admin.Field{
+			{Name: "department_id", Label: "科室", Type: admin.Ref, Ref: "departments", Unique: true, Filter: true, List: true,
+				Help: "留空为全院默认规则"},
+			{Name: "days_ahead", Label: "提前放号天数", Type: admin.Int, Required: true, Min: 0, Max: 90, List: true},
+			{Name: "release_time", Label: "放号时间", Type: admin.Text, Required: true, Max: 5, List: true, Help: "格式：08:00"},
+			{Name: "quota", Label: "每个号源可约人数", Type: admin.Int, Required: true, Min: 1, Max: 1000, List: true},
+		},
+		Validate: func(_ context.Context, rec, _ admin.Record) map[string]string {
+			bad := map[string]string{}
+			if _, ok := ClockMinutes(fmt.Sprint(rec["release_time"])); !ok {
+				bad["release_time"] = "时间格式应为 08:00"
+			}
+			return bad
+		},
 	}
 }

@@ -1,0 +1,131 @@
+package booking_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"slices"
+	stdsync "sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"ihos/booking"
+	"ihos/internal/entities"
+	"ihos/internal/sqldb"
+	"ihos/internal/sqldb/sqldbtest"
+	"ihos/sync"
+)
+
+// BenchmarkBook measures the allocation itself, without HTTP: b.N patients,
+// 64 at a time, book the 100 just-released slots of a schedule through
+// Service.Book, with the sync capture of the cloud in every transaction.
+// Beside bookings/s and p99 it reports the raw SQLite commit rate measured
+// in the same run in the same directory (trivial INSERT+COMMIT
+// transactions, synchronous=FULL) and the ratio: above 1 where group commit
+// makes one fsync serve many bookings. cloud's BenchmarkBookingAtRelease is
+// the same through the HTTP API.
+func BenchmarkBook(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) { benchBook(b, sqldbtest.SQLite(b)) })
+	b.Run("mysql", func(b *testing.B) { benchBook(b, sqldbtest.MySQL(b)) })
+}
+
+func benchBook(b *testing.B, db *sqldb.DB) {
+	const slots, clients = 100, 64
+	ctx := context.Background()
+	raw := rawCommits(b)
+	f := standard(b, db)
+	replica, err := sync.NewReplica(ctx, db, sync.Cloud, "cloud", entities.Registry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.svc.Capture = func(ctx context.Context, tx *sql.Tx, refs ...sync.Ref) error {
+		return replica.Capture(ctx, tx, "", refs...)
+	}
+	quota := (b.N + slots - 1) / slots
+	f.rule("", 7, "08:00", quota)
+	sched := f.schedule("doc1", "2026-12-03", "08:00", "16:20", "text", 5, 0)
+	var (
+		next  atomic.Int64
+		fails atomic.Int64
+		mu    stdsync.Mutex
+		lat   []time.Duration
+		wg    stdsync.WaitGroup
+	)
+	b.ResetTimer()
+	start := time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					break
+				}
+				t0 := time.Now()
+				if _, err := f.svc.Book(ctx, booking.Request{SlotID: slot(sched, int(i%slots)), PatientID: fmt.Sprintf("P%07d", i)}); err != nil {
+					if fails.Add(1) == 1 {
+						b.Errorf("booking %d: %v", i, err)
+					}
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	var rows, counters, over int
+	db.QueryRow(`SELECT COUNT(*) FROM bookings WHERE status <> 'cancelled'`).Scan(&rows)
+	db.QueryRow(`SELECT COALESCE(SUM(booked), 0) FROM booking_slots`).Scan(&counters)
+	db.QueryRow(`SELECT COUNT(*) FROM booking_slots WHERE booked > ?`, quota).Scan(&over)
+	if rows != counters || rows != len(lat) || over != 0 {
+		b.Fatalf("oversold: %d rows, counters %d, %d answered, %d slots over quota", rows, counters, len(lat), over)
+	}
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	rate := float64(len(lat)) / elapsed.Seconds()
+	b.ReportMetric(rate, "bookings/s")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(raw, "raw-commits/s")
+	b.ReportMetric(rate/raw, "vs-raw")
+}
+
+// rawCommits is the rate of trivial single-row INSERT+COMMIT transactions,
+// one after another, on a fresh SQLite file through sqldb's write path
+// (WAL, synchronous=FULL: one fsync per commit).
+func rawCommits(b *testing.B) float64 {
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, filepath.Join(b.TempDir(), "raw.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `CREATE TABLE raw_commits (id INTEGER PRIMARY KEY, v VARCHAR(36) NOT NULL)`)
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	const n = 3000
+	start := time.Now()
+	for i := range n {
+		if err := db.Tx(ctx, func(tx *sql.Tx) error {
+			_, err := db.TxExec(ctx, tx, `INSERT INTO raw_commits (id, v) VALUES (?, ?)`, i, "raw")
+			return err
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return n / time.Since(start).Seconds()
+}

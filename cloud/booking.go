@@ -1,0 +1,119 @@
+package cloud
+
+import (
+	"context"
+	"database/sql"
+	"net/http"
+	"strconv"
+
+	"ihos"
+	"ihos/booking"
+	"ihos/internal/node"
+	"ihos/internal/web"
+	"ihos/sync"
+)
+
+// startBooking serves the public doctor directory and slot allocation
+// (package booking): the hospitals' replicated schedules and rules decide
+// what is offered, this cloud alone allocates.
+func startBooking(n *node.Node, a *App, mux *http.ServeMux) {
+	svc := &booking.Service{
+		DB: n.DB,
+		Capture: func(ctx context.Context, tx *sql.Tx, refs ...sync.Ref) error {
+			return a.Replica.Capture(ctx, tx, "", refs...) // "": each booking goes to its own hospital
+		},
+		AfterCommit: a.Link.Kick,
+	}
+	bookingAPI{svc: svc}.routes(mux, n.AuthorizeCLIOr)
+}
+
+type bookingAPI struct{ svc *booking.Service }
+
+// routes registers the public directory (no login: anyone may look for a
+// doctor) and the booking endpoints. The booking endpoints are authorised
+// like the payment API (the command-line token or a staff session holding
+// booking.write) until patient sessions land; then a patient books for
+// themselves and their family members only.
+func (a bookingAPI) routes(mux *http.ServeMux, authorize web.Authorizer) {
+	mux.Handle("GET /api/public/doctors", web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		q := r.URL.Query()
+		page, _ := strconv.Atoi(q.Get("page"))
+		size, _ := strconv.Atoi(q.Get("page_size"))
+		dept := q.Get("department")
+		if dept == "" {
+			dept = q.Get("department_id") // the catalogue's earlier name
+		}
+		res, err := a.svc.Doctors(r.Context(), booking.DoctorQuery{HospitalID: q.Get("hospital"), Department: dept,
+			Title: q.Get("title"), Q: q.Get("q"), Sort: q.Get("sort"), Page: page, PageSize: size})
+		if err != nil {
+			return err
+		}
+		web.WriteJSON(w, http.StatusOK, res)
+		return nil
+	}))
+	mux.Handle("GET /api/public/doctors/{id}", web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		d, err := a.svc.Doctor(r.Context(), r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		web.WriteJSON(w, http.StatusOK, d)
+		return nil
+	}))
+	mux.Handle("GET /api/public/doctors/{id}/slots", web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		slots, err := a.svc.Slots(r.Context(), r.PathValue("id"), r.URL.Query().Get("date"))
+		if err != nil {
+			return err
+		}
+		web.WriteJSON(w, http.StatusOK, map[string]any{"items": slots})
+		return nil
+	}))
+	handle := web.Guard(mux, authorize)
+	handle("POST /api/booking/bookings", "booking.write", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+		var req booking.Request
+		if err := web.DecodeJSON(r, &req); err != nil {
+			return err
+		}
+		b, err := a.svc.Book(ctx, req)
+		if err != nil {
+			return err
+		}
+		web.WriteJSON(w, http.StatusCreated, b)
+		return nil
+	})
+	handle("GET /api/booking/bookings", "booking.read", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+		patient := r.URL.Query().Get("patient_id")
+		if patient == "" {
+			return ihos.Invalid(map[string]string{"patient_id": "请选择就诊人"})
+		}
+		list, err := a.svc.PatientBookings(ctx, patient)
+		if err != nil {
+			return err
+		}
+		web.WriteJSON(w, http.StatusOK, map[string]any{"items": list})
+		return nil
+	})
+	handle("GET /api/booking/bookings/{id}", "booking.read", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+		b, err := a.svc.Get(ctx, r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		web.WriteJSON(w, http.StatusOK, b)
+		return nil
+	})
+	handle("POST /api/booking/bookings/{id}/cancel", "booking.write", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+		var req struct {
+			Reason string `json:"reason"`
+		}
+		if r.ContentLength != 0 {
+			if err := web.DecodeJSON(r, &req); err != nil {
+				return err
+			}
+		}
+		b, err := a.svc.Cancel(ctx, r.PathValue("id"), req.Reason)
+		if err != nil {
+			return err
+		}
+		web.WriteJSON(w, http.StatusOK, b)
+		return nil
+	})
+}
