@@ -101,14 +101,23 @@ func TestPayThroughChannelSM2(t *testing.T) {
 	if paid.TransactionID == "" || paid.CashStatus != ihos.LegDone {
 		t.Fatalf("paid: %+v", paid)
 	}
-	var acked int
-	for _, a := range r.sim.Notifies() {
-		if a.Status/100 == 2 {
-			acked++
+	// The payment may be paid through a query before the notify's answer
+	// is recorded at the simulator: wait for the acknowledged notify.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		acked := 0
+		for _, a := range r.sim.Notifies() {
+			if a.Status/100 == 2 {
+				acked++
+			}
 		}
-	}
-	if acked == 0 {
-		t.Fatal("the cloud acknowledged no SM2 notify")
+		if acked > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cloud acknowledged no SM2 notify")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
