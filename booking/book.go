@@ -151,6 +151,14 @@ func (s *Service) Book(ctx context.Context, req Request) (*Booking, error) {
 		return nil, err
 	}
 	b.fill()
+	if b.Status == StatusBooked {
+		// A free booking is booked at once and joins the doctor's queue now;
+		// should the visit fail to open, the worker opens it.
+		if err := s.openVisit(ctx, b); err != nil {
+			s.log().Warn("booking: open visit (the worker retries)", "booking", b.ID, "err", err)
+			s.Kick()
+		}
+	}
 	return b, nil
 }
 
@@ -198,7 +206,11 @@ func (s *Service) afterCommit() {
 
 // Cancel cancels a booking and returns its unit to the slot. Cancelling a
 // cancelled booking returns it unchanged. A booking whose time has begun
-// cannot be cancelled.
+// cannot be cancelled, nor one whose visit the doctor has accepted. The
+// visit, if waiting, is cancelled first (so a doctor accepting it at the
+// same moment is decided by the visit's own lock), then the booking; then
+// its payment is cancelled, or refunded in full if paid. A failure of that
+// last step is left to the worker (Run), which finishes it.
 func (s *Service) Cancel(ctx context.Context, id, reason string) (*Booking, error) {
 	b, err := s.Get(ctx, id)
 	if err != nil {
@@ -207,13 +219,32 @@ func (s *Service) Cancel(ctx context.Context, id, reason string) (*Booking, erro
 	if b.Status == StatusCancelled {
 		return b, nil
 	}
-	now := s.now()
-	if !now.Before(b.StartAt) {
+	if !s.now().Before(b.StartAt) {
 		return nil, ihos.Errorf(ihos.EConflict, msgCancelClosed)
 	}
 	if reason == "" {
 		reason = "患者取消"
 	}
+	if err := s.cancelVisit(ctx, b.ID, reason); err != nil {
+		return nil, err
+	}
+	changed, err := s.cancel(ctx, b, reason)
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		if err := s.settle(ctx, b); err != nil {
+			s.log().Warn("booking: settle after cancel (the worker retries)", "booking", b.ID, "err", err)
+			s.Kick()
+		}
+	}
+	return s.Get(ctx, id)
+}
+
+// cancel marks b cancelled and returns its unit; changed is false when a
+// concurrent cancel won.
+func (s *Service) cancel(ctx context.Context, b *Booking, reason string) (changed bool, err error) {
+	now := s.now()
 	err = s.DB.Tx(ctx, func(tx *sql.Tx) error {
 		// The slot first, as Book locks it, then the booking.
 		if _, err := s.DB.TxExec(ctx, tx, `UPDATE booking_slots SET booked = booked - 1, updated_at = ? WHERE id = ? AND booked > 0`,
@@ -221,22 +252,23 @@ func (s *Service) Cancel(ctx context.Context, id, reason string) (*Booking, erro
 			return err
 		}
 		res, err := s.DB.TxExec(ctx, tx, `UPDATE bookings SET status = ?, active_key = NULL, cancel_reason = ?, cancelled_at = ?, updated_at = ?, version = version + 1
-			WHERE id = ? AND status <> ?`, StatusCancelled, ihos.Truncate(reason, 200), ihos.FormatTime(now), ihos.FormatTime(now), id, StatusCancelled)
+			WHERE id = ? AND status <> ?`, StatusCancelled, ihos.Truncate(reason, 200), ihos.FormatTime(now), ihos.FormatTime(now), b.ID, StatusCancelled)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return errAlreadyCancelled // a concurrent cancel won; undo the unit
 		}
-		return s.capture(ctx, tx, id)
+		return s.capture(ctx, tx, b.ID)
 	})
-	if err != nil && !errors.Is(err, errAlreadyCancelled) {
-		return nil, err
+	if errors.Is(err, errAlreadyCancelled) {
+		return false, nil
 	}
-	if err == nil {
-		s.afterCommit()
+	if err != nil {
+		return false, err
 	}
-	return s.Get(ctx, id)
+	s.afterCommit()
+	return true, nil
 }
 
 var errAlreadyCancelled = errors.New("booking: already cancelled")
@@ -262,6 +294,10 @@ func (b *Booking) fill() {
 	b.VisitTypeLabel = masterdata.VisitTypeLabels[b.VisitType]
 	b.StatusLabel = statusLabels[b.Status]
 	b.FeeYuan = ihos.FormatYuan(b.Fee)
+	b.PayBy = time.Time{}
+	if b.Status == StatusAwaitingPayment {
+		b.PayBy = b.CreatedAt.Add(PayWindow)
+	}
 }
 
 // Get returns a booking.
@@ -269,6 +305,9 @@ func (s *Service) Get(ctx context.Context, id string) (*Booking, error) {
 	b, err := scanBooking(s.DB.QueryRowContext(ctx, `SELECT `+bookingCols+` FROM bookings WHERE id = ? AND deleted_at IS NULL`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ihos.Errorf(ihos.ENotFound, msgNotFound)
+	}
+	if err == nil && s.Visits != nil && b.Status != StatusAwaitingPayment {
+		b.VisitID, _, err = s.visitOf(ctx, id)
 	}
 	return b, err
 }

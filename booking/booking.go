@@ -13,6 +13,12 @@
 // "<schedule id>:<slot number>", and its times, quota and release follow
 // from the schedule and the rule as they are now, so a change made in the
 // console applies at once.
+//
+// A booking with a fee holds its unit while it waits for its payment (Pay,
+// through package payments) for PayWindow; once paid it is booked and opens
+// its visit (package visits), a free one does so at once. Cancelling a paid
+// booking refunds it in full. The worker (Run) follows payments by polling
+// and finishes every step a crash or a race left undone (pay.go).
 package booking
 
 import (
@@ -20,6 +26,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	stdsync "sync"
@@ -65,6 +72,15 @@ type Service struct {
 	AfterCommit func()
 	// Now is the clock (tests move it); nil means time.Now.
 	Now func() time.Time
+	// Payments takes a booking's fee (Pay) and gives it back when the
+	// patient cancels; nil: no online payment (Pay refuses).
+	Payments Payments
+	// Visits opens the visit of a booked booking and cancels it with the
+	// booking; nil: bookings open no visits.
+	Visits Visits
+	// Interval is how often Run looks for work (default 1 s).
+	Interval time.Duration
+	Logger   *slog.Logger
 
 	stmts stdsync.Map // query text → *sql.Stmt on the read pool
 	slots stdsync.Map // ids of slots whose counter row exists
@@ -72,6 +88,9 @@ type Service struct {
 	mu      stdsync.Mutex // guards queue and leading (group commit, commit.go)
 	queue   []*pending
 	leading bool
+
+	kick     chan struct{} // Run's wake-up (pay.go)
+	kickOnce stdsync.Once
 }
 
 // row runs a constant query of the booking path on the read pool as a
@@ -160,8 +179,13 @@ type Booking struct {
 	Status         string    `json:"status"`
 	StatusLabel    string    `json:"status_label"`
 	CancelReason   string    `json:"cancel_reason,omitempty"`
-	Version        int64     `json:"version"`
-	CreatedAt      time.Time `json:"created_at"`
+	// PayBy is when a booking awaiting payment expires (PayWindow after it
+	// was made).
+	PayBy time.Time `json:"pay_by,omitzero"`
+	// VisitID is the visit a booked booking opened (Get only).
+	VisitID   string    `json:"visit_id,omitempty"`
+	Version   int64     `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // schedule is a replicated online schedule row.

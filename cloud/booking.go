@@ -15,15 +15,33 @@ import (
 
 // startBooking serves the public doctor directory and slot allocation
 // (package booking): the hospitals' replicated schedules and rules decide
-// what is offered, this cloud alone allocates.
-func startBooking(n *node.Node, a *App, mux *http.ServeMux) {
+// what is offered, this cloud alone allocates. A booking with a fee is paid
+// through the payment service; its worker (running until ctx ends) books it
+// once paid and opens its visit, expires it unpaid, and settles a cancelled
+// one. It needs a.Payments and a.Visits: start it after both.
+func startBooking(ctx context.Context, n *node.Node, a *App, mux *http.ServeMux) {
 	svc := &booking.Service{
 		DB: n.DB,
 		Capture: func(ctx context.Context, tx *sql.Tx, refs ...sync.Ref) error {
 			return a.Replica.Capture(ctx, tx, "", refs...) // "": each booking goes to its own hospital
 		},
 		AfterCommit: a.Link.Kick,
+		Visits:      a.Visits,
 	}
+	if _, none := a.Payments.Channel.(noChannel); !none {
+		svc.Payments = a.Payments
+		// The payment service has no hook into bookings: the worker polls,
+		// and is woken after every payment commit (a notify applied, a query
+		// that found the order paid) so a paid booking is booked at once.
+		after := a.Payments.AfterCommit
+		a.Payments.AfterCommit = func() {
+			if after != nil {
+				after()
+			}
+			svc.Kick()
+		}
+	}
+	go svc.Run(ctx)
 	bookingAPI{svc: svc}.routes(mux, n.AuthorizeCLIOr)
 }
 
@@ -98,6 +116,25 @@ func (a bookingAPI) routes(mux *http.ServeMux, authorize web.Authorizer) {
 			return err
 		}
 		web.WriteJSON(w, http.StatusOK, b)
+		return nil
+	})
+	// Paying: the amount is the booking's fee, never the client's; openid
+	// (the patient's id at the channel) makes a JSAPI order, without it a
+	// Native one (QR code).
+	handle("POST /api/booking/bookings/{id}/pay", "booking.write", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+		var req struct {
+			OpenID string `json:"openid"`
+		}
+		if r.ContentLength != 0 {
+			if err := web.DecodeJSON(r, &req); err != nil {
+				return err
+			}
+		}
+		res, err := a.svc.Pay(ctx, r.PathValue("id"), req.OpenID)
+		if err != nil {
+			return err
+		}
+		web.WriteJSON(w, http.StatusOK, res)
 		return nil
 	})
 	handle("POST /api/booking/bookings/{id}/cancel", "booking.write", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {

@@ -25,6 +25,9 @@ import (
 	"ihos/internal/node"
 	"ihos/internal/sqldb/sqldbtest"
 	"ihos/internal/web"
+	"ihos/paychannel/paysim"
+	"ihos/payments"
+	"ihos/visits"
 )
 
 // bookRig is a cloud serving over a real socket, with a hospital's
@@ -379,5 +382,313 @@ func TestBookingReplication(t *testing.T) {
 	}
 	if code, msg := r.do("POST", "/api/booking/bookings", booking.Request{SlotID: sched + ":2", PatientID: "P2"}, nil, false); code != 409 || msg != "该排班已停诊，暂不能预约" {
 		t.Fatalf("booking a disabled schedule: %d %s", code, msg)
+	}
+}
+
+// payBookRig is a cloud wired to the payment channel simulator (newPayRig)
+// with the booking rig's hospital data: book, pay at the channel, wait.
+type payBookRig struct {
+	*bookRig
+	pay   *payRig
+	visit *visitRig
+}
+
+func newPayBookRig(t *testing.T, dsn string) *payBookRig {
+	pr := newPayRig(t, dsn, func(pc *cloud.PayChannelConfig) { pc.QueryAfter = 200 * time.Millisecond })
+	r := &payBookRig{bookRig: &bookRig{t: t, app: pr.app, url: pr.url, token: pr.token, hc: pr.hc}, pay: pr,
+		visit: &visitRig{t: t, app: pr.app, url: pr.url, token: pr.token, hc: pr.hc}}
+	r.seed()
+	return r
+}
+
+func (r *payBookRig) use(t *testing.T) { r.t, r.pay.t, r.visit.t = t, t, t }
+
+func (r *payBookRig) book(slot, patient string) *booking.Booking {
+	r.t.Helper()
+	var b booking.Booking
+	if code, msg := r.do("POST", "/api/booking/bookings", booking.Request{SlotID: slot, PatientID: patient}, &b, false); code != 201 {
+		r.t.Fatalf("book %s: %d %s", slot, code, msg)
+	}
+	return &b
+}
+
+func (r *payBookRig) get(id string) *booking.Booking {
+	r.t.Helper()
+	var b booking.Booking
+	if code, msg := r.do("GET", "/api/booking/bookings/"+id, nil, &b, false); code != 200 {
+		r.t.Fatalf("get %s: %d %s", id, code, msg)
+	}
+	return &b
+}
+
+// payFor starts paying booking id; the body also carries an amount, which
+// must be ignored.
+func (r *payBookRig) payFor(id string) *payments.PayResult {
+	r.t.Helper()
+	var res payments.PayResult
+	if code, msg := r.do("POST", "/api/booking/bookings/"+id+"/pay", map[string]any{"openid": "oPatient", "amount": 1}, &res, false); code != 200 || res.Payment == nil {
+		r.t.Fatalf("pay %s: %d %s", id, code, msg)
+	}
+	return &res
+}
+
+// waitBooking waits until the booking has status.
+func (r *payBookRig) waitBooking(id, status string) *booking.Booking {
+	r.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b := r.get(id)
+		if b.Status == status {
+			return b
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("booking %s is %s, want %s", id, b.Status, status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// paidBooking books slot for patient, pays at the channel and waits until
+// the booking is booked with its visit open.
+func (r *payBookRig) paidBooking(slot, patient string) (*booking.Booking, *ihos.Payment) {
+	r.t.Helper()
+	b := r.book(slot, patient)
+	res := r.payFor(b.ID)
+	if _, err := r.pay.sim.Pay("", res.Payment.OutTradeNo, ""); err != nil {
+		r.t.Fatal(err)
+	}
+	b = r.waitBooking(b.ID, booking.StatusBooked)
+	if b.VisitID == "" {
+		r.t.Fatalf("booked without a visit: %+v", b)
+	}
+	return b, res.Payment
+}
+
+func (r *payBookRig) visitStatus(bookingID string) string {
+	r.t.Helper()
+	var s string
+	if err := r.app.Node.DB.QueryRowContext(context.Background(), `SELECT status FROM visits WHERE booking_id = ?`, bookingID).Scan(&s); err != nil {
+		r.t.Fatalf("visit of %s: %v", bookingID, err)
+	}
+	return s
+}
+
+// TestBookPayVisit runs issue 8's journey through the cloud's API and the
+// channel simulator: book a released slot, pay, the notify books it and
+// opens the visit (once), the patient waits with a queue position; unpaid
+// bookings expire, cancelled ones are refunded — on SQLite and MariaDB.
+func TestBookPayVisit(t *testing.T) {
+	for _, c := range []struct {
+		engine string
+		dsn    func(t *testing.T) string
+	}{
+		{"sqlite", func(*testing.T) string { return "" }},
+		{"mysql", freshMySQL},
+	} {
+		t.Run(c.engine, func(t *testing.T) {
+			r := newPayBookRig(t, c.dsn(t))
+			sched := r.schedule(tomorrow(), "08:00", "12:00", "text", 30)
+			slot := func(n int) string { return fmt.Sprintf("%s:%d", sched, n) }
+			t.Run("PaidOpensVisitOnce", func(t *testing.T) { r.use(t); r.testPaidOpensVisit(t, slot(0)) })
+			t.Run("UnpaidExpires", func(t *testing.T) { r.use(t); r.testUnpaidExpires(t, slot(1)) })
+			t.Run("CancelRefunds", func(t *testing.T) { r.use(t); r.testCancelRefunds(t, slot(2)) })
+			t.Run("PaidAfterCancel", func(t *testing.T) { r.use(t); r.testPaidAfterCancel(t, slot(5)) })
+			t.Run("CancelAfterAccept", func(t *testing.T) { r.use(t); r.testCancelAfterAccept(t, slot(3)) })
+			t.Run("Refusals", func(t *testing.T) { r.use(t); r.testPayRefusals(t, slot(4)) })
+		})
+	}
+}
+
+func (r *payBookRig) testPaidOpensVisit(t *testing.T, slot string) {
+	r.pay.mode(paysim.Mode{DuplicateNotify: 2})
+	b := r.book(slot, "P1")
+	if b.Status != booking.StatusAwaitingPayment || b.StatusLabel != "待支付" || b.Fee != 2000 || b.PayBy.Sub(b.CreatedAt) != booking.PayWindow {
+		t.Fatalf("booked: %+v", b)
+	}
+	res := r.payFor(b.ID)
+	p := res.Payment
+	// The fee comes from the consultation settings as stored on the
+	// booking, not from the client's "amount": 1.
+	if p.Total != 2000 || p.BusinessType != ihos.PayConsultation || p.BusinessID != b.ID || p.PatientID != "P1" || p.DoctorID != "doc1" ||
+		p.DepartmentID != "d1" || p.Status != ihos.PaymentPaying || res.Prepay == nil || res.Prepay.PrepayID == "" {
+		t.Fatalf("payment %+v prepay %+v", p, res.Prepay)
+	}
+	if again := r.payFor(b.ID); again.Payment.ID != p.ID {
+		t.Fatalf("second pay made payment %s, want %s", again.Payment.ID, p.ID)
+	}
+	if _, err := r.pay.sim.Pay("", p.OutTradeNo, ""); err != nil {
+		t.Fatal(err)
+	}
+	b = r.waitBooking(b.ID, booking.StatusBooked)
+	if b.StatusLabel != "已预约" || b.VisitID == "" || !b.PayBy.IsZero() {
+		t.Fatalf("paid booking: %+v", b)
+	}
+	// The duplicate notifies arrive; a second worker (a restart, or another
+	// cloud process) passes over the same rows: still one visit.
+	deadline := time.Now().Add(5 * time.Second)
+	for r.pay.count(`SELECT COUNT(*) FROM payment_notifies WHERE order_no = ? AND outcome = ?`, p.OutTradeNo, payments.OutcomeDuplicate) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("duplicate notifies not seen")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	restarted := &booking.Service{DB: r.app.Node.DB, Payments: r.app.Payments, Visits: r.app.Visits}
+	for range 2 {
+		if _, err := restarted.Process(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := r.pay.count(`SELECT COUNT(*) FROM visits WHERE booking_id = ?`, b.ID); n != 1 {
+		t.Fatalf("%d visits", n)
+	}
+	if n := r.pay.count(`SELECT COUNT(*) FROM visit_events WHERE visit_id = ?`, b.VisitID); n != 1 {
+		t.Fatalf("%d visit events", n)
+	}
+	var v visits.Visit
+	if code, eb := r.visit.call("GET", "/api/visits/"+b.VisitID, "patient:P1", nil, &v); code != 200 || v.Status != visits.StatusWaiting ||
+		v.QueuePosition != 1 || v.DoctorID != "doc1" || v.Type != "text" || !v.BookedAt.Equal(b.CreatedAt) {
+		t.Fatalf("visit: %d %+v %+v", code, eb, v)
+	}
+	if code, msg := r.do("POST", "/api/booking/bookings/"+b.ID+"/pay", map[string]string{"openid": "oPatient"}, nil, false); code != 409 || msg != "该预约已支付" {
+		t.Fatalf("pay again: %d %s", code, msg)
+	}
+}
+
+func (r *payBookRig) testUnpaidExpires(t *testing.T, slot string) {
+	r.pay.mode(paysim.Mode{})
+	b := r.book(slot, "P2")
+	first := r.payFor(b.ID).Payment
+	// The patient gives up on the payment: the booking still waits for one,
+	// and paying again makes a new payment.
+	var p ihos.Payment
+	if code := r.pay.call("POST", "/api/pay/orders/"+first.ID+"/cancel", nil, &p); code != 200 {
+		t.Fatalf("cancel payment: %d %+v", code, p)
+	}
+	r.pay.waitStatus(first.ID, ihos.PaymentCancelled, 5*time.Second)
+	if got := r.get(b.ID); got.Status != booking.StatusAwaitingPayment {
+		t.Fatalf("after the payment was cancelled: %+v", got)
+	}
+	second := r.payFor(b.ID).Payment
+	if second.ID == first.ID {
+		t.Fatal("no new payment")
+	}
+	// Its window passes (the booking is made older): the app's worker
+	// expires it, returns the unit and cancels the open payment.
+	old := ihos.FormatTime(time.Now().Add(-booking.PayWindow - time.Minute))
+	r.exec(`UPDATE bookings SET created_at = ?, updated_at = ? WHERE id = ?`, old, old, b.ID)
+	got := r.waitBooking(b.ID, booking.StatusCancelled)
+	if got.CancelReason != "超时未支付" {
+		t.Fatalf("expired: %+v", got)
+	}
+	r.pay.waitStatus(second.ID, ihos.PaymentCancelled, 5*time.Second)
+	if counter, active, err := (&booking.Service{DB: r.app.Node.DB}).CountBooked(context.Background(), slot); err != nil || counter != 0 || active != 0 {
+		t.Fatalf("slot after expiry: %d %d %v", counter, active, err)
+	}
+	if _, err := r.pay.sim.Pay("", second.OutTradeNo, ""); err == nil {
+		t.Fatal("the expired booking's order was paid at the channel")
+	}
+	if nb := r.book(slot, "P3"); nb.Status != booking.StatusAwaitingPayment {
+		t.Fatalf("the returned unit: %+v", nb)
+	}
+}
+
+func (r *payBookRig) testCancelRefunds(t *testing.T, slot string) {
+	r.pay.mode(paysim.Mode{})
+	b, p := r.paidBooking(slot, "P4")
+	var got booking.Booking
+	if code, msg := r.do("POST", "/api/booking/bookings/"+b.ID+"/cancel", map[string]string{"reason": "临时有事"}, &got, false); code != 200 || got.Status != booking.StatusCancelled {
+		t.Fatalf("cancel: %d %s %+v", code, msg, got)
+	}
+	r.pay.waitStatus(p.ID, ihos.PaymentRefunded, 5*time.Second)
+	if s := r.visitStatus(b.ID); s != visits.StatusCancelled {
+		t.Fatalf("visit %s", s)
+	}
+	if counter, _, err := (&booking.Service{DB: r.app.Node.DB}).CountBooked(context.Background(), slot); err != nil || counter != 0 {
+		t.Fatalf("slot after cancel: %d %v", counter, err)
+	}
+	// Cancelling again, and the worker passing, refund nothing more.
+	if code, msg := r.do("POST", "/api/booking/bookings/"+b.ID+"/cancel", nil, &got, false); code != 200 || got.Status != booking.StatusCancelled {
+		t.Fatalf("cancel again: %d %s", code, msg)
+	}
+	if _, err := (&booking.Service{DB: r.app.Node.DB, Payments: r.app.Payments, Visits: r.app.Visits}).Process(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.pay.count(`SELECT COUNT(*) FROM refunds WHERE payment_id = ?`, p.ID); n != 1 {
+		t.Fatalf("%d refunds", n)
+	}
+	if n := r.pay.count(`SELECT COUNT(*) FROM refunds WHERE payment_id = ? AND amount = 2000 AND request_key = ?`, p.ID, "booking-cancel:"+b.ID); n != 1 {
+		t.Fatal("the refund is not the full fee under the booking's key")
+	}
+}
+
+// The booking is cancelled without its payment being settled (a crash
+// between the two, or an order whose close was not confirmed in time) and
+// the payment is paid afterwards: the worker refunds it and opens no visit.
+func (r *payBookRig) testPaidAfterCancel(t *testing.T, slot string) {
+	r.pay.mode(paysim.Mode{})
+	b := r.book(slot, "P8")
+	p := r.payFor(b.ID).Payment
+	if _, err := (&booking.Service{DB: r.app.Node.DB}).Cancel(context.Background(), b.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.pay.sim.Pay("", p.OutTradeNo, ""); err != nil {
+		t.Fatal(err)
+	}
+	r.pay.waitStatus(p.ID, ihos.PaymentRefunded, 10*time.Second)
+	if got := r.get(b.ID); got.Status != booking.StatusCancelled {
+		t.Fatalf("booking %+v", got)
+	}
+	if n := r.pay.count(`SELECT COUNT(*) FROM visits WHERE booking_id = ?`, b.ID); n != 0 {
+		t.Fatalf("%d visits for a cancelled booking", n)
+	}
+}
+
+func (r *payBookRig) testCancelAfterAccept(t *testing.T, slot string) {
+	r.pay.mode(paysim.Mode{})
+	b, p := r.paidBooking(slot, "P5")
+	if code, eb := r.visit.call("POST", "/api/visits/"+b.VisitID+"/accept", "doctor:doc1", nil, nil); code != 200 {
+		t.Fatalf("accept: %d %+v", code, eb)
+	}
+	if code, msg := r.do("POST", "/api/booking/bookings/"+b.ID+"/cancel", nil, nil, false); code != 409 || msg != "医生已接诊，不能取消" {
+		t.Fatalf("cancel after accept: %d %s", code, msg)
+	}
+	if got := r.get(b.ID); got.Status != booking.StatusBooked {
+		t.Fatalf("booking %+v", got)
+	}
+	if got := r.pay.get(p.ID); got.Status != ihos.PaymentPaid {
+		t.Fatalf("payment %s", got.Status)
+	}
+}
+
+func (r *payBookRig) testPayRefusals(t *testing.T, slot string) {
+	b := r.book(slot, "P6")
+	if code, msg := r.do("POST", "/api/booking/bookings/"+b.ID+"/cancel", nil, nil, false); code != 200 {
+		t.Fatalf("cancel: %d %s", code, msg)
+	}
+	if code, msg := r.do("POST", "/api/booking/bookings/"+b.ID+"/pay", map[string]string{"openid": "o"}, nil, false); code != 409 || msg != "该预约已取消，不能支付" {
+		t.Fatalf("pay cancelled: %d %s", code, msg)
+	}
+	// A doctor whose text visits are free: booked at once, the visit open.
+	now := ihos.FormatTime(time.Now())
+	r.exec(`INSERT INTO staff (id, hospital_id, institution_id, department_id, job_no, name, kind, title, specialty, online, enabled, version, created_at, updated_at)
+		VALUES ('doc2', ?, 'i1', 'd1', 'J002', '李四', 'doctor', '住院医师', '', 1, 1, 1, ?, ?)`, testHosp, now, now)
+	r.exec(`INSERT INTO consultation_settings (id, hospital_id, title, staff_id, text_enabled, text_fee, text_minutes, voice_enabled, voice_fee, voice_minutes,
+		video_enabled, video_fee, video_minutes, enabled, version, created_at, updated_at) VALUES (?, ?, '', 'doc2', 1, 0, 15, 0, 0, 0, 0, 0, 0, 1, 1, ?, ?)`,
+		ihos.NewID(), testHosp, now, now)
+	id := ihos.NewID()
+	r.exec(`INSERT INTO online_schedules (id, hospital_id, staff_id, visit_date, start_time, end_time, visit_type, slot_minutes, slot_count, enabled, version, created_at, updated_at)
+		VALUES (?, ?, 'doc2', ?, '08:00', '09:00', 'text', 30, 0, 1, 1, ?, ?)`, id, testHosp, tomorrow(), now, now)
+	free := r.book(id+":0", "P7")
+	if free.Status != booking.StatusBooked || free.Fee != 0 || free.VisitID == "" {
+		t.Fatalf("free booking: %+v", free)
+	}
+	if s := r.visitStatus(free.ID); s != visits.StatusWaiting {
+		t.Fatalf("free visit %s", s)
+	}
+	if code, msg := r.do("POST", "/api/booking/bookings/"+free.ID+"/pay", map[string]string{"openid": "o"}, nil, false); code != 409 || msg != "该预约无需支付" {
+		t.Fatalf("pay free: %d %s", code, msg)
+	}
+	if code, msg := r.do("POST", "/api/booking/bookings/nobody/pay", nil, nil, false); code != 404 {
+		t.Fatalf("pay unknown: %d %s", code, msg)
 	}
 }

@@ -36,6 +36,7 @@ import (
 	"ihos/internal/patients"
 	"ihos/payments"
 	"ihos/sync"
+	"ihos/visits"
 )
 
 // Config is the cloud's configuration.
@@ -79,6 +80,9 @@ type App struct {
 	Hospitals *Hospitals
 	// Payments is the payment service (docs/decisions/0012).
 	Payments *payments.Service
+	// Visits is the online visit service (package visits); a paid booking
+	// opens its visit through it.
+	Visits *visits.Service
 	// Patients is the patient accounts service; its Authorize authorises
 	// patient requests (package accounts).
 	Patients *accounts.Service
@@ -208,11 +212,11 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	startPatients(cfg, n, a, mux)
-	startBooking(n, a, mux)
 	if err := startVisits(lctx, cfg, n, a, mux); err != nil {
 		a.Close()
 		return nil, err
 	}
+	startBooking(lctx, n, a, mux)
 	a.payDone = make(chan struct{})
 	go runPayments(lctx, a.Payments, a.payDone)
 	mux.Handle("GET /healthz", n.Health())

@@ -235,6 +235,7 @@ func startVisits(ctx context.Context, cfg Config, n *node.Node, a *App, mux *htt
 		return &ihos.Error{Code: ihos.EUnavailable, Message: "消息推送无法订阅消息服务", Err: err}
 	}
 	svc.Bus = bus
+	a.Visits = svc
 	go func() {
 		<-ctx.Done()
 		bus.Close()
