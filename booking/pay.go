@@ -32,6 +32,7 @@ type Payments interface {
 type Visits interface {
 	Open(ctx context.Context, spec visits.VisitSpec) (*visits.Visit, error)
 	Cancel(ctx context.Context, by visits.Party, id, reason string) (*visits.Visit, error)
+	ByBooking(ctx context.Context, bookingID string) (*visits.Visit, error)
 }
 
 // Messages of paying and cancelling.
@@ -168,11 +169,17 @@ func (s *Service) paymentsOf(ctx context.Context, bookingID string) ([]bookingPa
 
 // visitOf returns the id and status of a booking's visit ("" if none).
 func (s *Service) visitOf(ctx context.Context, bookingID string) (id, status string, err error) {
-	err = s.DB.QueryRowContext(ctx, `SELECT id, status FROM visits WHERE booking_id = ?`, bookingID).Scan(&id, &status)
-	if errors.Is(err, sql.ErrNoRows) {
+	if s.Visits == nil {
 		return "", "", nil
 	}
-	return id, status, err
+	v, err := s.Visits.ByBooking(ctx, bookingID)
+	if ihos.ErrorCode(err) == ihos.ENotFound {
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", err
+	}
+	return v.ID, v.Status, nil
 }
 
 // cancelVisit cancels the booking's visit while it waits; a visit the doctor

@@ -270,7 +270,7 @@ func (s *Service) Open(ctx context.Context, spec VisitSpec) (*Visit, error) {
 			Summary: fmt.Sprintf("预约 %s 的%s进入候诊（患者 %s，医生 %s）", v.BookingID, TypeLabels[v.Type], v.PatientID, v.DoctorID)})
 	})
 	if sqldb.IsUniqueViolation(err) {
-		return s.byBooking(ctx, spec.BookingID)
+		return s.ByBooking(ctx, spec.BookingID)
 	}
 	if err != nil {
 		return nil, err
@@ -279,7 +279,8 @@ func (s *Service) Open(ctx context.Context, spec VisitSpec) (*Visit, error) {
 	return label(v), nil
 }
 
-func (s *Service) byBooking(ctx context.Context, booking string) (*Visit, error) {
+// ByBooking returns the visit a booking opened (ENotFound when none).
+func (s *Service) ByBooking(ctx context.Context, booking string) (*Visit, error) {
 	v, err := scanVisit(s.DB.QueryRowContext(ctx, `SELECT `+visitCols+` FROM visits WHERE booking_id = ?`, booking))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errNotFound
