@@ -35,6 +35,8 @@ import (
 	"ihos/internal/node"
 	"ihos/internal/patients"
 	"ihos/payments"
+	"ihos/prescriptions"
+	"ihos/staffauth"
 	"ihos/sync"
 	"ihos/visits"
 )
@@ -86,9 +88,15 @@ type App struct {
 	// Patients is the patient accounts service; its Authorize authorises
 	// patient requests (package accounts).
 	Patients *accounts.Service
-	payDone  chan struct{} // closed when the payment resolver has stopped
-	stop     context.CancelFunc
-	monitor  *nats.Conn // external NATS only
+	// Staff is the doctor and pharmacist app logins; its Authorize and
+	// RequireRealNameToday guard the staff routes (package staffauth).
+	Staff *staffauth.Service
+	// Prescriptions is the online prescription service (package
+	// prescriptions); the payment API asks its Payable before it charges.
+	Prescriptions *prescriptions.Service
+	payDone       chan struct{} // closed when the payment resolver has stopped
+	stop          context.CancelFunc
+	monitor       *nats.Conn // external NATS only
 }
 
 // New opens the cloud's node and wires its routes.
@@ -212,11 +220,13 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	startPatients(cfg, n, a, mux)
+	startStaff(cfg, n, a, mux)
 	if err := startVisits(lctx, cfg, n, a, mux); err != nil {
 		a.Close()
 		return nil, err
 	}
 	startBooking(lctx, n, a, mux)
+	startPrescriptions(n, a, mux)
 	a.payDone = make(chan struct{})
 	go runPayments(lctx, a.Payments, a.payDone)
 	mux.Handle("GET /healthz", n.Health())

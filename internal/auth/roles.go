@@ -22,7 +22,7 @@ type Role struct {
 // Roles lists every role, most powerful first.
 var Roles = []Role{
 	{Name: RoleSysAdmin, Label: "系统管理员", perms: []string{"*"}},
-	{Name: RoleHospitalAdmin, Label: "医院管理员", perms: []string{"masterdata.read", "masterdata.write", "audit.read", "sync.read", "his.read", "his.write", "signing.read", "signing.write", "printing.read", "printing.write", "kiosk.read", "kiosk.write", "recorder.read", "recorder.write", "payments.read", "payments.write"}},
+	{Name: RoleHospitalAdmin, Label: "医院管理员", perms: []string{"masterdata.read", "masterdata.write", "audit.read", "sync.read", "his.read", "his.write", "signing.read", "signing.write", "printing.read", "printing.write", "kiosk.read", "kiosk.write", "recorder.read", "recorder.write", "payments.read", "payments.write", "staffapp.read", "staffapp.write"}},
 	{Name: RoleDeptAdmin, Label: "科室管理员", Scoped: true, perms: []string{"masterdata.read", "masterdata.write"}},
 	{Name: RoleAuditor, Label: "审计员（只读）", perms: []string{"*.read"}},
 }

@@ -12,7 +12,9 @@ import (
 	"ihos/internal/patients"
 	"ihos/invoicing"
 	"ihos/payments"
+	"ihos/prescriptions"
 	"ihos/reconcile"
+	"ihos/staffauth"
 	"ihos/sync"
 	"ihos/visits"
 )
@@ -31,6 +33,8 @@ func All() []sync.Entity {
 		billpay.Entities(),
 		booking.Entities(),
 		visits.Entities(),
+		prescriptions.Entities(),
+		staffauth.Entities(),
 	} {
 		all = append(all, set...)
 	}
