@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"ihos"
+	"ihos/accounts"
 	"ihos/booking"
 	"ihos/internal/node"
 	"ihos/internal/web"
@@ -42,17 +43,16 @@ func startBooking(ctx context.Context, n *node.Node, a *App, mux *http.ServeMux)
 		}
 	}
 	go svc.Run(ctx)
-	bookingAPI{svc: svc}.routes(mux, n.AuthorizeCLIOr)
+	bookingAPI{svc: svc}.routes(mux, patientAuth{app: a, staff: n.AuthorizeCLIOr})
 }
 
 type bookingAPI struct{ svc *booking.Service }
 
 // routes registers the public directory (no login: anyone may look for a
-// doctor) and the booking endpoints. The booking endpoints are authorised
-// like the payment API (the command-line token or a staff session holding
-// booking.write) until patient sessions land; then a patient books for
-// themselves and their family members only.
-func (a bookingAPI) routes(mux *http.ServeMux, authorize web.Authorizer) {
+// doctor) and the booking endpoints. A patient session books, lists, pays
+// and cancels for the account's own members only; staff (a session holding
+// booking.write / booking.read) and the command-line token for anyone.
+func (a bookingAPI) routes(mux *http.ServeMux, pa patientAuth) {
 	mux.Handle("GET /api/public/doctors", web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
 		page, _ := strconv.Atoi(q.Get("page"))
@@ -85,11 +85,18 @@ func (a bookingAPI) routes(mux *http.ServeMux, authorize web.Authorizer) {
 		web.WriteJSON(w, http.StatusOK, map[string]any{"items": slots})
 		return nil
 	}))
-	handle := web.Guard(mux, authorize)
-	handle("POST /api/booking/bookings", "booking.write", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+	handle := pa.guard(mux)
+	handle("POST /api/booking/bookings", "booking.write", func(ctx context.Context, p *accounts.Patient, w http.ResponseWriter, r *http.Request) error {
 		var req booking.Request
 		if err := web.DecodeJSON(r, &req); err != nil {
 			return err
+		}
+		if p != nil {
+			m, err := pa.member(ctx, p, req.PatientID)
+			if err != nil {
+				return err
+			}
+			req.PatientID = m.PatientID
 		}
 		b, err := a.svc.Book(ctx, req)
 		if err != nil {
@@ -98,8 +105,15 @@ func (a bookingAPI) routes(mux *http.ServeMux, authorize web.Authorizer) {
 		web.WriteJSON(w, http.StatusCreated, b)
 		return nil
 	})
-	handle("GET /api/booking/bookings", "booking.read", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+	handle("GET /api/booking/bookings", "booking.read", func(ctx context.Context, p *accounts.Patient, w http.ResponseWriter, r *http.Request) error {
 		patient := r.URL.Query().Get("patient_id")
+		if p != nil {
+			m, err := pa.member(ctx, p, patient)
+			if err != nil {
+				return err
+			}
+			patient = m.PatientID
+		}
 		if patient == "" {
 			return ihos.Invalid(map[string]string{"patient_id": "请选择就诊人"})
 		}
@@ -110,8 +124,8 @@ func (a bookingAPI) routes(mux *http.ServeMux, authorize web.Authorizer) {
 		web.WriteJSON(w, http.StatusOK, map[string]any{"items": list})
 		return nil
 	})
-	handle("GET /api/booking/bookings/{id}", "booking.read", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
-		b, err := a.svc.Get(ctx, r.PathValue("id"))
+	handle("GET /api/booking/bookings/{id}", "booking.read", func(ctx context.Context, p *accounts.Patient, w http.ResponseWriter, r *http.Request) error {
+		b, err := a.get(ctx, pa, p, r.PathValue("id"))
 		if err != nil {
 			return err
 		}
@@ -121,12 +135,17 @@ func (a bookingAPI) routes(mux *http.ServeMux, authorize web.Authorizer) {
 	// Paying: the amount is the booking's fee, never the client's; openid
 	// (the patient's id at the channel) makes a JSAPI order, without it a
 	// Native one (QR code).
-	handle("POST /api/booking/bookings/{id}/pay", "booking.write", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+	handle("POST /api/booking/bookings/{id}/pay", "booking.write", func(ctx context.Context, p *accounts.Patient, w http.ResponseWriter, r *http.Request) error {
 		var req struct {
 			OpenID string `json:"openid"`
 		}
 		if r.ContentLength != 0 {
 			if err := web.DecodeJSON(r, &req); err != nil {
+				return err
+			}
+		}
+		if p != nil {
+			if _, err := a.get(ctx, pa, p, r.PathValue("id")); err != nil {
 				return err
 			}
 		}
@@ -137,12 +156,17 @@ func (a bookingAPI) routes(mux *http.ServeMux, authorize web.Authorizer) {
 		web.WriteJSON(w, http.StatusOK, res)
 		return nil
 	})
-	handle("POST /api/booking/bookings/{id}/cancel", "booking.write", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+	handle("POST /api/booking/bookings/{id}/cancel", "booking.write", func(ctx context.Context, p *accounts.Patient, w http.ResponseWriter, r *http.Request) error {
 		var req struct {
 			Reason string `json:"reason"`
 		}
 		if r.ContentLength != 0 {
 			if err := web.DecodeJSON(r, &req); err != nil {
+				return err
+			}
+		}
+		if p != nil {
+			if _, err := a.get(ctx, pa, p, r.PathValue("id")); err != nil {
 				return err
 			}
 		}
@@ -153,4 +177,25 @@ func (a bookingAPI) routes(mux *http.ServeMux, authorize web.Authorizer) {
 		web.WriteJSON(w, http.StatusOK, b)
 		return nil
 	})
+}
+
+// errNoBooking answers a patient asking for a booking not on their account,
+// as booking.Get answers one that does not exist.
+var errNoBooking = ihos.Errorf(ihos.ENotFound, "预约不存在")
+
+// get returns booking id; for a patient (p non-nil) only one of their
+// members', someone else's being answered as not found.
+func (a bookingAPI) get(ctx context.Context, pa patientAuth, p *accounts.Patient, id string) (*booking.Booking, error) {
+	b, err := a.svc.Get(ctx, id)
+	if err != nil || p == nil {
+		return b, err
+	}
+	ok, err := pa.owns(ctx, p, b.PatientID)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errNoBooking
+	}
+	return b, nil
 }

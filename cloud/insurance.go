@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"ihos"
+	"ihos/accounts"
+	"ihos/his"
 	"ihos/insurance/settle"
 	"ihos/internal/web"
 	"ihos/payments"
@@ -41,15 +43,23 @@ type QuoteRequest struct {
 	NoAccount    bool          `json:"no_account"`
 }
 
-func (a insuranceAPI) routes(mux *http.ServeMux, authorize payments.Authorizer) {
+// routes registers the phone's quote (a patient session for the account's
+// members, or staff) and the console's statement (staff only).
+func (a insuranceAPI) routes(mux *http.ServeMux, pa patientAuth) {
+	authorize := pa.staff
 	mux.Handle("POST /api/pay/insurance/quote", web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		ctx, err := authorize(r, "payments.write")
+		ctx, pt, err := pa.authorize(r, "payments.write")
 		if err != nil {
 			return err
 		}
 		var req QuoteRequest
 		if err := web.DecodeJSON(r, &req); err != nil {
 			return err
+		}
+		if pt != nil {
+			if req, err = a.patientQuote(ctx, pa, pt, req); err != nil {
+				return err
+			}
 		}
 		q, err := a.quote(ctx, req)
 		if err != nil {
@@ -74,6 +84,29 @@ func (a insuranceAPI) routes(mux *http.ServeMux, authorize payments.Authorizer) 
 		web.WriteJSON(w, http.StatusOK, st)
 		return nil
 	}))
+}
+
+// patientQuote fills and checks a patient's quote request: their hospital,
+// one of their members (the holder by default) and, if a HIS record is
+// named, that member's linked one (by default the member's link, if any).
+func (a insuranceAPI) patientQuote(ctx context.Context, pa patientAuth, pt *accounts.Patient, req QuoteRequest) (QuoteRequest, error) {
+	var err error
+	if req.HospitalID, err = hospital(pt, req.HospitalID); err != nil {
+		return req, err
+	}
+	m, err := pa.member(ctx, pt, req.PatientID)
+	if err != nil {
+		return req, err
+	}
+	req.PatientID = m.PatientID
+	linked := m.LinkStatus == his.LinkLinked
+	switch h := strings.TrimSpace(req.HISPatientID); {
+	case h == "" && linked:
+		req.HISPatientID = m.HISPatientID
+	case h != "" && (!linked || h != m.HISPatientID):
+		return req, errHISNotLinked
+	}
+	return req, nil
 }
 
 // quote asks the hospital's appliance for a pre-settlement.

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"ihos"
+	"ihos/accounts"
 	"ihos/insurance/settle"
 	"ihos/internal/node"
 	"ihos/internal/web"
@@ -373,10 +374,9 @@ func truncateBytes(s string, n int) string {
 // payAPI is the minimal JSON API a payer's client uses: create and pay,
 // look at, and cancel a self-pay payment.
 //
-// Patients have no sessions in the cloud yet, so these routes take the
-// console's staff session or the command-line token with "payments.write"
-// for now; the H5 journey (issue 8) puts patient sessions in front of them
-// and checks the payment belongs to the patient.
+// The patient's phone calls it with their own session and acts only for the
+// members of their account (patientAuth); the console's staff session and
+// the command-line token need "payments.write" and act for anyone.
 type payAPI struct {
 	svc        *payments.Service
 	hospitals  *Hospitals
@@ -407,20 +407,27 @@ type OrderRequest struct {
 	PayAuthNo string `json:"pay_auth_no"`
 }
 
-func (a payAPI) routes(mux *http.ServeMux, authorize payments.Authorizer) {
-	handle := func(pattern string, fn func(ctx context.Context, w http.ResponseWriter, r *http.Request) error) {
-		mux.Handle(pattern, web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-			ctx, err := authorize(r, "payments.write")
-			if err != nil {
-				return err
-			}
-			return fn(ctx, w, r)
-		}))
-	}
-	handle("POST /api/pay/orders", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+func (a payAPI) routes(mux *http.ServeMux, pa patientAuth) {
+	guard := pa.guard(mux)
+	handle := func(pattern string, fn patientFunc) { guard(pattern, "payments.write", fn) }
+	handle("POST /api/pay/orders", func(ctx context.Context, pt *accounts.Patient, w http.ResponseWriter, r *http.Request) error {
 		var req OrderRequest
 		if err := web.DecodeJSON(r, &req); err != nil {
 			return err
+		}
+		if pt != nil {
+			if ownRoute[req.BusinessType] {
+				return errOwnRoute
+			}
+			var err error
+			if req.HospitalID, err = hospital(pt, req.HospitalID); err != nil {
+				return err
+			}
+			m, err := pa.member(ctx, pt, req.PatientID)
+			if err != nil {
+				return err
+			}
+			req.PatientID = m.PatientID
 		}
 		res, err := a.createAndPay(ctx, req)
 		if err != nil {
@@ -429,26 +436,37 @@ func (a payAPI) routes(mux *http.ServeMux, authorize payments.Authorizer) {
 		web.WriteJSON(w, http.StatusOK, res)
 		return nil
 	})
-	handle("GET /api/pay/orders/{id}", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+	handle("GET /api/pay/orders/{id}", func(ctx context.Context, pt *accounts.Patient, w http.ResponseWriter, r *http.Request) error {
 		// ?refresh=1: the client is back from the payment sheet and wants
-		// the outcome now rather than at the resolver's next round.
-		get := a.svc.Get
-		if r.URL.Query().Get("refresh") == "1" {
-			get = a.svc.Resolve
+		// the outcome now rather than at the resolver's next round. A
+		// patient's payment is checked to be theirs before it is resolved.
+		id, refresh := r.PathValue("id"), r.URL.Query().Get("refresh") == "1"
+		var p *ihos.Payment
+		var err error
+		if pt != nil || !refresh {
+			if p, err = a.get(ctx, pa, pt, id); err != nil {
+				return err
+			}
 		}
-		p, err := get(ctx, r.PathValue("id"))
-		if err != nil {
-			return err
+		if refresh {
+			if p, err = a.svc.Resolve(ctx, id); err != nil {
+				return err
+			}
 		}
 		web.WriteJSON(w, http.StatusOK, p)
 		return nil
 	})
-	handle("POST /api/pay/orders/{id}/cancel", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+	handle("POST /api/pay/orders/{id}/cancel", func(ctx context.Context, pt *accounts.Patient, w http.ResponseWriter, r *http.Request) error {
 		var req struct {
 			Reason string `json:"reason"`
 		}
 		if r.ContentLength != 0 {
 			if err := web.DecodeJSON(r, &req); err != nil {
+				return err
+			}
+		}
+		if pt != nil {
+			if _, err := a.get(ctx, pa, pt, r.PathValue("id")); err != nil {
 				return err
 			}
 		}
@@ -459,6 +477,36 @@ func (a payAPI) routes(mux *http.ServeMux, authorize payments.Authorizer) {
 		web.WriteJSON(w, http.StatusOK, p)
 		return nil
 	})
+}
+
+// ownRoute are the business types a patient pays through their own route,
+// which charges the business's amount (a booking's fee, the HIS's fees): the
+// business treats any paid payment of its id as its own, so a patient must
+// not open one here with an amount of their choosing.
+// A prescription's amount is its approved price (prescriptions.Payable).
+var ownRoute = map[string]bool{ihos.PayConsultation: true, ihos.PayOutpatientBill: true, ihos.PayPrescription: true}
+
+var errOwnRoute = ihos.Errorf(ihos.EForbidden, "该费用请在预约详情或门诊缴费中支付")
+
+// errNoPayment answers a patient asking for a payment not on their account,
+// as the payment service answers one that does not exist.
+var errNoPayment = ihos.Errorf(ihos.ENotFound, "支付订单不存在")
+
+// get returns payment id; for a patient (pt non-nil) only one of their
+// members', someone else's being answered as not found.
+func (a payAPI) get(ctx context.Context, pa patientAuth, pt *accounts.Patient, id string) (*ihos.Payment, error) {
+	p, err := a.svc.Get(ctx, id)
+	if err != nil || pt == nil {
+		return p, err
+	}
+	ok, err := pa.owns(ctx, pt, p.PatientID)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errNoPayment
+	}
+	return p, nil
 }
 
 // createAndPay records the payment (or finds the business's active one) and
@@ -536,9 +584,10 @@ func startPayments(ctx context.Context, cfg Config, n *node.Node, a *App, mux *h
 	svc.AdminRoutes(mux, n.AuthorizeCLIOr)
 	svc.RefundRoutes(mux, n.AuthorizeCLIOr)
 	remote := settle.Remote{Link: a.Link, DB: n.DB}
-	payAPI{svc: svc, hospitals: a.Hospitals, configured: pc.URL != "", insurance: &remote}.routes(mux, n.AuthorizeCLIOr)
+	pa := patientAuth{app: a, staff: n.AuthorizeCLIOr}
+	payAPI{svc: svc, hospitals: a.Hospitals, configured: pc.URL != "", insurance: &remote}.routes(mux, pa)
 	ins := insuranceAPI{remote: remote, svc: svc, hospitals: a.Hospitals}
-	ins.routes(mux, n.AuthorizeCLIOr)
+	ins.routes(mux, pa)
 	return ins.serveResolve()
 }
 
