@@ -2,7 +2,6 @@ package accounts
 
 import (
 	"context"
-	"crypto/subtle"
 	"net/http"
 	"strings"
 
@@ -16,36 +15,21 @@ const CookieName = "ihos_patient"
 // CSRFHeader carries the session's CSRF token on cookie-authenticated writes.
 const CSRFHeader = "X-CSRF-Token"
 
-// token returns the request's session token and whether it came from the
-// cookie. A bearer token (the mini-program's web-view) wins.
-func token(r *http.Request) (string, bool) {
-	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
-		return strings.TrimSpace(h[len("Bearer "):]), false
-	}
-	if c, err := r.Cookie(CookieName); err == nil {
-		return c.Value, true
-	}
-	return "", false
-}
-
 // Authorize returns the patient of the request's session: the bearer token
 // or the session cookie. A cookie session must present its CSRF token on
 // every unsafe method (a browser never attaches a bearer token by itself).
 // The payment and booking APIs use it for their patient routes.
 func (s *Service) Authorize(r *http.Request) (Patient, error) {
-	tok, fromCookie := token(r)
+	tok, fromCookie := web.SessionToken(r, CookieName)
 	if tok == "" || len(tok) > 100 {
 		return Patient{}, ErrNoSession
 	}
-	p, csrf, err := s.lookup(r.Context(), tokenHash(tok))
+	p, csrf, err := s.lookup(r.Context(), web.SessionTokenHash(tok))
 	if err != nil {
 		return Patient{}, err
 	}
-	if fromCookie && !safeMethod(r.Method) {
-		got := r.Header.Get(CSRFHeader)
-		if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(csrf)) != 1 {
-			return Patient{}, ihos.Errorf(ihos.EForbidden, "页面已过期（CSRF 校验失败），请刷新后重试")
-		}
+	if fromCookie && !web.SafeMethod(r.Method) && !web.CSRFValid(r, CSRFHeader, csrf) {
+		return Patient{}, web.ErrCSRF
 	}
 	return p, nil
 }
@@ -64,10 +48,6 @@ func (s *Service) Handle(mux *http.ServeMux, pattern string, fn Handler) {
 		ctx := ihos.WithActor(r.Context(), p.Actor(web.ClientIP(r), web.RequestID(r.Context())))
 		return fn(ctx, p, w, r)
 	}))
-}
-
-func safeMethod(m string) bool {
-	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
 }
 
 // Routes registers the patient account API:
@@ -116,7 +96,7 @@ func (s *Service) Routes(mux *http.ServeMux) {
 		if _, err := s.Authorize(r); err != nil {
 			return err
 		}
-		tok, _ := token(r)
+		tok, _ := web.SessionToken(r, CookieName)
 		if err := s.Logout(r.Context(), tok); err != nil {
 			return err
 		}
@@ -125,8 +105,8 @@ func (s *Service) Routes(mux *http.ServeMux) {
 		return nil
 	}))
 	s.Handle(mux, "GET /api/patient/me", func(ctx context.Context, p Patient, w http.ResponseWriter, r *http.Request) error {
-		tok, _ := token(r)
-		_, csrf, err := s.lookup(ctx, tokenHash(tok))
+		tok, _ := web.SessionToken(r, CookieName)
+		_, csrf, err := s.lookup(ctx, web.SessionTokenHash(tok))
 		if err != nil {
 			return err
 		}

@@ -2,21 +2,18 @@ package accounts
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"database/sql"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"time"
 
 	"ihos"
 	"ihos/internal/audit"
 	"ihos/internal/pii"
+	"ihos/internal/web"
+	"ihos/sms"
 )
 
 // RequestCode sends a new 6-digit login code to phone. Only the newest code
@@ -33,7 +30,7 @@ func (s *Service) RequestCode(ctx context.Context, phone, ip string) error {
 	}
 	now := s.now()
 	bidx := s.Sealer.Index(phone)
-	id, code := ihos.NewID(), newCode()
+	id, code := ihos.NewID(), sms.NewCode()
 	hourAgo := ihos.FormatTime(now.Add(-time.Hour))
 	err = s.tx(ctx, func(tx *sql.Tx) (error, error) {
 		var n int
@@ -81,14 +78,6 @@ func (s *Service) RequestCode(ctx context.Context, phone, ip string) error {
 	return nil
 }
 
-func newCode() string {
-	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
-	if err != nil {
-		panic(err) // the OS random source failing is not recoverable
-	}
-	return fmt.Sprintf("%06d", n.Int64())
-}
-
 // codeHash is keyed (the pii index key lives outside the database), so the
 // table alone does not give the 10⁶ possible codes away.
 func (s *Service) codeHash(id, code string) string {
@@ -122,7 +111,7 @@ func (s *Service) Login(ctx context.Context, hospital, phone, code, ip, userAgen
 	ts := ihos.FormatTime(now)
 	bidx := s.Sealer.Index(phone)
 	masked := pii.Mask(phone, 3, 4)
-	sess := &Session{Token: randomToken(), CSRF: randomToken(), ExpiresAt: now.Add(s.MaxAge)}
+	sess := &Session{Token: web.NewSessionToken(), CSRF: web.NewSessionToken(), ExpiresAt: now.Add(s.MaxAge)}
 	err = s.tx(ctx, func(tx *sql.Tx) (error, error) {
 		var id, hash, expires string
 		var attempts int
@@ -183,7 +172,7 @@ func (s *Service) Login(ctx context.Context, hospital, phone, code, ip, userAgen
 			return nil, err
 		}
 		if _, err := s.DB.TxExec(ctx, tx, `INSERT INTO patient_sessions (token_hash, account_id, csrf_token, ip, user_agent, created_at, expires_at, last_seen_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, tokenHash(sess.Token), p.AccountID, sess.CSRF, ihos.Truncate(ip, 64), ihos.Truncate(userAgent, 200),
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, web.SessionTokenHash(sess.Token), p.AccountID, sess.CSRF, ihos.Truncate(ip, 64), ihos.Truncate(userAgent, 200),
 			ts, ihos.FormatTime(sess.ExpiresAt), ts); err != nil {
 			return nil, err
 		}
@@ -193,7 +182,7 @@ func (s *Service) Login(ctx context.Context, hospital, phone, code, ip, userAgen
 	if err != nil {
 		return nil, err
 	}
-	p, _, err := s.lookup(ctx, tokenHash(sess.Token))
+	p, _, err := s.lookup(ctx, web.SessionTokenHash(sess.Token))
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +210,7 @@ func (s *Service) Lookup(ctx context.Context, token string) (Patient, error) {
 	if token == "" || len(token) > 100 {
 		return Patient{}, ErrNoSession
 	}
-	p, _, err := s.lookup(ctx, tokenHash(token))
+	p, _, err := s.lookup(ctx, web.SessionTokenHash(token))
 	return p, err
 }
 
@@ -276,7 +265,7 @@ func (s *Service) drop(ctx context.Context, th string) {
 
 // Logout ends the session of token.
 func (s *Service) Logout(ctx context.Context, token string) error {
-	th := tokenHash(token)
+	th := web.SessionTokenHash(token)
 	p, _, err := s.lookup(ctx, th)
 	if err != nil {
 		return err
@@ -298,17 +287,4 @@ func (s *Service) Revoke(ctx context.Context, accountID, reason string) error {
 		}
 		return nil, s.record(ctx, tx, "revoke_sessions", "patient_accounts", accountID, "结束患者账号的全部登录："+reason)
 	})
-}
-
-func randomToken() string {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // the OS random source failing is not recoverable
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-func tokenHash(token string) string {
-	h := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(h[:])
 }

@@ -39,6 +39,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"net/url"
 	"sort"
@@ -167,4 +168,14 @@ func nonce() string {
 	var b [16]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// NewCode returns a random 6-digit verification code (crypto/rand): the
+// code a patient logs in with, or a doctor confirms their identity with.
+func NewCode() string {
+	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	if err != nil {
+		panic(err) // the OS random source failing is not recoverable
+	}
+	return fmt.Sprintf("%06d", n.Int64())
 }

@@ -2,7 +2,6 @@ package staffauth
 
 import (
 	"context"
-	"crypto/subtle"
 	"net/http"
 	"strings"
 
@@ -19,18 +18,6 @@ const CSRFHeader = "X-CSRF-Token"
 // ErrMustChange refuses every action but changing the password after a
 // login with an issued password.
 var ErrMustChange = ihos.Errorf(ihos.EForbidden, "首次登录请先修改密码")
-
-// token returns the request's session token and whether it came from the
-// cookie. A bearer token wins.
-func token(r *http.Request) (string, bool) {
-	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
-		return strings.TrimSpace(h[len("Bearer "):]), false
-	}
-	if c, err := r.Cookie(CookieName); err == nil {
-		return c.Value, true
-	}
-	return "", false
-}
 
 // Authorize returns the staff member of the request's session: the bearer
 // token or the session cookie (whose unsafe requests must carry the CSRF
@@ -50,25 +37,18 @@ func (s *Service) Authorize(r *http.Request) (Staff, error) {
 
 // authorize is Authorize that admits a session that must change its password.
 func (s *Service) authorize(r *http.Request) (Staff, error) {
-	tok, fromCookie := token(r)
+	tok, fromCookie := web.SessionToken(r, CookieName)
 	if tok == "" || len(tok) > 100 {
 		return Staff{}, ErrNoSession
 	}
-	st, csrf, err := s.lookup(r.Context(), tokenHash(tok))
+	st, csrf, err := s.lookup(r.Context(), web.SessionTokenHash(tok))
 	if err != nil {
 		return Staff{}, err
 	}
-	if fromCookie && !safeMethod(r.Method) {
-		got := r.Header.Get(CSRFHeader)
-		if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(csrf)) != 1 {
-			return Staff{}, ihos.Errorf(ihos.EForbidden, "页面已过期（CSRF 校验失败），请刷新后重试")
-		}
+	if fromCookie && !web.SafeMethod(r.Method) && !web.CSRFValid(r, CSRFHeader, csrf) {
+		return Staff{}, web.ErrCSRF
 	}
 	return st, nil
-}
-
-func safeMethod(m string) bool {
-	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
 }
 
 // Handler is a staff route's handler: ctx carries the staff member as the
@@ -125,7 +105,7 @@ func (s *Service) Routes(mux *http.ServeMux) {
 		if err := web.DecodeJSON(r, &in); err != nil {
 			return err
 		}
-		tok, _ := token(r)
+		tok, _ := web.SessionToken(r, CookieName)
 		if err := s.ChangePassword(ctx, st, tok, in.Old, in.New); err != nil {
 			return err
 		}
@@ -133,7 +113,7 @@ func (s *Service) Routes(mux *http.ServeMux) {
 		return nil
 	})
 	s.handle(mux, "POST /api/staff/logout", s.authorize, func(ctx context.Context, st Staff, w http.ResponseWriter, r *http.Request) error {
-		tok, _ := token(r)
+		tok, _ := web.SessionToken(r, CookieName)
 		if err := s.Logout(ctx, tok); err != nil {
 			return err
 		}
@@ -142,8 +122,8 @@ func (s *Service) Routes(mux *http.ServeMux) {
 		return nil
 	})
 	s.handle(mux, "GET /api/staff/me", s.authorize, func(ctx context.Context, st Staff, w http.ResponseWriter, r *http.Request) error {
-		tok, _ := token(r)
-		_, csrf, err := s.lookup(ctx, tokenHash(tok))
+		tok, _ := web.SessionToken(r, CookieName)
+		_, csrf, err := s.lookup(ctx, web.SessionTokenHash(tok))
 		if err != nil {
 			return err
 		}

@@ -18,6 +18,7 @@ import (
 	"ihos/internal/audit"
 	"ihos/internal/auth"
 	"ihos/internal/pii"
+	"ihos/internal/web"
 )
 
 // account is a staff_app_logins row with its staff, department and
@@ -182,13 +183,13 @@ func (s *Service) Login(ctx context.Context, phone, password, ip, userAgent stri
 		s.auditFailure(ctx, match.ID, match.Name, ip, err.Error())
 		return nil, err
 	}
-	sess := &Session{Token: randomToken(), CSRF: randomToken(), ExpiresAt: now.Add(s.MaxAge)}
+	sess := &Session{Token: web.NewSessionToken(), CSRF: web.NewSessionToken(), ExpiresAt: now.Add(s.MaxAge)}
 	err = s.tx(ctx, func(tx *sql.Tx) (error, error) {
 		if err := s.setState(ctx, tx, match.ID, "failed_attempts = 0, locked_until = NULL"); err != nil {
 			return nil, err
 		}
 		if _, err := s.DB.TxExec(ctx, tx, `INSERT INTO staff_app_sessions (token_hash, staff_id, csrf_token, ip, user_agent, created_at, expires_at, last_seen_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, tokenHash(sess.Token), match.ID, sess.CSRF, ihos.Truncate(ip, 64), ihos.Truncate(userAgent, 200),
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, web.SessionTokenHash(sess.Token), match.ID, sess.CSRF, ihos.Truncate(ip, 64), ihos.Truncate(userAgent, 200),
 			ts, ihos.FormatTime(sess.ExpiresAt), ts); err != nil {
 			return nil, err
 		}
@@ -198,7 +199,7 @@ func (s *Service) Login(ctx context.Context, phone, password, ip, userAgent stri
 	if err != nil {
 		return nil, err
 	}
-	st, _, err := s.lookup(ctx, tokenHash(sess.Token))
+	st, _, err := s.lookup(ctx, web.SessionTokenHash(sess.Token))
 	if err != nil {
 		return nil, err
 	}
@@ -294,7 +295,7 @@ func (s *Service) drop(ctx context.Context, where string, args ...any) {
 
 // Logout ends the session of token.
 func (s *Service) Logout(ctx context.Context, token string) error {
-	th := tokenHash(token)
+	th := web.SessionTokenHash(token)
 	st, _, err := s.lookup(ctx, th)
 	if err != nil {
 		return err
@@ -345,7 +346,7 @@ func (s *Service) ChangePassword(ctx context.Context, st Staff, token, oldPasswo
 		if err := s.setState(ctx, tx, st.ID, "password_hash = ?, replaces_hash = ?", string(hash), a.issuedHash); err != nil {
 			return nil, err
 		}
-		if _, err := s.DB.TxExec(ctx, tx, `DELETE FROM staff_app_sessions WHERE staff_id = ? AND token_hash <> ?`, st.ID, tokenHash(token)); err != nil {
+		if _, err := s.DB.TxExec(ctx, tx, `DELETE FROM staff_app_sessions WHERE staff_id = ? AND token_hash <> ?`, st.ID, web.SessionTokenHash(token)); err != nil {
 			return nil, err
 		}
 		return nil, audit.Append(ctx, s.DB, tx, audit.Entry{ActorID: st.ID, ActorName: st.Name, Action: "change_password",

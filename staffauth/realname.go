@@ -8,6 +8,7 @@ import (
 
 	"ihos"
 	"ihos/internal/audit"
+	"ihos/sms"
 )
 
 // RequireRealNameToday refuses a visit action of st before today's
@@ -33,7 +34,7 @@ func (s *Service) SendRealNameCode(ctx context.Context, st Staff) error {
 		return ihos.Errorf(ihos.EUnavailable, "短信服务未配置，暂时无法发送验证码")
 	}
 	now := s.now()
-	id, code := ihos.NewID(), newCode()
+	id, code := ihos.NewID(), sms.NewCode()
 	var phone string
 	err := s.tx(ctx, func(tx *sql.Tx) (error, error) {
 		if err := s.DB.TxQueryRow(ctx, tx, `SELECT phone FROM staff_app_logins WHERE staff_id = ?`, st.ID).Scan(&phone); err != nil {

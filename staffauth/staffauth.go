@@ -18,14 +18,8 @@ package staffauth
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
-	"fmt"
-	"math/big"
 	stdsync "sync"
 	"time"
 
@@ -148,25 +142,4 @@ func (s *Service) tx(ctx context.Context, fn func(tx *sql.Tx) (refusal error, er
 		return ihos.Internal(err)
 	}
 	return refusal
-}
-
-func randomToken() string {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // the OS random source failing is not recoverable
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-func tokenHash(token string) string {
-	h := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(h[:])
-}
-
-func newCode() string {
-	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
-	if err != nil {
-		panic(err)
-	}
-	return fmt.Sprintf("%06d", n.Int64())
 }

@@ -7,12 +7,7 @@ package auth
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"database/sql"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -227,8 +222,8 @@ func (s *Service) Login(ctx context.Context, username, password, ip, userAgent s
 		s.auditFailure(ctx, u.ID, username, ip, "账号已停用")
 		return nil, ihos.Errorf(ihos.EForbidden, "账号已停用，请联系系统管理员")
 	}
-	sess := &Session{Token: randomToken(), CSRF: randomToken(), ExpiresAt: now.Add(s.MaxAge), User: u}
-	th := tokenHash(sess.Token)
+	sess := &Session{Token: web.NewSessionToken(), CSRF: web.NewSessionToken(), ExpiresAt: now.Add(s.MaxAge), User: u}
+	th := web.SessionTokenHash(sess.Token)
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE console_users SET failed_logins = 0, locked_until = NULL, last_login_at = ? WHERE id = ?`,
 			ihos.FormatTime(now), u.ID); err != nil {
@@ -269,7 +264,7 @@ func (s *Service) Lookup(ctx context.Context, token string) (*Session, error) {
 	if token == "" || len(token) > 100 {
 		return nil, ErrNoSession
 	}
-	th := tokenHash(token)
+	th := web.SessionTokenHash(token)
 	now := s.Now().UTC()
 	s.mu.Lock()
 	c := s.cache[th]
@@ -352,7 +347,7 @@ func (s *Service) Logout(ctx context.Context, token string) {
 		audit.Record(ctx, s.db, audit.Entry{ActorID: sess.User.ID, ActorName: sess.User.Username,
 			Action: audit.ActionLogout, Resource: "users", RecordID: sess.User.ID, Summary: "退出控制台"})
 	}
-	s.drop(ctx, tokenHash(token))
+	s.drop(ctx, web.SessionTokenHash(token))
 }
 
 // RevokeUser ends every session of a user; called when a user is disabled,
@@ -404,17 +399,12 @@ func (s *Service) Authorize(ctx context.Context, perm, dept string) error {
 // since a browser never attaches one by itself.
 func (s *Service) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, fromCookie := "", false
-		if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
-			token = strings.TrimSpace(h[len("Bearer "):])
-		} else if c, err := r.Cookie(CookieName); err == nil {
-			token, fromCookie = c.Value, true
-		}
+		token, fromCookie := web.SessionToken(r, CookieName)
 		if token != "" {
 			sess, err := s.Lookup(r.Context(), token)
 			if err == nil {
-				if fromCookie && !safeMethod(r.Method) && !s.csrfOK(r, sess.CSRF) {
-					web.WriteError(w, r, ihos.Errorf(ihos.EForbidden, "页面已过期（CSRF 校验失败），请刷新后重试"))
+				if fromCookie && !web.SafeMethod(r.Method) && !web.CSRFValid(r, CSRFHeader, sess.CSRF) {
+					web.WriteError(w, r, web.ErrCSRF)
 					return
 				}
 				role, _ := RoleByName(sess.User.Role)
@@ -431,18 +421,6 @@ func (s *Service) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-func (s *Service) csrfOK(r *http.Request, want string) bool {
-	got := r.Header.Get(CSRFHeader)
-	if got == "" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
-		got = r.PostFormValue("csrf_token")
-	}
-	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
-}
-
-func safeMethod(m string) bool {
-	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
-}
-
 type sessionKey struct{}
 
 func withSession(ctx context.Context, s *Session) context.Context {
@@ -454,19 +432,6 @@ func withSession(ctx context.Context, s *Session) context.Context {
 func SessionFrom(ctx context.Context) (*Session, bool) {
 	s, ok := ctx.Value(sessionKey{}).(*Session)
 	return s, ok
-}
-
-func randomToken() string {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // the OS random source failing is not recoverable
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-func tokenHash(token string) string {
-	h := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(h[:])
 }
 
 func nullString(s string) any {
