@@ -11,6 +11,7 @@ import (
 	"ihos/his"
 	"ihos/internal/node"
 	"ihos/internal/web"
+	"ihos/staffauth"
 )
 
 // The patient-facing APIs (booking, payment orders, 诊间支付 bills, the
@@ -175,3 +176,36 @@ func (pa patientAuth) guard(mux *http.ServeMux) func(pattern, perm string, fn pa
 
 // patientFunc is a patient-facing handler; p is nil for staff and the CLI.
 type patientFunc func(ctx context.Context, p *accounts.Patient, w http.ResponseWriter, r *http.Request) error
+
+// appSession returns the doctor, pharmacist or patient of r's own session
+// (package staffauth or accounts), with the context carrying them as the
+// audit actor. It returns neither (and no error) when r comes with the
+// command-line token or a console staff session, or carries no app session
+// at all: the caller then uses its staff/CLI check, whose refusal says what
+// is missing. A staff app session is tried first (its cookie has its own
+// name; a bearer token is looked up as a staff token, then as a patient's).
+func appSession(a *App, r *http.Request) (context.Context, *staffauth.Staff, *accounts.Patient, error) {
+	if _, console := ihos.ActorFrom(r.Context()); console || r.Header.Get(node.CLITokenHeader) != "" || a == nil {
+		return nil, nil, nil, nil
+	}
+	ip, rid := web.ClientIP(r), web.RequestID(r.Context())
+	if a.Staff != nil {
+		st, err := a.Staff.Authorize(r)
+		if err == nil {
+			return ihos.WithActor(r.Context(), st.Actor(ip, rid)), &st, nil, nil
+		}
+		if !errors.Is(err, staffauth.ErrNoSession) {
+			return nil, nil, nil, err
+		}
+	}
+	if a.Patients != nil {
+		p, err := a.Patients.Authorize(r)
+		if err == nil {
+			return ihos.WithActor(r.Context(), p.Actor(ip, rid)), nil, &p, nil
+		}
+		if !errors.Is(err, accounts.ErrNoSession) {
+			return nil, nil, nil, err
+		}
+	}
+	return nil, nil, nil, nil
+}

@@ -7,23 +7,34 @@ import (
 	"strings"
 
 	"ihos"
+	"ihos/accounts"
 	"ihos/internal/node"
 	"ihos/internal/web"
 	"ihos/prescriptions"
+	"ihos/staffauth"
 	"ihos/sync"
 )
 
 // ActingStaffHeader names the staff member (staff id) a prescription request
-// acts for: the doctor who writes and signs, the pharmacist who reviews.
+// acts for when it comes with the command-line token or a console staff
+// session holding prescriptions.read / .write (tools, tests, system
+// administrators).
 //
-// TEMPORARY: the doctor and pharmacist app login is being built; until it
-// lands the request is authorised like the payment API (the command-line
-// token or a staff console session holding prescriptions.read / .write) and
-// says in this header whom it acts for. The rules themselves (attending
-// doctor, pharmacist, statuses) are enforced by package prescriptions on that
-// staff id, whatever the transport; when staff sessions exist the staff id
-// comes from the session and this header goes.
+// Doctors and pharmacists use their app sessions (package staffauth): a
+// doctor writes, signs and submits, a pharmacist reviews, each as
+// themselves. A patient session only reads their family's prescriptions
+// (patientVisible). The rules themselves (attending doctor, pharmacist,
+// statuses) are enforced by package prescriptions on the staff id, whatever
+// the transport.
 const ActingStaffHeader = "X-IHOS-Acting-Staff"
+
+// patientVisible are the statuses a patient sees: a prescription the
+// pharmacist approved and what follows (paid, sent to the pharmacy). Drafts,
+// signed and under-review ones are the doctor's work in progress, and a
+// rejection is between the pharmacist and the doctor, who corrects it with
+// a new version: the patient sees that version once approved, never the
+// rejected one.
+var patientVisible = map[string]bool{prescriptions.StatusApproved: true, prescriptions.StatusPaid: true, prescriptions.StatusSentToHIS: true}
 
 // startPrescriptions serves the prescription API (package prescriptions) on
 // the visits of a.Visits: start it after startVisits. The signer (the
@@ -39,7 +50,7 @@ func startPrescriptions(n *node.Node, a *App, mux *http.ServeMux) {
 		},
 		AfterCommit: a.Link.Kick,
 	}
-	PrescriptionRoutes(a.Prescriptions, mux, n.AuthorizeCLIOr)
+	PrescriptionRoutes(a.Prescriptions, mux, n.AuthorizeCLIOr, a)
 }
 
 // actingStaff is the staff id the request acts for.
@@ -51,20 +62,126 @@ func actingStaff(r *http.Request) (string, error) {
 	return id, nil
 }
 
+// rxAuth authorises the prescription routes: app sessions (a, may be nil)
+// first, else the staff/CLI check with the acting-staff header.
+type rxAuth struct {
+	app   *App
+	staff web.Authorizer
+}
+
+// kindRefusals answer a staff session of the wrong kind.
+var kindRefusals = map[string]error{
+	ihos.StaffDoctor:     ihos.Errorf(ihos.EForbidden, "只有接诊医生可以开具、签名和提交处方"),
+	ihos.StaffPharmacist: ihos.Errorf(ihos.EForbidden, "只有本院在岗药师可以审核处方"),
+}
+
+// acting wraps a doctor's (kind doctor) or a pharmacist's action: fn gets
+// the staff id it acts as. A doctor writes only after today's real-name
+// check, as they accept visits.
+func (x rxAuth) acting(kind, perm string, fn func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error) http.Handler {
+	return web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		ctx, st, p, err := appSession(x.app, r)
+		switch {
+		case err != nil:
+			return err
+		case st != nil:
+			if st.Kind != kind {
+				return kindRefusals[kind]
+			}
+			if kind == ihos.StaffDoctor {
+				if err := x.app.Staff.RequireRealNameToday(ctx, *st); err != nil {
+					return err
+				}
+			}
+			return fn(ctx, st.ID, w, r)
+		case p != nil:
+			return kindRefusals[kind]
+		}
+		if ctx, err = x.staff(r, perm); err != nil {
+			return err
+		}
+		by, err := actingStaff(r)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, by, w, r)
+	})
+}
+
+// rxViewer is who reads: a staff app session, a patient, or neither (the
+// console or the CLI, who read everything).
+type rxViewer struct {
+	staff   *staffauth.Staff
+	patient *accounts.Patient
+}
+
+// reading wraps a read; patients is false for routes a patient may not use.
+func (x rxAuth) reading(perm string, patients bool, fn func(ctx context.Context, v rxViewer, w http.ResponseWriter, r *http.Request) error) http.Handler {
+	return web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		ctx, st, p, err := appSession(x.app, r)
+		switch {
+		case err != nil:
+			return err
+		case st != nil:
+			return fn(ctx, rxViewer{staff: st}, w, r)
+		case p != nil:
+			if !patients {
+				return ihos.Errorf(ihos.EForbidden, "患者无权查看处方审核记录")
+			}
+			return fn(ctx, rxViewer{patient: p}, w, r)
+		}
+		if ctx, err = x.staff(r, perm); err != nil {
+			return err
+		}
+		return fn(ctx, rxViewer{}, w, r)
+	})
+}
+
+// sees reports whether v may read p: a doctor their own prescriptions, a
+// pharmacist their hospital's, a patient their family's in the
+// patientVisible statuses. Others' are answered as not found.
+func (x rxAuth) sees(ctx context.Context, v rxViewer, p *prescriptions.Prescription) (bool, error) {
+	switch {
+	case v.staff != nil && v.staff.Kind == ihos.StaffDoctor:
+		return p.DoctorID == v.staff.ID, nil
+	case v.staff != nil:
+		return p.HospitalID == v.staff.HospitalID, nil
+	case v.patient != nil:
+		if !patientVisible[p.Status] {
+			return false, nil
+		}
+		return patientAuth{app: x.app}.owns(ctx, v.patient, p.PatientID)
+	}
+	return true, nil
+}
+
 // PrescriptionRoutes registers the prescription API. There is no delete:
 // prescriptions are clinical records (DESIGN.md §7), corrected by new
-// versions (POST …/revise).
-func PrescriptionRoutes(svc *prescriptions.Service, mux *http.ServeMux, authorize web.Authorizer) {
+// versions (POST …/revise). app holds the doctor, pharmacist and patient
+// sessions (nil: the staff/CLI check alone).
+func PrescriptionRoutes(svc *prescriptions.Service, mux *http.ServeMux, authorize web.Authorizer, app *App) {
+	x := rxAuth{app: app, staff: authorize}
 	handle := web.Guard(mux, authorize)
-	// acting wraps a handler that needs the acting staff id.
-	acting := func(fn func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error) web.AuthorizedFunc {
-		return func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
-			by, err := actingStaff(r)
-			if err != nil {
-				return err
-			}
-			return fn(ctx, by, w, r)
+	doctor := func(pattern string, fn func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error) {
+		mux.Handle(pattern, x.acting(ihos.StaffDoctor, "prescriptions.write", fn))
+	}
+	pharmacist := func(pattern, perm string, fn func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error) {
+		mux.Handle(pattern, x.acting(ihos.StaffPharmacist, perm, fn))
+	}
+	// one answers a read of one prescription.
+	one := func(ctx context.Context, v rxViewer, w http.ResponseWriter, p *prescriptions.Prescription, err error) error {
+		if err != nil {
+			return err
 		}
+		ok, err := x.sees(ctx, v, p)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ihos.Errorf(ihos.ENotFound, "处方不存在")
+		}
+		web.WriteJSON(w, http.StatusOK, p)
+		return nil
 	}
 	reply := func(w http.ResponseWriter, status int, p *prescriptions.Prescription, err error) error {
 		if err != nil {
@@ -73,31 +190,31 @@ func PrescriptionRoutes(svc *prescriptions.Service, mux *http.ServeMux, authoriz
 		web.WriteJSON(w, status, p)
 		return nil
 	}
-	handle("POST /api/prescriptions", "prescriptions.write", acting(func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
+	doctor("POST /api/prescriptions", func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
 		var d prescriptions.Draft
 		if err := web.DecodeJSON(r, &d); err != nil {
 			return err
 		}
 		p, err := svc.Create(ctx, by, d)
 		return reply(w, http.StatusCreated, p, err)
-	}))
-	handle("PUT /api/prescriptions/{id}", "prescriptions.write", acting(func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
+	})
+	doctor("PUT /api/prescriptions/{id}", func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
 		var d prescriptions.Draft
 		if err := web.DecodeJSON(r, &d); err != nil {
 			return err
 		}
 		p, err := svc.Update(ctx, by, r.PathValue("id"), d)
 		return reply(w, http.StatusOK, p, err)
-	}))
-	handle("POST /api/prescriptions/{id}/revise", "prescriptions.write", acting(func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
+	})
+	doctor("POST /api/prescriptions/{id}/revise", func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
 		var d prescriptions.Draft
 		if err := web.DecodeJSON(r, &d); err != nil {
 			return err
 		}
 		p, err := svc.Revise(ctx, by, r.PathValue("id"), d)
 		return reply(w, http.StatusCreated, p, err)
-	}))
-	handle("POST /api/prescriptions/{id}/sign", "prescriptions.write", acting(func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
+	})
+	doctor("POST /api/prescriptions/{id}/sign", func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
 		var req struct {
 			PIN string `json:"pin"`
 		}
@@ -106,12 +223,12 @@ func PrescriptionRoutes(svc *prescriptions.Service, mux *http.ServeMux, authoriz
 		}
 		p, err := svc.Sign(ctx, by, r.PathValue("id"), req.PIN)
 		return reply(w, http.StatusOK, p, err)
-	}))
-	handle("POST /api/prescriptions/{id}/submit", "prescriptions.write", acting(func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
+	})
+	doctor("POST /api/prescriptions/{id}/submit", func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
 		p, err := svc.Submit(ctx, by, r.PathValue("id"))
 		return reply(w, http.StatusOK, p, err)
-	}))
-	handle("GET /api/prescriptions/review-queue", "prescriptions.read", acting(func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
+	})
+	pharmacist("GET /api/prescriptions/review-queue", "prescriptions.read", func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
 		h, err := hospitalParam(r)
 		if err != nil {
 			return err
@@ -122,12 +239,12 @@ func PrescriptionRoutes(svc *prescriptions.Service, mux *http.ServeMux, authoriz
 		}
 		web.WriteJSON(w, http.StatusOK, map[string]any{"items": list})
 		return nil
-	}))
-	handle("POST /api/prescriptions/{id}/approve", "prescriptions.write", acting(func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
+	})
+	pharmacist("POST /api/prescriptions/{id}/approve", "prescriptions.write", func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
 		p, err := svc.Approve(ctx, by, r.PathValue("id"))
 		return reply(w, http.StatusOK, p, err)
-	}))
-	handle("POST /api/prescriptions/{id}/reject", "prescriptions.write", acting(func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
+	})
+	pharmacist("POST /api/prescriptions/{id}/reject", "prescriptions.write", func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
 		var req struct {
 			Reason string `json:"reason"`
 		}
@@ -136,7 +253,7 @@ func PrescriptionRoutes(svc *prescriptions.Service, mux *http.ServeMux, authoriz
 		}
 		p, err := svc.Reject(ctx, by, r.PathValue("id"), req.Reason)
 		return reply(w, http.StatusOK, p, err)
-	}))
+	})
 	// payable is what the payment API asks before it charges: 409 until a
 	// pharmacist has approved the prescription.
 	handle("GET /api/prescriptions/{id}/payable", "prescriptions.read", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
@@ -147,28 +264,48 @@ func PrescriptionRoutes(svc *prescriptions.Service, mux *http.ServeMux, authoriz
 		web.WriteJSON(w, http.StatusOK, map[string]any{"amount_fen": amount, "amount": ihos.FormatYuan(amount), "business_type": ihos.PayPrescription})
 		return nil
 	})
-	handle("GET /api/prescriptions/{id}", "prescriptions.read", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+	mux.Handle("GET /api/prescriptions/{id}", x.reading("prescriptions.read", true, func(ctx context.Context, v rxViewer, w http.ResponseWriter, r *http.Request) error {
 		p, err := svc.Get(ctx, r.PathValue("id"))
-		return reply(w, http.StatusOK, p, err)
-	})
-	handle("GET /api/prescriptions/{id}/history", "prescriptions.read", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
-		h, err := svc.History(ctx, r.PathValue("id"))
+		return one(ctx, v, w, p, err)
+	}))
+	mux.Handle("GET /api/prescriptions/{id}/history", x.reading("prescriptions.read", false, func(ctx context.Context, v rxViewer, w http.ResponseWriter, r *http.Request) error {
+		p, err := svc.Get(ctx, r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		if ok, err := x.sees(ctx, v, p); err != nil || !ok {
+			if err == nil {
+				err = ihos.Errorf(ihos.ENotFound, "处方不存在")
+			}
+			return err
+		}
+		h, err := svc.History(ctx, p.ID)
 		if err != nil {
 			return err
 		}
 		web.WriteJSON(w, http.StatusOK, map[string]any{"items": h})
 		return nil
-	})
-	handle("GET /api/prescriptions", "prescriptions.read", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
+	}))
+	mux.Handle("GET /api/prescriptions", x.reading("prescriptions.read", true, func(ctx context.Context, v rxViewer, w http.ResponseWriter, r *http.Request) error {
 		visit := r.URL.Query().Get("visit")
 		if visit == "" {
 			return ihos.Invalid(map[string]string{"visit": "请指定问诊"})
 		}
-		list, err := svc.ByVisit(ctx, visit)
+		all, err := svc.ByVisit(ctx, visit)
 		if err != nil {
 			return err
 		}
+		list := []*prescriptions.Prescription{}
+		for _, p := range all {
+			ok, err := x.sees(ctx, v, p)
+			if err != nil {
+				return err
+			}
+			if ok {
+				list = append(list, p)
+			}
+		}
 		web.WriteJSON(w, http.StatusOK, map[string]any{"items": list})
 		return nil
-	})
+	}))
 }

@@ -15,32 +15,43 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"ihos"
+	"ihos/accounts"
+	"ihos/booking"
 	"ihos/internal/node"
 	"ihos/internal/web"
+	"ihos/staffauth"
 	"ihos/sync"
 	"ihos/visits"
 )
 
 // ActingPartyHeader names the patient or doctor a request acts for
-// ("patient:<id>" or "doctor:<id>").
+// ("patient:<id>" or "doctor:<id>") when the request comes with the
+// command-line token or a console staff session.
 //
-// TEMPORARY: patients and doctors have no sessions in the cloud yet (issue 8
-// builds them). Until they do, the visit API is authorised like the payer API
-// (cloud/payments.go): the console's staff session or the command-line token,
-// with the permission "visits.act" that only system administrators and the
-// CLI hold, and the caller names the party it acts for in this header. The
-// visit's own rules — only its patient and its doctor, the state machine —
-// are checked by package visits whoever the caller is; the patient and doctor
-// sessions will replace only this header.
+// Patients and doctors use their own sessions: a patient session (package
+// accounts) acts as the patient of a visit whose patient is one of the
+// account's members (anyone else's visit is "not found"), a doctor's app
+// session (package staffauth, kind doctor) acts as that doctor. The header
+// is kept for tools, tests and system administrators only: it needs the
+// permission "visits.act" that only system administrators and the CLI hold.
+// The visit's own rules — only its patient and its doctor, the state
+// machine — are checked by package visits whoever the caller is.
 const ActingPartyHeader = "X-IHOS-Acting-Party"
 
-// visitsPerm is the permission the temporary staff/CLI authorisation needs.
+// visitsPerm is the permission the staff/CLI authorisation needs.
 const visitsPerm = "visits.act"
 
 // visitAPI is the HTTP face of the visit service.
 type visitAPI struct {
 	svc       *visits.Service
 	hospitals *Hospitals
+	app       *App // Staff and Patients: the app sessions
+	// duty is the schedule rule a doctor's accept is checked against
+	// (booking.Service.CheckOnDuty).
+	duty interface {
+		CheckOnDuty(ctx context.Context, bookingID string) error
+	}
+	staff web.Authorizer // node.AuthorizeCLIOr: the header path
 }
 
 // actingParty reads the acting party of r.
@@ -52,15 +63,97 @@ func actingParty(r *http.Request) (visits.Party, error) {
 	return visits.Party{Role: role, ID: id}, nil
 }
 
+// visitCaller is who a visit request comes from: a fixed party (the
+// header path, a doctor's session) or a patient whose party follows from
+// the visit.
+type visitCaller struct {
+	party   visits.Party
+	doctor  *staffauth.Staff
+	patient *accounts.Patient
+}
+
+// errNoVisit answers a patient asking for a visit that is not their
+// family's: as if it did not exist.
+var errNoVisit = ihos.Errorf(ihos.ENotFound, "问诊不存在")
+
+// caller authorises r.
+func (a visitAPI) caller(r *http.Request) (context.Context, visitCaller, error) {
+	ctx, st, p, err := appSession(a.app, r)
+	switch {
+	case err != nil:
+		return nil, visitCaller{}, err
+	case st != nil:
+		if st.Kind != ihos.StaffDoctor {
+			return nil, visitCaller{}, ihos.Errorf(ihos.EForbidden, "只有医生可以接诊和参与问诊")
+		}
+		return ctx, visitCaller{party: visits.Party{Role: visits.RoleDoctor, ID: st.ID}, doctor: st}, nil
+	case p != nil:
+		return ctx, visitCaller{patient: p}, nil
+	}
+	ctx, err = a.staff(r, visitsPerm)
+	if err != nil {
+		return nil, visitCaller{}, err
+	}
+	by, err := actingParty(r)
+	return ctx, visitCaller{party: by}, err
+}
+
+// patientParty is the party a patient acts as on visit id: its patient,
+// when that is one of the account's members.
+func (a visitAPI) patientParty(ctx context.Context, p *accounts.Patient, id string) (visits.Party, error) {
+	v, err := a.svc.Get(ctx, visits.System, id)
+	if err != nil {
+		return visits.Party{}, err
+	}
+	ok, err := patientAuth{app: a.app}.owns(ctx, p, v.PatientID)
+	if err != nil {
+		return visits.Party{}, err
+	}
+	if !ok {
+		return visits.Party{}, errNoVisit
+	}
+	return visits.Party{Role: visits.RolePatient, ID: v.PatientID}, nil
+}
+
+// feedParty is the party of a patient's own message stream (GET
+// /api/events): the member named by ?patient=, by default the holder.
+func (a visitAPI) feedParty(ctx context.Context, p *accounts.Patient, r *http.Request) (visits.Party, error) {
+	m, err := patientAuth{app: a.app}.member(ctx, p, r.URL.Query().Get("patient"))
+	if err != nil {
+		return visits.Party{}, err
+	}
+	return visits.Party{Role: visits.RolePatient, ID: m.PatientID}, nil
+}
+
+// visitFunc is a visit route's handler acting as by.
+type visitFunc func(ctx context.Context, by visits.Party, w http.ResponseWriter, r *http.Request) error
+
 func (a visitAPI) routes(mux *http.ServeMux, authorize web.Authorizer) {
 	guard := web.Guard(mux, authorize)
-	// as registers a route that acts for the request's party.
-	as := func(pattern string, fn func(ctx context.Context, by visits.Party, w http.ResponseWriter, r *http.Request) error) {
-		guard(pattern, visitsPerm, func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
-			by, err := actingParty(r)
+	// route registers a route acting for the request's party; for a patient
+	// the party follows from the route (the visit, the attachment's visit,
+	// the member's feed) through target.
+	route := func(pattern string, target func(ctx context.Context, p *accounts.Patient, r *http.Request) (visits.Party, error), fn func(ctx context.Context, c visitCaller, by visits.Party, w http.ResponseWriter, r *http.Request) error) {
+		mux.Handle(pattern, web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			ctx, c, err := a.caller(r)
 			if err != nil {
 				return err
 			}
+			by := c.party
+			if c.patient != nil {
+				if by, err = target(ctx, c.patient, r); err != nil {
+					return err
+				}
+			}
+			return fn(ctx, c, by, w, r)
+		}))
+	}
+	byVisit := func(ctx context.Context, p *accounts.Patient, r *http.Request) (visits.Party, error) {
+		return a.patientParty(ctx, p, r.PathValue("id"))
+	}
+	// as registers a route on one visit (the path's id).
+	as := func(pattern string, fn visitFunc) {
+		route(pattern, byVisit, func(ctx context.Context, _ visitCaller, by visits.Party, w http.ResponseWriter, r *http.Request) error {
 			return fn(ctx, by, w, r)
 		})
 	}
@@ -117,9 +210,29 @@ func (a visitAPI) routes(mux *http.ServeMux, authorize web.Authorizer) {
 			return nil
 		}
 	}
-	as("POST /api/visits/{id}/accept", transition(func(ctx context.Context, by visits.Party, id, _ string) (*visits.Visit, error) {
+	accept := transition(func(ctx context.Context, by visits.Party, id, _ string) (*visits.Visit, error) {
 		return a.svc.Accept(ctx, by, id)
-	}))
+	})
+	// A doctor's session accepts only after today's real-name check and
+	// within the sitting of the visit's booking (booking.CheckOnDuty); the
+	// header path (tools, tests) is not a doctor at work and skips both.
+	route("POST /api/visits/{id}/accept", byVisit, func(ctx context.Context, c visitCaller, by visits.Party, w http.ResponseWriter, r *http.Request) error {
+		if c.doctor != nil {
+			if err := a.app.Staff.RequireRealNameToday(ctx, *c.doctor); err != nil {
+				return err
+			}
+			v, err := a.svc.Get(ctx, by, r.PathValue("id"))
+			if err != nil {
+				return err
+			}
+			if v.Status == visits.StatusWaiting {
+				if err := a.duty.CheckOnDuty(ctx, v.BookingID); err != nil {
+					return err
+				}
+			}
+		}
+		return accept(ctx, by, w, r)
+	})
 	as("POST /api/visits/{id}/end", transition(a.svc.End))
 	as("POST /api/visits/{id}/cancel", transition(a.svc.Cancel))
 	as("POST /api/visits/{id}/messages", func(ctx context.Context, by visits.Party, w http.ResponseWriter, r *http.Request) error {
@@ -157,7 +270,7 @@ func (a visitAPI) routes(mux *http.ServeMux, authorize web.Authorizer) {
 	as("GET /api/visits/{id}/events", func(ctx context.Context, by visits.Party, w http.ResponseWriter, r *http.Request) error {
 		return a.svc.ServeVisitEvents(w, r.WithContext(ctx), by, r.PathValue("id"))
 	})
-	as("GET /api/events", func(ctx context.Context, by visits.Party, w http.ResponseWriter, r *http.Request) error {
+	route("GET /api/events", a.feedParty, func(ctx context.Context, _ visitCaller, by visits.Party, w http.ResponseWriter, r *http.Request) error {
 		return a.svc.ServeEvents(w, r.WithContext(ctx), by)
 	})
 	// An image or voice clip: the raw body, or the "file" part of a
@@ -187,7 +300,15 @@ func (a visitAPI) routes(mux *http.ServeMux, authorize web.Authorizer) {
 		web.WriteJSON(w, http.StatusOK, att)
 		return nil
 	})
-	as("GET /api/attachments/{id}", func(ctx context.Context, by visits.Party, w http.ResponseWriter, r *http.Request) error {
+	byAttachment := func(ctx context.Context, p *accounts.Patient, r *http.Request) (visits.Party, error) {
+		att, f, err := a.svc.OpenAttachment(ctx, visits.System, r.PathValue("id"))
+		if err != nil {
+			return visits.Party{}, err
+		}
+		f.Close()
+		return a.patientParty(ctx, p, att.VisitID)
+	}
+	route("GET /api/attachments/{id}", byAttachment, func(ctx context.Context, _ visitCaller, by visits.Party, w http.ResponseWriter, r *http.Request) error {
 		return a.svc.ServeAttachment(w, r.WithContext(ctx), by, r.PathValue("id"))
 	})
 }
@@ -241,6 +362,9 @@ func startVisits(ctx context.Context, cfg Config, n *node.Node, a *App, mux *htt
 		bus.Close()
 		nc.Close()
 	}()
-	visitAPI{svc: svc, hospitals: a.Hospitals}.routes(mux, n.AuthorizeCLIOr)
+	// The schedule rule reads the replicated schedules through the booking
+	// service's check alone: this instance books nothing.
+	duty := &booking.Service{DB: n.DB}
+	visitAPI{svc: svc, hospitals: a.Hospitals, app: a, duty: duty, staff: n.AuthorizeCLIOr}.routes(mux, n.AuthorizeCLIOr)
 	return nil
 }
