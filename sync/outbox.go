@@ -61,29 +61,31 @@ func (r *Replica) SentThrough(ctx context.Context, seq int64) error {
 	})
 }
 
-// Backlog returns how many messages wait in the outbox and when the oldest was
-// committed (zero when empty).
+// Backlog returns how many messages wait to be sent, staged or in the outbox,
+// and when the oldest was committed (zero when empty).
 func (r *Replica) Backlog(ctx context.Context) (int, time.Time, error) {
 	return r.BacklogAfter(ctx, 0)
 }
 
 // BacklogAfter is Backlog for the messages after seq (the ones acknowledged but
-// not yet deleted do not count). It promotes staged captures first.
+// not yet deleted do not count; staged ones, not numbered yet, all do).
 func (r *Replica) BacklogAfter(ctx context.Context, seq int64) (int, time.Time, error) {
-	if err := r.promote(ctx); err != nil {
-		return 0, time.Time{}, err
-	}
-	var n int
-	var oldest sql.NullString
+	var n, staged int
+	var oldest, oldestStaged sql.NullString
 	err := r.DB.QueryRowContext(ctx, `SELECT COUNT(*), MIN(created_at) FROM sync_outbox WHERE seq > ?`, seq).Scan(&n, &oldest)
+	if err == nil {
+		err = r.DB.QueryRowContext(ctx, `SELECT COUNT(*), MIN(created_at) FROM sync_capture`).Scan(&staged, &oldestStaged)
+	}
 	if err != nil {
 		return 0, time.Time{}, err
 	}
 	var t time.Time
-	if oldest.Valid {
-		t, _ = ihos.ParseTime(oldest.String)
+	for _, s := range []sql.NullString{oldest, oldestStaged} {
+		if at, err := ihos.ParseTime(s.String); s.Valid && err == nil && (t.IsZero() || at.Before(t)) {
+			t = at
+		}
 	}
-	return n, t, nil
+	return n + staged, t, nil
 }
 
 // Rehome points every pending outbox message at hospital: an appliance that
