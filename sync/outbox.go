@@ -155,7 +155,7 @@ var errPromoteRaced = errors.New("sync: staged capture promoted by another relay
 // Capture stages instead of numbering because the sequence and the clock floor
 // are two rows every replicated write would lock until its commit: on MariaDB
 // they serialised every payment, booking and message of the cloud. Only relays
-// (and the status and verify readers) take them now, briefly.
+// (PendingAfter) and Rehome at start take them now, briefly.
 //
 // Why a row's changes still leave in order: two transactions that write the
 // same row are serialised by the database (the second waits on the row lock
