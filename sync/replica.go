@@ -33,15 +33,37 @@ func NewReplica(ctx context.Context, db *sqldb.DB, side Side, origin string, ent
 	if err := entities.Resolve(ctx, db); err != nil {
 		return nil, err
 	}
-	var floor string
-	if err := db.QueryRowContext(ctx, `SELECT value FROM sync_state WHERE name = 'hlc'`).Scan(&floor); err != nil {
-		return nil, fmt.Errorf("sync: read clock: %w", err)
-	}
-	h, err := ParseHLC(floor)
+	h, err := clockFloor(ctx, db)
 	if err != nil {
 		return nil, err
 	}
 	return &Replica{DB: db, Entities: entities, Side: side, Origin: origin, Clock: NewClock(h)}, nil
+}
+
+// clockFloor returns the newest timestamp this node issued for a change:
+// sync_state's floor covers every change promoted to the outbox, and the
+// staged ones not promoted yet carry their own.
+func clockFloor(ctx context.Context, db *sqldb.DB) (HLC, error) {
+	var floor string
+	var staged sql.NullString
+	if err := db.QueryRowContext(ctx, `SELECT value FROM sync_state WHERE name = 'hlc'`).Scan(&floor); err != nil {
+		return 0, fmt.Errorf("sync: read clock: %w", err)
+	}
+	if err := db.QueryRowContext(ctx, `SELECT MAX(hlc) FROM sync_capture`).Scan(&staged); err != nil {
+		return 0, fmt.Errorf("sync: read clock: %w", err)
+	}
+	h, err := ParseHLC(floor)
+	if err != nil {
+		return 0, err
+	}
+	if staged.Valid {
+		s, err := ParseHLC(staged.String)
+		if err != nil {
+			return 0, err
+		}
+		h = max(h, s)
+	}
+	return h, nil
 }
 
 // Ref names a row to capture. For a Shared entity, Fields lists the columns
@@ -55,7 +77,9 @@ type Ref struct {
 
 // Capture records the rows named by refs, as they stand inside tx, as one
 // outbox message for hospital. Call it in the transaction that made the change,
-// so the change and its record commit or vanish together. On the cloud, pass
+// so the change and its record commit or vanish together. The message is
+// staged in sync_capture and takes its place in the outbox when a relay
+// promotes it (see promote for why that keeps each row's changes in order). On the cloud, pass
 // hospital "" to send the rows to the hospital in their hospital_id column.
 func (r *Replica) Capture(ctx context.Context, tx *sql.Tx, hospital string, refs ...Ref) error {
 	return r.capture(ctx, tx, hospital, false, refs...)
@@ -106,24 +130,15 @@ func (r *Replica) capture(ctx context.Context, tx *sql.Tx, hospital string, snap
 		return errors.New("sync: capture without a hospital")
 	}
 	env.Hospital = hospital
-	var seqText string
-	if err := r.DB.TxQueryRow(ctx, tx, `SELECT value FROM sync_state WHERE name = 'outbox_seq'`+r.DB.ForUpdate()).Scan(&seqText); err != nil {
-		return fmt.Errorf("sync: outbox seq: %w", err)
-	}
-	seq, _ := strconv.ParseInt(seqText, 10, 64)
-	env.Seq = seq + 1
 	payload, err := json.Marshal(env)
 	if err != nil {
 		return err
 	}
-	if _, err := r.DB.TxExec(ctx, tx, `UPDATE sync_state SET value = ? WHERE name = 'outbox_seq'`, strconv.FormatInt(env.Seq, 10)); err != nil {
-		return err
-	}
-	if _, err := r.DB.TxExec(ctx, tx, `UPDATE sync_state SET value = ? WHERE name = 'hlc'`, env.HLC.String()); err != nil {
-		return err
-	}
-	_, err = r.DB.TxExec(ctx, tx, `INSERT INTO sync_outbox (seq, change_id, hospital, payload, created_at) VALUES (?, ?, ?, ?, ?)`,
-		env.Seq, env.ChangeID, hospital, string(payload), ihos.FormatTime(env.At))
+	// Staged, not numbered: the outbox sequence and the clock floor are rows
+	// every replicated write would share, and on MariaDB they made the whole
+	// cloud's writes wait for each other. promote numbers the change later.
+	_, err = r.DB.TxExec(ctx, tx, `INSERT INTO sync_capture (change_id, hlc, hospital, payload, created_at) VALUES (?, ?, ?, ?, ?)`,
+		env.ChangeID, env.HLC.String(), hospital, string(payload), ihos.FormatTime(env.At))
 	return err
 }
 
