@@ -135,7 +135,7 @@ func (a *App) startDevices(ctx context.Context, cfg Config, mux *http.ServeMux) 
 
 	invoices := a.startInvoicing(ctx, cfg, mux)
 	a.startBillpay(ctx, cfg.HospitalID)
-	a.startStaffApp(cfg.HospitalID, mux)
+	a.startStaffApp(ctx, cfg, mux)
 	a.Kiosk.Cashier = cashier{hospital: cfg.HospitalID, link: a.Link, settle: a.Settle, invoices: invoices}
 	a.devices.Go(func() { a.Printing.Run(ctx) })
 	a.devices.Go(func() { a.Recorder.Run(ctx) })

@@ -3,8 +3,12 @@ package appliance
 import (
 	"context"
 	"database/sql"
+	"ihos"
+	"log/slog"
 	"net/http"
+	"path/filepath"
 
+	"ihos/internal/config"
 	"ihos/staffauth"
 	"ihos/sync"
 )
@@ -14,7 +18,8 @@ import (
 // the hospital grants a doctor or pharmacist access to the app on the cloud
 // with an initial password shown once, or disables it. The grant is
 // replicated to the cloud with the password's hash only.
-func (a *App) startStaffApp(hospital string, mux *http.ServeMux) {
+func (a *App) startStaffApp(ctx context.Context, cfg Config, mux *http.ServeMux) {
+	hospital := cfg.HospitalID
 	s := staffauth.New(a.Node.DB, a.Node.Sealer)
 	s.Hospital = hospital
 	s.Capture = func(ctx context.Context, tx *sql.Tx, refs ...sync.Ref) error {
@@ -23,4 +28,50 @@ func (a *App) startStaffApp(hospital string, mux *http.ServeMux) {
 	s.Committed = a.Link.Kick
 	s.AdminRoutes(mux, a.Node.AuthorizeCLIOr)
 	a.Console.AddPage(s.Page(a.Node.Auth))
+	if a.seededDemo {
+		a.demoAppLogins(ctx, cfg, s)
+	}
+}
+
+// Demo app logins: the first cardiology doctor and the first pharmacist of
+// the demo hospital (seedDemo), and a phone number for the demo patient.
+const (
+	demoDoctorJobNo     = "D1001"
+	demoPharmacistJobNo = "P1031"
+	demoPatientPhone    = "13800138000"
+)
+
+// demoAppLogins grants the demo doctor and pharmacist access to the app on
+// the first start, as the hospital would on the console, and writes their
+// logins into the credentials file with the demo patient's phone number:
+// `make run` prints them. The issued passwords must be changed at the first
+// login; the patient logs in with an SMS code, which the SMS simulator logs.
+func (a *App) demoAppLogins(ctx context.Context, cfg Config, s *staffauth.Service) {
+	ctx = ihos.WithActor(ctx, ihos.System)
+	out := map[string]any{"patient": map[string]string{"username": demoPatientPhone, "note": "用手机号和短信验证码登录，验证码见短信模拟器日志 sms-sim.log"}}
+	for key, jobNo := range map[string]string{"doctor": demoDoctorJobNo, "pharmacist": demoPharmacistJobNo} {
+		var id, sealed string
+		if err := a.Node.DB.QueryRowContext(ctx, `SELECT id, phone FROM staff WHERE job_no = ? AND deleted_at IS NULL`, jobNo).Scan(&id, &sealed); err != nil {
+			slog.Warn("demo app login", "job_no", jobNo, "err", err)
+			continue
+		}
+		phone, err := a.Node.Sealer.Open(sealed)
+		if err != nil {
+			slog.Warn("demo app login", "job_no", jobNo, "err", err)
+			continue
+		}
+		password, err := s.Grant(ctx, id)
+		if err != nil {
+			slog.Warn("demo app login", "job_no", jobNo, "err", err)
+			continue
+		}
+		out[key] = map[string]string{"username": phone, "password": password, "note": "首次登录需修改密码"}
+	}
+	path := cfg.Credentials
+	if path == "" {
+		path = filepath.Join(a.Node.Config.DataDir, "initial-credentials.json")
+	}
+	if err := config.MergeJSON(path, out); err != nil {
+		slog.Warn("demo app logins", "err", err)
+	}
 }
