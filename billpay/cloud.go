@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -16,7 +15,6 @@ import (
 	"ihos"
 	"ihos/his"
 	"ihos/internal/sqldb"
-	"ihos/internal/web"
 	"ihos/payments"
 	"ihos/sync"
 )
@@ -546,35 +544,4 @@ func (c *Cloud) ServeRPC(l *sync.Link) error {
 		}
 	}
 	return nil
-}
-
-// Routes registers the payer's API, with the same access as
-// /api/pay/orders ("payments.write": the console's staff or the command-line
-// token until patient sessions arrive):
-//
-//	GET  /api/pay/bills?hospital_id=&his_patient_id=  the unpaid fees (Bill)
-//	POST /api/pay/bills                               CreateRequest → payments.PayResult
-func (c *Cloud) Routes(mux *http.ServeMux, authorize web.Authorizer) {
-	handle := web.Guard(mux, authorize)
-	handle("GET /api/pay/bills", "payments.write", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
-		q := r.URL.Query()
-		b, err := c.Fees(ctx, q.Get("hospital_id"), q.Get("his_patient_id"))
-		if err != nil {
-			return err
-		}
-		web.WriteJSON(w, http.StatusOK, b)
-		return nil
-	})
-	handle("POST /api/pay/bills", "payments.write", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
-		var req CreateRequest
-		if err := web.DecodeJSON(r, &req); err != nil {
-			return err
-		}
-		res, err := c.Create(ctx, req)
-		if err != nil {
-			return err
-		}
-		web.WriteJSON(w, http.StatusOK, res)
-		return nil
-	})
 }

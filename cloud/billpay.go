@@ -27,7 +27,7 @@ func startBillpay(a *App, mux *http.ServeMux) error {
 	return bp.ServeRPC(a.Link)
 }
 
-// billRoutes registers the payer's bill API (billpay.Cloud.Routes, with
+// billRoutes registers the payer's bill API (package billpay, with
 // patient sessions): a patient reads and pays only the fees of a HIS record
 // linked to one of their account's members — their own by default — at
 // their account's hospital, and always as a phone payment; staff and the

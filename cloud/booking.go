@@ -139,10 +139,8 @@ func (a bookingAPI) routes(mux *http.ServeMux, pa patientAuth) {
 		var req struct {
 			OpenID string `json:"openid"`
 		}
-		if r.ContentLength != 0 {
-			if err := web.DecodeJSON(r, &req); err != nil {
-				return err
-			}
+		if err := web.DecodeOptionalJSON(r, &req); err != nil {
+			return err
 		}
 		if p != nil {
 			if _, err := a.get(ctx, pa, p, r.PathValue("id")); err != nil {
@@ -160,10 +158,8 @@ func (a bookingAPI) routes(mux *http.ServeMux, pa patientAuth) {
 		var req struct {
 			Reason string `json:"reason"`
 		}
-		if r.ContentLength != 0 {
-			if err := web.DecodeJSON(r, &req); err != nil {
-				return err
-			}
+		if err := web.DecodeOptionalJSON(r, &req); err != nil {
+			return err
 		}
 		if p != nil {
 			if _, err := a.get(ctx, pa, p, r.PathValue("id")); err != nil {

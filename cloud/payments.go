@@ -460,10 +460,8 @@ func (a payAPI) routes(mux *http.ServeMux, pa patientAuth) {
 		var req struct {
 			Reason string `json:"reason"`
 		}
-		if r.ContentLength != 0 {
-			if err := web.DecodeJSON(r, &req); err != nil {
-				return err
-			}
+		if err := web.DecodeOptionalJSON(r, &req); err != nil {
+			return err
 		}
 		if pt != nil {
 			if _, err := a.get(ctx, pa, pt, r.PathValue("id")); err != nil {

@@ -197,10 +197,8 @@ func (a visitAPI) routes(mux *http.ServeMux, authorize web.Authorizer) {
 			var req struct {
 				Reason string `json:"reason"`
 			}
-			if r.ContentLength != 0 {
-				if err := web.DecodeJSON(r, &req); err != nil {
-					return err
-				}
+			if err := web.DecodeOptionalJSON(r, &req); err != nil {
+				return err
 			}
 			v, err := fn(ctx, by, r.PathValue("id"), req.Reason)
 			if err != nil {

@@ -179,10 +179,13 @@ func TestKioskPaysHISFeeWithInsuranceAndQR(t *testing.T) {
 	if pv.PaymentID == "" || pv.Status != ihos.PaymentPaying || pv.QR == "" || pv.Cash != q.Cash || pv.Fund != q.Fund {
 		t.Fatalf("payment started %+v", pv)
 	}
-	// A double tap is the same payment.
 	var again payView
-	if status, _ := k.call("POST", "/kiosk/api/pay", map[string]string{"quote_id": q.QuoteID}, &again); status == http.StatusOK && again.PaymentID != pv.PaymentID {
+	// A double tap is the same payment, or refused while it is under way.
+	switch status, msg := k.call("POST", "/kiosk/api/pay", map[string]string{"quote_id": q.QuoteID}, &again); {
+	case status == http.StatusOK && again.PaymentID != pv.PaymentID:
 		t.Fatalf("a second tap made payment %s besides %s", again.PaymentID, pv.PaymentID)
+	case status != http.StatusOK && status != http.StatusConflict:
+		t.Fatalf("a second tap: %d %s", status, msg)
 	}
 
 	// The patient scans the QR code and pays the cash part.

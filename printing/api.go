@@ -74,10 +74,8 @@ func (s *Service) Routes(mux *http.ServeMux, authorize Authorizer) {
 		var req struct {
 			PrinterID string `json:"printer_id"`
 		}
-		if r.ContentLength != 0 {
-			if err := web.DecodeJSON(r, &req); err != nil {
-				return err
-			}
+		if err := web.DecodeOptionalJSON(r, &req); err != nil {
+			return err
 		}
 		j, err := s.ReprintOn(ctx, r.PathValue("id"), req.PrinterID, ActorSource(ctx))
 		if err != nil {

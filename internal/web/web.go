@@ -124,6 +124,15 @@ const MaxBody = 1 << 20
 // application layer ever returns it; only routers do.
 const EMethodNotAllowed = "method_not_allowed"
 
+// DecodeOptionalJSON is DecodeJSON for a request whose body may be left out
+// (a cancel without a reason): an empty body leaves v as it is.
+func DecodeOptionalJSON(r *http.Request, v any) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	return DecodeJSON(r, v)
+}
+
 // DecodeJSON decodes the request body into v. Anything that is not a single JSON
 // value of the right shape is an invalid-input error with a Chinese message. The
 // Content-Type is not checked: scripts and tools often omit it, and cookie
