@@ -11,6 +11,7 @@ import (
 	"flag"
 	"net/http"
 	"os"
+	"path/filepath"
 	stdsync "sync"
 
 	"ihos"
@@ -200,6 +201,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	}
 	// The link lives until Close, whatever ctx New was given.
 	lctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	// Sealed columns cross under the hospital's transit key, fetched from the
+	// cloud once (decision 0014). Set before the link starts relaying.
+	replica.Keys = &sync.Keys{Local: n.Sealer, Dir: filepath.Join(cfg.DataDir, "keys")}
 	if a.Link, err = sync.StartLeaf(lctx, n.Broker, replica, cfg.HospitalID); err != nil {
 		stop()
 		n.Close()

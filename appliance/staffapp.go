@@ -21,6 +21,9 @@ import (
 func (a *App) startStaffApp(ctx context.Context, cfg Config, mux *http.ServeMux) {
 	hospital := cfg.HospitalID
 	s := staffauth.New(a.Node.DB, a.Node.Sealer)
+	if err := s.SealPhones(ctx); err != nil {
+		slog.ErrorContext(ctx, "staffauth: sealing login phones stored in clear text", "err", err)
+	}
 	s.Hospital = hospital
 	s.Capture = func(ctx context.Context, tx *sql.Tx, refs ...sync.Ref) error {
 		return a.Replica.Capture(ctx, tx, hospital, refs...)

@@ -177,6 +177,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		n.Close()
 		return nil, err
 	}
+	// Sealed columns cross under each hospital's transit key (decision 0014).
+	replica.Keys = &sync.Keys{Local: n.Sealer}
+	replica.Keys.TransitKey = replica.StoredTransitKey
 	store := admin.NewStore(n.DB, n.Sealer, n.Auth, patients.Resource())
 	store.OnWrite = replica.OnWrite("")
 	lctx, stop := context.WithCancel(context.WithoutCancel(ctx))

@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 
 	"ihos"
@@ -15,6 +16,9 @@ import (
 // patients' SMS platform.
 func startStaff(cfg Config, n *node.Node, a *App, mux *http.ServeMux) {
 	s := staffauth.New(n.DB, n.Sealer)
+	if err := s.SealPhones(context.Background()); err != nil {
+		slog.Error("staffauth: sealing login phones stored in clear text", "err", err)
+	}
 	s.SMS = patientSMS{a}
 	s.SecureCookie = cfg.Patients.SecureCookies
 	s.Routes(mux)

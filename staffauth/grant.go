@@ -55,15 +55,18 @@ func (s *Service) Grant(ctx context.Context, staffID string) (string, error) {
 		if err != nil {
 			return nil, err
 		}
+		// The staff record's sealed phone is copied as it is: same key,
+		// same node; the blind index finds it at login.
+		bidx := s.Sealer.Index(phone)
 		err = s.DB.TxQueryRow(ctx, tx, `SELECT id FROM staff_app_logins WHERE staff_id = ?`+s.DB.ForUpdate(), staffID).Scan(&id)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			id = ihos.NewID()
-			_, err = s.DB.TxExec(ctx, tx, `INSERT INTO staff_app_logins (id, hospital_id, staff_id, phone, enabled, password_hash, must_change, issued_at, version, created_at, updated_at)
-				VALUES (?, ?, ?, ?, 1, ?, 1, ?, 1, ?, ?)`, id, s.Hospital, staffID, phone, string(hash), now, now, now)
+			_, err = s.DB.TxExec(ctx, tx, `INSERT INTO staff_app_logins (id, hospital_id, staff_id, phone, phone_bidx, enabled, password_hash, must_change, issued_at, version, created_at, updated_at)
+				VALUES (?, ?, ?, ?, ?, 1, ?, 1, ?, 1, ?, ?)`, id, s.Hospital, staffID, sealed, bidx, string(hash), now, now, now)
 		case err == nil:
-			_, err = s.DB.TxExec(ctx, tx, `UPDATE staff_app_logins SET phone = ?, enabled = 1, password_hash = ?, must_change = 1, issued_at = ?,
-				version = version + 1, updated_at = ?, deleted_at = NULL WHERE id = ?`, phone, string(hash), now, now, id)
+			_, err = s.DB.TxExec(ctx, tx, `UPDATE staff_app_logins SET phone = ?, phone_bidx = ?, enabled = 1, password_hash = ?, must_change = 1, issued_at = ?,
+				version = version + 1, updated_at = ?, deleted_at = NULL WHERE id = ?`, sealed, bidx, string(hash), now, now, id)
 		}
 		if err != nil {
 			return nil, err

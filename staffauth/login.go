@@ -48,7 +48,8 @@ const accountJoins = ` JOIN staff s ON s.id = l.staff_id LEFT JOIN departments d
 const accountQuery = `SELECT ` + accountCols + ` FROM staff_app_logins l` + accountJoins
 
 // scanAccount scans head (columns before the account's) and an account.
-func scanAccount(sc interface{ Scan(...any) error }, head ...any) (*account, error) {
+// open opens the sealed login phone for display (masked).
+func scanAccount(sc interface{ Scan(...any) error }, open *pii.Sealer, head ...any) (*account, error) {
 	a := &account{}
 	err := sc.Scan(append(head, &a.ID, &a.HospitalID, &a.Name, &a.Kind, &a.Title, &a.DepartmentID, &a.Department, &a.LicenseNo,
 		&a.phone, &a.loginEnabled, &a.staffEnabled, &a.staffDeleted, &a.loginDeleted, &a.deptFound,
@@ -56,7 +57,7 @@ func scanAccount(sc interface{ Scan(...any) error }, head ...any) (*account, err
 	if err != nil {
 		return nil, err
 	}
-	a.Phone = pii.Mask(a.phone, 3, 4)
+	a.Phone = maskedPhone(a.phone, open)
 	a.KindLabel = ihos.StaffKindLabels[a.Kind]
 	// A password the doctor chose replaces the issued one until the
 	// hospital issues a new one.
@@ -111,13 +112,13 @@ func (s *Service) Login(ctx context.Context, phone, password, ip, userAgent stri
 	}
 	now := s.now()
 	ts := ihos.FormatTime(now)
-	rows, err := s.DB.QueryContext(ctx, accountQuery+`WHERE l.phone = ?`, phone)
+	rows, err := s.DB.QueryContext(ctx, accountQuery+`WHERE l.phone_bidx = ?`, s.Sealer.Index(phone))
 	if err != nil {
 		return nil, ihos.Internal(err)
 	}
 	var cands []*account
 	for rows.Next() {
-		a, err := scanAccount(rows)
+		a, err := scanAccount(rows, s.Sealer)
 		if err != nil {
 			rows.Close()
 			return nil, ihos.Internal(err)
@@ -254,7 +255,7 @@ func (s *Service) dummyHash() []byte { return dummy() }
 func (s *Service) lookup(ctx context.Context, th string) (Staff, string, error) {
 	var csrf, expires, seen string
 	a, err := scanAccount(s.DB.QueryRowContext(ctx, `SELECT x.csrf_token, x.expires_at, x.last_seen_at, `+accountCols+`
-		FROM staff_app_sessions x JOIN staff_app_logins l ON l.staff_id = x.staff_id`+accountJoins+`WHERE x.token_hash = ?`, th), &csrf, &expires, &seen)
+		FROM staff_app_sessions x JOIN staff_app_logins l ON l.staff_id = x.staff_id`+accountJoins+`WHERE x.token_hash = ?`, th), s.Sealer, &csrf, &expires, &seen)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Staff{}, "", ErrNoSession
 	}
@@ -325,7 +326,7 @@ func (s *Service) Revoke(ctx context.Context, staffID, reason string) error {
 // new password is the cloud's own: it stays valid until the hospital
 // issues a new one. Every other session of st ends.
 func (s *Service) ChangePassword(ctx context.Context, st Staff, token, oldPassword, newPassword string) error {
-	a, err := scanAccount(s.DB.QueryRowContext(ctx, accountQuery+`WHERE l.staff_id = ?`, st.ID))
+	a, err := scanAccount(s.DB.QueryRowContext(ctx, accountQuery+`WHERE l.staff_id = ?`, st.ID), s.Sealer)
 	if err != nil {
 		return ihos.Internal(err)
 	}
@@ -357,4 +358,18 @@ func (s *Service) ChangePassword(ctx context.Context, st Staff, token, oldPasswo
 // checkCode compares a stored code hash in constant time.
 func checkCode(stored, got string) bool {
 	return subtle.ConstantTimeCompare([]byte(stored), []byte(got)) == 1
+}
+
+// maskedPhone is the login phone as staff pages show it (138****8000): opened
+// with the node's key when sealed; a value that will not open shows as stars
+// rather than failing the login.
+func maskedPhone(stored string, open *pii.Sealer) string {
+	if !pii.IsSealed(stored) {
+		return pii.Mask(stored, 3, 4)
+	}
+	phone, err := open.Open(stored)
+	if err != nil {
+		return "***********"
+	}
+	return pii.Mask(phone, 3, 4)
 }

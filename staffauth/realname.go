@@ -8,6 +8,7 @@ import (
 
 	"ihos"
 	"ihos/internal/audit"
+	"ihos/internal/pii"
 	"ihos/sms"
 )
 
@@ -42,6 +43,12 @@ func (s *Service) SendRealNameCode(ctx context.Context, st Staff) error {
 		}
 		if phone == "" {
 			return ihos.Errorf(ihos.EInvalid, "您的登录手机号缺失，请联系医院"), nil
+		}
+		if pii.IsSealed(phone) {
+			var err error
+			if phone, err = s.Sealer.Open(phone); err != nil {
+				return nil, err
+			}
 		}
 		var last sql.NullString
 		if err := s.DB.TxQueryRow(ctx, tx, `SELECT MAX(created_at) FROM staff_realname_codes WHERE staff_id = ?`, st.ID).Scan(&last); err != nil {

@@ -20,6 +20,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	stdsync "sync"
 	"time"
 
@@ -78,7 +79,50 @@ func New(db *sqldb.DB, sealer *pii.Sealer) *Service {
 // Entities declares staff_app_logins: the appliance owns app access and the
 // cloud holds the replica it checks logins against.
 func Entities() []sync.Entity {
-	return []sync.Entity{{Name: "staff_app_logins", Table: "staff_app_logins", Owner: sync.Appliance}}
+	// The login phone is personal data: sealed on both sides, sealed under
+	// the hospital's transit key in between (sync.Entity.Sealed).
+	return []sync.Entity{{Name: "staff_app_logins", Table: "staff_app_logins", Owner: sync.Appliance, Sealed: []string{"phone"}}}
+}
+
+// SealPhones seals login phones stored in clear text by a release before
+// they were sealed, and sets their blind index. It changes no version: the
+// value is the same, only how it rests; both sides run it at start.
+func (s *Service) SealPhones(ctx context.Context) error {
+	rows, err := s.DB.QueryContext(ctx, `SELECT id, phone FROM staff_app_logins WHERE phone_bidx = '' AND phone <> ''`)
+	if err != nil {
+		return err
+	}
+	type clear struct{ id, phone string }
+	var todo []clear
+	for rows.Next() {
+		var c clear
+		if err := rows.Scan(&c.id, &c.phone); err != nil {
+			rows.Close()
+			return err
+		}
+		todo = append(todo, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, c := range todo {
+		phone := c.phone
+		if pii.IsSealed(phone) {
+			if phone, err = s.Sealer.Open(phone); err != nil {
+				return fmt.Errorf("staffauth: login phone of %s: %w", c.id, err)
+			}
+		}
+		sealed, err := s.Sealer.Seal(phone)
+		if err != nil {
+			return err
+		}
+		if _, err := s.DB.ExecContext(ctx, `UPDATE staff_app_logins SET phone = ?, phone_bidx = ? WHERE id = ? AND phone = ?`,
+			sealed, s.Sealer.Index(phone), c.id, c.phone); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Staff is the staff member behind a request, as other packages see it.

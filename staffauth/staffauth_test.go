@@ -181,10 +181,14 @@ func TestLoginAndMustChange(t *testing.T) {
 		e := setup(t, db)
 		e.staff("s1", "王医生", ihos.StaffDoctor, "13800000001")
 		pw := e.grant("s1")
-		var phone string
-		e.db.QueryRow(`SELECT phone FROM staff_app_logins WHERE staff_id = 's1'`).Scan(&phone)
-		if phone != "13800000001" {
-			t.Fatalf("login phone %q", phone)
+		// The login phone rests sealed, found by its blind index.
+		var phone, bidx string
+		e.db.QueryRow(`SELECT phone, phone_bidx FROM staff_app_logins WHERE staff_id = 's1'`).Scan(&phone, &bidx)
+		if plain, err := e.svc.Sealer.Open(phone); err != nil || plain != "13800000001" || strings.Contains(phone, "13800000001") {
+			t.Fatalf("login phone %q opens to %q, %v", phone, plain, err)
+		}
+		if bidx != e.svc.Sealer.Index("13800000001") {
+			t.Fatalf("login phone index %q", bidx)
 		}
 		var hash string
 		e.db.QueryRow(`SELECT password_hash FROM staff_app_logins WHERE staff_id = 's1'`).Scan(&hash)
@@ -302,8 +306,9 @@ func TestOnlyActiveDoctorsAndPharmacists(t *testing.T) {
 		// A nurse's row arriving anyway (granted by a later version) still cannot log in.
 		hash, _ := bcrypt.GenerateFromPassword([]byte("Nurse-pass-2026"), 4)
 		now := ihos.FormatTime(e.clock.now())
-		e.exec(`INSERT INTO staff_app_logins (id, hospital_id, staff_id, phone, enabled, password_hash, must_change, issued_at, version, created_at, updated_at)
-			VALUES ('x1', 'h1', 'n1', '13800000002', 1, ?, 0, ?, 1, ?, ?)`, string(hash), now, now, now)
+		sealed, _ := e.svc.Sealer.Seal("13800000002")
+		e.exec(`INSERT INTO staff_app_logins (id, hospital_id, staff_id, phone, phone_bidx, enabled, password_hash, must_change, issued_at, version, created_at, updated_at)
+			VALUES ('x1', 'h1', 'n1', ?, ?, 1, ?, 0, ?, 1, ?, ?)`, sealed, e.svc.Sealer.Index("13800000002"), string(hash), now, now, now)
 		if _, code, msg := e.login("13800000002", "Nurse-pass-2026"); code != http.StatusForbidden || msg != "只有医师、药师可以登录互联网诊疗" {
 			t.Fatalf("nurse: %d %s", code, msg)
 		}
@@ -487,4 +492,27 @@ func TestCookieCSRF(t *testing.T) {
 	if c := send(s.CSRF); c != http.StatusNoContent {
 		t.Fatalf("with CSRF: %d", c)
 	}
+}
+
+// Login phones a release before sealing left in clear text are sealed at
+// start, without a new version, and still log in.
+func TestSealPhonesOfEarlierReleases(t *testing.T) {
+	sqldbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		e := setup(t, db)
+		e.staff("s1", "王医生", ihos.StaffDoctor, "13800000001")
+		pw := e.grant("s1")
+		e.exec(`UPDATE staff_app_logins SET phone = '13800000001', phone_bidx = '' WHERE staff_id = 's1'`)
+		if err := e.svc.SealPhones(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		var phone string
+		var version int
+		e.db.QueryRow(`SELECT phone, version FROM staff_app_logins WHERE staff_id = 's1'`).Scan(&phone, &version)
+		if plain, err := e.svc.Sealer.Open(phone); err != nil || plain != "13800000001" || version != 1 {
+			t.Fatalf("after SealPhones: %q (%q, %v), version %d", phone, plain, err, version)
+		}
+		if _, code, msg := e.login("13800000001", pw); code != http.StatusOK {
+			t.Fatalf("login after sealing: %d %s", code, msg)
+		}
+	})
 }

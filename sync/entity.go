@@ -1,7 +1,9 @@
 package sync
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -34,8 +36,15 @@ type Entity struct {
 	// Local lists columns that never leave this node (blind indexes, sealed
 	// personal data under this node's key).
 	Local []string
+	// Sealed lists replicated columns holding personal data sealed under the
+	// node's PII key (package pii). They cross sealed under the hospital's
+	// transit key and rest sealed under the receiver's own key; a column
+	// <name>_bidx beside one holds its blind index, which the receiver
+	// computes (see keys.go). Not for Shared entities.
+	Sealed []string
 
-	columns []string // resolved by Registry.Resolve
+	columns []string        // resolved by Registry.Resolve
+	indexed map[string]bool // sealed columns with a _bidx twin
 }
 
 // Columns returns the replicated columns, in table order.
@@ -45,6 +54,9 @@ func (e *Entity) Columns() []string { return e.columns }
 type Registry struct {
 	entities []*Entity
 	byName   map[string]*Entity
+	// sealedMarkers are the encoded entity names of entities with sealed
+	// columns, as they appear in an envelope.
+	sealedMarkers [][]byte
 }
 
 // NewRegistry returns a registry of entities; Resolve must run before use.
@@ -54,6 +66,13 @@ func NewRegistry(entities ...Entity) *Registry {
 		e := e
 		if _, dup := r.byName[e.Name]; dup {
 			panic("sync: entity declared twice: " + e.Name)
+		}
+		if len(e.Sealed) > 0 {
+			if e.Owner == Shared {
+				panic("sync: sealed columns on a shared entity: " + e.Name)
+			}
+			m, _ := json.Marshal(map[string]string{"entity": e.Name})
+			r.sealedMarkers = append(r.sealedMarkers, bytes.Trim(m, "{}"))
 		}
 		r.entities = append(r.entities, &e)
 		r.byName[e.Name] = &e
@@ -83,10 +102,19 @@ func (r *Registry) Resolve(ctx context.Context, db *sqldb.DB) error {
 			return err
 		}
 		e.columns = e.columns[:0]
+		e.indexed = map[string]bool{}
 		for _, c := range cols {
 			c = strings.ToLower(c)
 			if !slices.Contains(e.Local, c) && !strings.HasSuffix(c, "_bidx") {
 				e.columns = append(e.columns, c)
+			}
+			if base, ok := strings.CutSuffix(c, "_bidx"); ok && slices.Contains(e.Sealed, base) {
+				e.indexed[base] = true
+			}
+		}
+		for _, c := range e.Sealed {
+			if !slices.Contains(e.columns, c) {
+				return fmt.Errorf("sync: entity %s: sealed column %s is not a replicated column of %s", e.Name, c, e.Table)
 			}
 		}
 		for _, need := range []string{"id", "version", "deleted_at", "hospital_id"} {

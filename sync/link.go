@@ -241,7 +241,12 @@ func (l *Link) publish(ctx context.Context, pending []Pending) (int, error) {
 		if l.Replica.Side == Cloud {
 			subject, stream = DownSubject(p.Hospital), DownStream(p.Hospital)
 		}
-		msg := &nats.Msg{Subject: subject, Data: p.Payload, Header: nats.Header{}}
+		data, err := l.Replica.outgoing(ctx, p.Hospital, p.Payload)
+		if err != nil {
+			firstErr = err
+			break
+		}
+		msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 		pr, err := l.peer(p.Hospital)
 		if err != nil {
 			firstErr = err

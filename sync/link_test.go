@@ -27,6 +27,12 @@ type pair struct {
 
 func startPair(t testing.TB, cloudDB *sqldb.DB) *pair {
 	t.Helper()
+	return startPairWith(t, cloudDB, entities)
+}
+
+// startPairWith is startPair with both sides replicating reg().
+func startPairWith(t testing.TB, cloudDB *sqldb.DB, reg func() *sync.Registry) *pair {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	hub, err := broker.Start(broker.Options{Name: "hub", StoreDir: t.TempDir(), Domain: sync.HubDomain, LeafListen: "127.0.0.1:0"})
 	if err != nil {
@@ -39,8 +45,8 @@ func startPair(t testing.TB, cloudDB *sqldb.DB) *pair {
 		t.Fatal(err)
 	}
 	p := &pair{proxy: px, leaf: leaf, hub: hub}
-	p.cloud = newSide(t, cloudDB, sync.Cloud, "cloud", "")
-	p.app = newSide(t, sqldbtest.SQLite(t), sync.Appliance, "appliance-h1", "h1")
+	p.cloud = newSideWith(t, cloudDB, sync.Cloud, "cloud", "", reg())
+	p.app = newSideWith(t, sqldbtest.SQLite(t), sync.Appliance, "appliance-h1", "h1", reg())
 
 	var err2 error
 	if p.cloudLink, err2 = sync.StartHub(ctx, sync.BrokerDial(hub), p.cloud.replica, "h1"); err2 != nil {

@@ -23,6 +23,9 @@ type Replica struct {
 	Side     Side
 	Origin   string // this node's id, unique among all nodes
 	Clock    *Clock
+	// Keys seal and open the entities' Sealed columns; nil on a node whose
+	// entities have none.
+	Keys *Keys
 }
 
 // NewReplica resolves the entities' columns and restores the clock.
@@ -248,6 +251,12 @@ func (r *Replica) Check(hospital string, env *Envelope) error {
 // the caller retries the envelopes one at a time to find the culprit.
 func (r *Replica) ApplyBatch(ctx context.Context, hospital string, envs []*Envelope) (applied []bool, err error) {
 	applied = make([]bool, len(envs))
+	// Sealed columns are re-keyed before the transaction: fetching a transit
+	// key may ask the other side.
+	envs, err = r.incoming(ctx, hospital, envs)
+	if err != nil {
+		return nil, err
+	}
 	now := ihos.FormatTime(time.Now())
 	err = r.DB.Tx(ctx, func(tx *sql.Tx) error {
 		// One query finds which of the batch were applied before.
@@ -325,6 +334,11 @@ func (r *Replica) upsert(ctx context.Context, tx *sql.Tx, e *Entity, hospital st
 			args = append(args, nullable(v))
 		}
 		cols = append(cols, c)
+	}
+	for c := range e.indexed {
+		if v, ok := row.Values[c+"_bidx"]; ok {
+			cols, args = append(cols, c+"_bidx"), append(args, nullable(v))
+		}
 	}
 	var err error
 	if exists {

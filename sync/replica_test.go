@@ -25,20 +25,35 @@ type side struct {
 	db      *sqldb.DB
 	replica *sync.Replica
 	store   *admin.Store
+	sealer  *pii.Sealer // the node's own PII key
+	keyDir  string
 }
 
 func newSide(t testing.TB, db *sqldb.DB, s sync.Side, origin, hospital string) *side {
+	return newSideWith(t, db, s, origin, hospital, entities())
+}
+
+// newSideWith is newSide replicating reg, with its own PII key (and, on the
+// cloud, transit keys in its database; on an appliance, fetched into keyDir).
+func newSideWith(t testing.TB, db *sqldb.DB, s sync.Side, origin, hospital string, reg *sync.Registry) *side {
 	t.Helper()
 	ctx := context.Background()
-	r, err := sync.NewReplica(ctx, db, s, origin, entities())
+	r, err := sync.NewReplica(ctx, db, s, origin, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealer, _ := pii.LoadOrCreate(filepath.Join(t.TempDir(), "k"))
+	dir := t.TempDir()
+	sealer, _ := pii.LoadOrCreate(filepath.Join(dir, "k"))
+	r.Keys = &sync.Keys{Local: sealer}
+	if s == sync.Cloud {
+		r.Keys.TransitKey = r.StoredTransitKey
+	} else {
+		r.Keys.Dir = dir
+	}
 	a := auth.New(db)
 	st := admin.NewStore(db, sealer, a, masterdata.Resources()...)
 	st.OnWrite = r.OnWrite(hospital)
-	return &side{db: db, replica: r, store: st}
+	return &side{db: db, replica: r, store: st, sealer: sealer, keyDir: dir}
 }
 
 var sys = ihos.WithActor(context.Background(), ihos.Actor{UserID: "t", Username: "t", Role: auth.RoleSysAdmin})

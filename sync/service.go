@@ -39,6 +39,9 @@ func StartLeaf(ctx context.Context, b *broker.Broker, r *Replica, hospital strin
 	if _, err := l.peer(hospital); err != nil {
 		return nil, err
 	}
+	if k := r.Keys; k != nil && k.TransitKey == nil && k.Dir != "" {
+		k.TransitKey = FetchedTransitKey(k.Dir, l)
+	}
 	l.Start(ctx)
 	return l, nil
 }

@@ -123,6 +123,11 @@ func (l *Link) ServeSync() error {
 	}); err != nil {
 		return err
 	}
+	if l.Replica.Side == Cloud {
+		if err := l.serveTransitKey(); err != nil {
+			return err
+		}
+	}
 	return l.Serve(methodResync, func(ctx context.Context, hospital string, req json.RawMessage) (any, error) {
 		var in struct{ Entity string }
 		json.Unmarshal(req, &in)

@@ -92,6 +92,9 @@ func (p *Sealer) Seal(s string) (string, error) {
 	return prefix + base64.RawStdEncoding.EncodeToString(out), nil
 }
 
+// IsSealed reports whether s is a value made by Seal (of any key).
+func IsSealed(s string) bool { return strings.HasPrefix(s, prefix) }
+
 // Open decrypts a value made by Seal.
 func (p *Sealer) Open(s string) (string, error) {
 	if s == "" {
