@@ -220,6 +220,10 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	a.HIS = a.his.svc
+	if err := a.serveClinical(a.Link, cfg.HospitalID); err != nil { // prescriptions.RPCSign (clinical.go)
+		a.Close()
+		return nil, err
+	}
 	sa := newSyncAdmin(n, a.Link, cfg.HospitalID)
 	sa.routes(mux)
 	a.Console.AddPage(sa.page(n.Auth))
@@ -228,6 +232,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	sg.routes(mux)
 	a.Console.AddPage(sg.page(n.Auth))
 	a.startDevices(lctx, cfg, mux)
+	a.startOnlineVisits(mux) // 线上就诊记录, 医师工作量统计, 医师接诊情况查询 (onlinevisits.go)
 	a.Console.Routes(mux)
 	return a, nil
 }

@@ -136,6 +136,15 @@ func (a *App) startDevices(ctx context.Context, cfg Config, mux *http.ServeMux) 
 	invoices := a.startInvoicing(ctx, cfg, mux)
 	a.startBillpay(ctx, cfg.HospitalID)
 	a.startStaffApp(ctx, cfg, mux)
+	if a.seededDemo {
+		sys := asSystem(ctx)
+		if err := seedDemoConsultation(sys, a.Store); err != nil {
+			slog.ErrorContext(ctx, "demo: consultation settings", "err", err)
+		}
+	}
+	if cfg.Demo {
+		a.demoSittings(ctx, demoDoctorJobNo)
+	}
 	a.Kiosk.Cashier = cashier{hospital: cfg.HospitalID, link: a.Link, settle: a.Settle, invoices: invoices}
 	a.devices.Go(func() { a.Printing.Run(ctx) })
 	a.devices.Go(func() { a.Recorder.Run(ctx) })

@@ -22,6 +22,9 @@ type Credential struct {
 	Password string `json:"password"`
 	Role     string `json:"role,omitempty"`
 	URL      string `json:"url,omitempty"`
+	// PIN is the demo doctor's e-signature PIN (signing EMRs and
+	// prescriptions in the app).
+	PIN string `json:"pin,omitempty"`
 }
 
 // firstStart runs once, on a data dir without console users: it creates the
@@ -164,7 +167,7 @@ func seedDemo(ctx context.Context, s *admin.Store) (string, error) {
 		}
 		rec, err := s.Create(ctx, res("departments"), map[string]any{
 			"institution_id": inst, "code": d.code, "name": d.name, "category": d.category,
-			"location": d.location, "online": d.online, "sort_order": (i + 1) * 10, "phone": fmt.Sprintf("020-8765%04d", 1000+i),
+			"location": d.location, "online": d.online, "online_follow_up_only": true, "sort_order": (i + 1) * 10, "phone": fmt.Sprintf("020-8765%04d", 1000+i),
 		})
 		if err != nil {
 			return "", err

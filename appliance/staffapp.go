@@ -2,9 +2,11 @@ package appliance
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"ihos"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"path/filepath"
 
@@ -53,8 +55,8 @@ func (a *App) demoAppLogins(ctx context.Context, cfg Config, s *staffauth.Servic
 	ctx = ihos.WithActor(ctx, ihos.System)
 	out := map[string]any{"patient": map[string]string{"username": demoPatientPhone, "note": "用手机号和短信验证码登录，验证码见短信模拟器日志 sms-sim.log"}}
 	for key, jobNo := range map[string]string{"doctor": demoDoctorJobNo, "pharmacist": demoPharmacistJobNo} {
-		var id, sealed string
-		if err := a.Node.DB.QueryRowContext(ctx, `SELECT id, phone FROM staff WHERE job_no = ? AND deleted_at IS NULL`, jobNo).Scan(&id, &sealed); err != nil {
+		var id, sealed, name string
+		if err := a.Node.DB.QueryRowContext(ctx, `SELECT id, phone, name FROM staff WHERE job_no = ? AND deleted_at IS NULL`, jobNo).Scan(&id, &sealed, &name); err != nil {
 			slog.Warn("demo app login", "job_no", jobNo, "err", err)
 			continue
 		}
@@ -68,7 +70,20 @@ func (a *App) demoAppLogins(ctx context.Context, cfg Config, s *staffauth.Servic
 			slog.Warn("demo app login", "job_no", jobNo, "err", err)
 			continue
 		}
-		out[key] = map[string]string{"username": phone, "password": password, "note": "首次登录需修改密码"}
+		login := map[string]string{"username": phone, "password": password, "note": "首次登录需修改密码"}
+		if key == "doctor" {
+			// The doctor signs EMRs and prescriptions: an e-signature
+			// certificate with a generated signing PIN, as the hospital
+			// issues one on the console's signing page.
+			pin := newPIN()
+			if _, err := a.ESign.Enroll(ctx, id, name, pin); err != nil {
+				slog.Warn("demo e-signature", "job_no", jobNo, "err", err)
+			} else {
+				login["pin"] = pin
+				login["note"] = "首次登录需修改密码；pin 为电子签名密码（签署病历和处方时输入）"
+			}
+		}
+		out[key] = login
 	}
 	path := cfg.Credentials
 	if path == "" {
@@ -77,4 +92,15 @@ func (a *App) demoAppLogins(ctx context.Context, cfg Config, s *staffauth.Servic
 	if err := config.MergeJSON(path, out); err != nil {
 		slog.Warn("demo app logins", "err", err)
 	}
+}
+
+// newPIN returns a random 8-digit signing PIN (esign wants 6 to 64
+// characters; digits, as a PIN pad on a phone types them).
+func newPIN() string {
+	b := make([]byte, 8)
+	for i := range b {
+		n, _ := rand.Int(rand.Reader, big.NewInt(10))
+		b[i] = byte('0' + n.Int64())
+	}
+	return string(b)
 }

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"ihos"
 	"ihos/internal/masterdata"
@@ -18,6 +20,39 @@ type Request struct {
 	SlotID    string `json:"slot_id"`
 	PatientID string `json:"patient_id"`
 	VisitType string `json:"visit_type"` // optional: the schedule's visit type; if given it must match
+	// Condition (病情描述) and PastHistory (既往病史/就诊记录) are what the
+	// patient tells the doctor; the visit opens with them as the patient's
+	// first message. Condition is required when a patient account books.
+	Condition   string `json:"condition"`
+	PastHistory string `json:"past_history"`
+	// AccountID is the patient account that books (set by the API from the
+	// session, never from the body); "" for staff and tools.
+	AccountID string `json:"-"`
+}
+
+// MaxCondition is the longest condition or past history, in characters.
+const MaxCondition = 2000
+
+// clean trims the patient's texts and checks their length.
+func (req *Request) clean() error {
+	req.Condition, req.PastHistory = strings.TrimSpace(req.Condition), strings.TrimSpace(req.PastHistory)
+	f := map[string]string{}
+	if req.Condition == "" && req.AccountID != "" {
+		f["condition"] = "请填写病情描述，便于医生了解您的情况"
+	}
+	if utf8.RuneCountInString(req.Condition) > MaxCondition {
+		f["condition"] = fmt.Sprintf("病情描述不能超过 %d 字", MaxCondition)
+	}
+	if utf8.RuneCountInString(req.PastHistory) > MaxCondition {
+		f["past_history"] = fmt.Sprintf("既往病史不能超过 %d 字", MaxCondition)
+	}
+	if len(req.AccountID) > 36 {
+		f["account_id"] = "账号无效"
+	}
+	if len(f) > 0 {
+		return ihos.Invalid(f)
+	}
+	return nil
 }
 
 // Book takes one unit of a slot's quota for a patient and returns the
@@ -58,6 +93,9 @@ type Request struct {
 func (s *Service) Book(ctx context.Context, req Request) (*Booking, error) {
 	if req.PatientID == "" || len(req.PatientID) > 36 {
 		return nil, ihos.Invalid(map[string]string{"patient_id": "请选择就诊人"})
+	}
+	if err := req.clean(); err != nil {
+		return nil, err
 	}
 	if req.VisitType != "" && masterdata.VisitTypeLabels[req.VisitType] == "" {
 		return nil, ihos.Invalid(map[string]string{"visit_type": "问诊方式应为图文、语音或视频"})
@@ -110,6 +148,9 @@ func (s *Service) Book(ctx context.Context, req Request) (*Booking, error) {
 	if !now.Before(sp.start) {
 		return nil, ihos.Errorf(ihos.EConflict, msgPast)
 	}
+	if err := s.checkFollowUp(ctx, sc.HospitalID, doc.DepartmentID, req.PatientID); err != nil {
+		return nil, err
+	}
 	id := slotID(sc.ID, n)
 	key := id + "/" + req.PatientID
 	var dup int
@@ -131,7 +172,8 @@ func (s *Service) Book(ctx context.Context, req Request) (*Booking, error) {
 	}
 	b := &Booking{ID: ihos.NewID(), HospitalID: sc.HospitalID, SlotID: id, ScheduleID: sc.ID, StaffID: doc.ID, DepartmentID: doc.DepartmentID,
 		PatientID: req.PatientID, VisitType: sc.VisitType, StartAt: sp.start, EndAt: sp.end, Fee: fee.Fee, Minutes: fee.Minutes,
-		Status: StatusAwaitingPayment, Version: 1, CreatedAt: now.UTC().Truncate(time.Microsecond)}
+		Status: StatusAwaitingPayment, Version: 1, CreatedAt: now.UTC().Truncate(time.Microsecond),
+		Condition: req.Condition, PastHistory: req.PastHistory, AccountID: req.AccountID}
 	if b.Fee == 0 {
 		b.Status = StatusBooked
 	}
@@ -274,15 +316,17 @@ func (s *Service) cancel(ctx context.Context, b *Booking, reason string) (change
 var errAlreadyCancelled = errors.New("booking: already cancelled")
 
 const bookingCols = `id, hospital_id, slot_id, schedule_id, staff_id, department_id, patient_id, visit_type, start_at, end_at,
-	fee, minutes, status, cancel_reason, version, created_at`
+	fee, minutes, status, cancel_reason, version, created_at, condition_desc, past_history, account_id`
 
 func scanBooking(row interface{ Scan(...any) error }) (*Booking, error) {
 	var b Booking
 	var start, end, created string
+	var cond, past sql.NullString
 	if err := row.Scan(&b.ID, &b.HospitalID, &b.SlotID, &b.ScheduleID, &b.StaffID, &b.DepartmentID, &b.PatientID, &b.VisitType, &start, &end,
-		&b.Fee, &b.Minutes, &b.Status, &b.CancelReason, &b.Version, &created); err != nil {
+		&b.Fee, &b.Minutes, &b.Status, &b.CancelReason, &b.Version, &created, &cond, &past, &b.AccountID); err != nil {
 		return nil, err
 	}
+	b.Condition, b.PastHistory = cond.String, past.String
 	b.StartAt, _ = ihos.ParseTime(start)
 	b.EndAt, _ = ihos.ParseTime(end)
 	b.CreatedAt, _ = ihos.ParseTime(created)

@@ -14,6 +14,12 @@
 // from the schedule and the rule as they are now, so a change made in the
 // console applies at once.
 //
+// Online visits are follow-up visits only (DESIGN.md §7): in a department
+// with the rule (departments.online_follow_up_only, on by default) a booking
+// needs an offline diagnosis there that the hospital's HIS confirms now
+// (followup.go). The patient's condition and past history are kept on the
+// booking and open its visit as the patient's first message.
+//
 // A booking with a fee holds its unit while it waits for its payment (Pay,
 // through package payments) for PayWindow; once paid it is booked and opens
 // its visit (package visits), a free one does so at once. Cancelling a paid
@@ -78,6 +84,10 @@ type Service struct {
 	// Visits opens the visit of a booked booking and cancels it with the
 	// booking; nil: bookings open no visits.
 	Visits Visits
+	// FollowUp asks the hospital's HIS for the patient's offline diagnoses
+	// (the follow-up-only rule, followup.go); nil: the rule is not checked
+	// (tests of allocation alone).
+	FollowUp FollowUp
 	// Interval is how often Run looks for work (default 1 s).
 	Interval time.Duration
 	Logger   *slog.Logger
@@ -182,6 +192,11 @@ type Booking struct {
 	// PayBy is when a booking awaiting payment expires (PayWindow after it
 	// was made).
 	PayBy time.Time `json:"pay_by,omitzero"`
+	// Condition and PastHistory are what the patient told the doctor when
+	// booking; AccountID is the patient account that booked ("" for staff).
+	Condition   string `json:"condition"`
+	PastHistory string `json:"past_history"`
+	AccountID   string `json:"account_id,omitempty"`
 	// VisitID is the visit a booked booking opened (Get only).
 	VisitID   string    `json:"visit_id,omitempty"`
 	Version   int64     `json:"version"`

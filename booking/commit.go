@@ -46,10 +46,12 @@ func (s *Service) write(ctx context.Context, tx *sql.Tx, p *pending) (refusal, e
 		return ihos.Errorf(ihos.EConflict, msgFull), nil
 	}
 	_, err = s.DB.TxExec(ctx, tx, `INSERT INTO bookings (id, hospital_id, slot_id, schedule_id, staff_id, department_id, patient_id, visit_type,
-		start_at, end_at, fee, minutes, status, active_key, cancel_reason, cancelled_at, version, created_at, updated_at, deleted_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', NULL, 1, ?, ?, NULL)`,
+		start_at, end_at, fee, minutes, status, active_key, cancel_reason, cancelled_at, version, created_at, updated_at, deleted_at,
+		condition_desc, past_history, account_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', NULL, 1, ?, ?, NULL, ?, ?, ?)`,
 		b.ID, b.HospitalID, b.SlotID, b.ScheduleID, b.StaffID, b.DepartmentID, b.PatientID, b.VisitType,
-		ihos.FormatTime(b.StartAt), ihos.FormatTime(b.EndAt), b.Fee, b.Minutes, b.Status, p.key, at, at)
+		ihos.FormatTime(b.StartAt), ihos.FormatTime(b.EndAt), b.Fee, b.Minutes, b.Status, p.key, at, at,
+		nullText(b.Condition), nullText(b.PastHistory), b.AccountID)
 	if sqldb.IsUniqueViolation(err) {
 		if _, err := s.DB.TxExec(ctx, tx, `UPDATE booking_slots SET booked = booked - 1 WHERE id = ?`, b.SlotID); err != nil {
 			return nil, err
@@ -153,3 +155,11 @@ func (s *Service) commitGroup(group []*pending) {
 }
 
 var errNothing = errors.New("booking: nothing written")
+
+// nullText stores an empty text as NULL.
+func nullText(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

@@ -2,6 +2,7 @@ package booking
 
 import (
 	"context"
+	"math"
 	"strings"
 	"time"
 
@@ -133,17 +134,47 @@ type DoctorQuery struct {
 	Department string // a department id or code
 	Title      string
 	Q          string // a substring of the name or the expertise
-	Sort       string // "" or "consultations" (most first); "rating" orders as "" until visits are rated
-	Page       int
-	PageSize   int // default 20, at most 50
+	// Sort is "" (the hospital's order), "rating" (the best average first,
+	// then the most rated), "volume" (the most ended visits first) or
+	// "consultations" (the most bookings first).
+	Sort     string
+	Page     int
+	PageSize int // default 20, at most 50
 }
 
 // DoctorPage is one page of the public doctor list.
 type DoctorPage struct {
-	Items    []*Doctor `json:"items"`
-	Total    int       `json:"total"`
-	Page     int       `json:"page"`
-	PageSize int       `json:"page_size"`
+	Items    []*ListedDoctor `json:"items"`
+	Total    int             `json:"total"`
+	Page     int             `json:"page"`
+	PageSize int             `json:"page_size"`
+}
+
+// ListedDoctor is a doctor in the public list and on their homepage: the
+// doctor with their average rating (Doctor.Rating), how many ratings it
+// averages, and how many online visits they have ended.
+type ListedDoctor struct {
+	*Doctor
+	RatingCount int64 `json:"rating_count"`
+	VisitCount  int64 `json:"visit_count"`
+}
+
+// statsFrom joins each doctor's aggregate, kept by package ratings
+// (doctor_stats: one row per doctor, updated by the rating's transaction and
+// as visits end), so listing and sorting by rating or volume reads one row
+// per doctor rather than counting ratings and visits at every request.
+const statsFrom = ` LEFT JOIN doctor_stats ds ON ds.doctor_id = s.id`
+
+// statsCols are the aggregate's columns, 0 for a doctor without a row.
+const statsCols = `, COALESCE(ds.rating_count, 0), COALESCE(ds.score_sum, 0), COALESCE(ds.visit_count, 0)`
+
+// average is the mean score rounded to one decimal, as package ratings
+// shows it.
+func average(sum, count int64) float64 {
+	if count <= 0 {
+		return 0
+	}
+	return math.Round(float64(sum)*10/float64(count)) / 10
 }
 
 // nextSlots is how many free slots the list shows per doctor.
@@ -178,55 +209,65 @@ func (s *Service) Doctors(ctx context.Context, q DoctorQuery) (*DoctorPage, erro
 		where += ` AND (s.name LIKE ?` + sqldb.Escape + ` OR s.specialty LIKE ?` + sqldb.Escape + ` OR p.specialty LIKE ?` + sqldb.Escape + `)`
 		args = append(args, like, like, like)
 	}
-	page := &DoctorPage{Items: []*Doctor{}, Page: q.Page, PageSize: q.PageSize}
+	page := &DoctorPage{Items: []*ListedDoctor{}, Page: q.Page, PageSize: q.PageSize}
 	if err := s.DB.QueryRowContext(ctx, `SELECT COUNT(*)`+doctorFrom+where, args...).Scan(&page.Total); err != nil {
 		return nil, err
 	}
 	consultations := `(SELECT COUNT(*) FROM bookings b WHERE b.staff_id = s.id AND b.status <> '` + StatusCancelled + `')`
 	order := ` ORDER BY d.sort_order, s.job_no, s.id`
-	if q.Sort == "consultations" {
+	switch q.Sort {
+	case "consultations":
 		order = ` ORDER BY ` + consultations + ` DESC, d.sort_order, s.job_no, s.id`
+	case "rating":
+		// The average as a fraction compares the same on both engines; a
+		// doctor nobody rated yet comes after every rated one.
+		order = ` ORDER BY CASE WHEN COALESCE(ds.rating_count, 0) = 0 THEN 0 ELSE 1 END DESC,
+			CASE WHEN COALESCE(ds.rating_count, 0) = 0 THEN 0 ELSE ds.score_sum * 1.0 / ds.rating_count END DESC,
+			COALESCE(ds.rating_count, 0) DESC, d.sort_order, s.job_no, s.id`
+	case "volume":
+		order = ` ORDER BY COALESCE(ds.visit_count, 0) DESC, d.sort_order, s.job_no, s.id`
 	}
-	rows, err := s.DB.QueryContext(ctx, `SELECT `+doctorCols+`, `+consultations+doctorFrom+where+order+` LIMIT ? OFFSET ?`,
+	rows, err := s.DB.QueryContext(ctx, `SELECT `+doctorCols+`, `+consultations+statsCols+doctorFrom+statsFrom+where+order+` LIMIT ? OFFSET ?`,
 		append(args, q.PageSize, (q.Page-1)*q.PageSize)...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var d *Doctor
 		var n int
-		d, err = scanDoctor(scanTail{rows, &n})
+		var sum int64
+		l := &ListedDoctor{}
+		l.Doctor, err = scanDoctor(scanTail{rows, []any{&n, &l.RatingCount, &sum, &l.VisitCount}})
 		if err != nil {
 			return nil, err
 		}
-		d.Consultations = n
-		d.Intro = "" // the homepage shows it, the list does not
-		page.Items = append(page.Items, d)
+		l.Consultations, l.Rating = n, average(sum, l.RatingCount)
+		l.Intro = "" // the homepage shows it, the list does not
+		page.Items = append(page.Items, l)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	rows.Close()
 	for _, d := range page.Items {
-		if err := s.complete(ctx, d, nextSlots); err != nil {
+		if err := s.complete(ctx, d.Doctor, nextSlots); err != nil {
 			return nil, err
 		}
 	}
 	return page, nil
 }
 
-// scanTail scans a doctor row followed by one more column.
+// scanTail scans a doctor row followed by more columns.
 type scanTail struct {
 	row  interface{ Scan(...any) error }
-	tail any
+	tail []any
 }
 
-func (t scanTail) Scan(dest ...any) error { return t.row.Scan(append(dest, t.tail)...) }
+func (t scanTail) Scan(dest ...any) error { return t.row.Scan(append(dest, t.tail...)...) }
 
-// Doctor returns a bookable doctor's homepage data: profile, fees, and the
-// next free slots.
-func (s *Service) Doctor(ctx context.Context, id string) (*Doctor, error) {
+// Doctor returns a bookable doctor's homepage data: profile, fees, the
+// next free slots, and their rating and volume as in the list.
+func (s *Service) Doctor(ctx context.Context, id string) (*ListedDoctor, error) {
 	d, err := s.loadDoctor(ctx, id)
 	if err != nil {
 		return nil, err
@@ -237,7 +278,14 @@ func (s *Service) Doctor(ctx context.Context, id string) (*Doctor, error) {
 	if err := s.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM bookings WHERE staff_id = ? AND status <> ?`, id, StatusCancelled).Scan(&d.Consultations); err != nil {
 		return nil, err
 	}
-	return d, s.complete(ctx, d, 10)
+	l := &ListedDoctor{Doctor: d}
+	var sum int64
+	if err := s.DB.QueryRowContext(ctx, `SELECT COALESCE(SUM(rating_count), 0), COALESCE(SUM(score_sum), 0), COALESCE(SUM(visit_count), 0)
+		FROM doctor_stats WHERE doctor_id = ?`, id).Scan(&l.RatingCount, &sum, &l.VisitCount); err != nil {
+		return nil, err
+	}
+	d.Rating = average(sum, l.RatingCount)
+	return l, s.complete(ctx, d, 10)
 }
 
 // complete adds a doctor's fees and up to n next free slots.

@@ -220,7 +220,8 @@ func (s *Service) openVisit(ctx context.Context, b *Booking) error {
 		return nil
 	}
 	v, err := s.Visits.Open(ctx, visits.VisitSpec{HospitalID: b.HospitalID, BookingID: b.ID, PatientID: b.PatientID,
-		DoctorID: b.StaffID, DepartmentID: b.DepartmentID, Type: b.VisitType, BookedAt: b.CreatedAt})
+		DoctorID: b.StaffID, DepartmentID: b.DepartmentID, Type: b.VisitType, BookedAt: b.CreatedAt,
+		FirstMessage: FirstMessage(b)})
 	if err == nil {
 		b.VisitID = v.ID
 	}

@@ -9,6 +9,7 @@ import (
 	"ihos"
 	"ihos/accounts"
 	"ihos/booking"
+	"ihos/his"
 	"ihos/internal/node"
 	"ihos/internal/web"
 	"ihos/sync"
@@ -28,6 +29,7 @@ func startBooking(ctx context.Context, n *node.Node, a *App, mux *http.ServeMux)
 		},
 		AfterCommit: a.Link.Kick,
 		Visits:      a.Visits,
+		FollowUp:    followUpRPC{link: a.Link},
 	}
 	if _, none := a.Payments.Channel.(noChannel); !none {
 		svc.Payments = a.Payments
@@ -96,7 +98,7 @@ func (a bookingAPI) routes(mux *http.ServeMux, pa patientAuth) {
 			if err != nil {
 				return err
 			}
-			req.PatientID = m.PatientID
+			req.PatientID, req.AccountID = m.PatientID, p.AccountID
 		}
 		b, err := a.svc.Book(ctx, req)
 		if err != nil {
@@ -194,4 +196,16 @@ func (a bookingAPI) get(ctx context.Context, pa patientAuth, p *accounts.Patient
 		return nil, errNoBooking
 	}
 	return b, nil
+}
+
+// followUpRPC asks a hospital's HIS, through its appliance, for the
+// patient's offline diagnoses (his.RPCFollowUp): the booking's
+// follow-up-only rule. With the link down it fails with EUnavailable, and
+// the booking is refused rather than assumed.
+type followUpRPC struct{ link *sync.Link }
+
+func (f followUpRPC) FollowUp(ctx context.Context, hospital string, req his.FollowUpRequest) (his.Eligibility, error) {
+	var out his.Eligibility
+	err := f.link.Call(ctx, hospital, his.RPCFollowUp, req, &out)
+	return out, err
 }

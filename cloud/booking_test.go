@@ -76,11 +76,13 @@ func (r *bookRig) exec(q string, args ...any) {
 
 // seed writes department 内科 with doctor doc1 (主任医师, text 20 元 and
 // voice 30 元 by title), and a release rule that released tomorrow's slots
-// this minute, one patient each.
+// this minute, one patient each. 内科 is a pilot department without the
+// follow-up-only rule: no hospital is connected to answer the HIS check
+// (TestFollowUpOnlyRule checks the rule with one).
 func (r *bookRig) seed() {
 	now := ihos.FormatTime(time.Now())
-	r.exec(`INSERT INTO departments (id, hospital_id, institution_id, code, name, category, online, enabled, version, created_at, updated_at)
-		VALUES ('d1', ?, 'i1', 'NK', '内科', '临床', 1, 1, 1, ?, ?)`, testHosp, now, now)
+	r.exec(`INSERT INTO departments (id, hospital_id, institution_id, code, name, category, online, online_follow_up_only, enabled, version, created_at, updated_at)
+		VALUES ('d1', ?, 'i1', 'NK', '内科', '临床', 1, 0, 1, 1, ?, ?)`, testHosp, now, now)
 	r.exec(`INSERT INTO staff (id, hospital_id, institution_id, department_id, job_no, name, kind, title, specialty, online, enabled, version, created_at, updated_at)
 		VALUES ('doc1', ?, 'i1', 'd1', 'J001', '张三', 'doctor', '主任医师', '高血压', 1, 1, 1, ?, ?)`, testHosp, now, now)
 	r.exec(`INSERT INTO consultation_settings (id, hospital_id, title, staff_id, text_enabled, text_fee, text_minutes, voice_enabled, voice_fee, voice_minutes,
@@ -330,7 +332,9 @@ func TestBookingReplication(t *testing.T) {
 		return out["id"].(string)
 	}
 	inst := create("institutions", map[string]any{"code": "BK01", "name": "示例市第一人民医院"})
-	dept := create("departments", map[string]any{"institution_id": inst, "code": "BKNK", "name": "互联网内科", "category": "临床", "online": true})
+	// A pilot department (no follow-up-only rule): this appliance has no HIS.
+	dept := create("departments", map[string]any{"institution_id": inst, "code": "BKNK", "name": "互联网内科", "category": "临床", "online": true,
+		"online_follow_up_only": false})
 	doc := create("staff", map[string]any{"institution_id": inst, "department_id": dept, "job_no": "BK001", "name": "赵六", "kind": "doctor",
 		"title": "副主任医师", "license_no": "110000000000001", "practice_since": 2005, "id_number": "11010519491231002X", "online": true})
 	create("consultation_settings", map[string]any{"title": "副主任医师", "text_enabled": true, "text_fee": 1000, "text_minutes": 20})

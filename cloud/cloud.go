@@ -30,6 +30,9 @@ import (
 	"ihos"
 	"ihos/accounts"
 	"ihos/certs"
+	"ihos/doctorapp"
+	"ihos/emr"
+	"ihos/h5"
 	"ihos/internal/admin"
 	"ihos/internal/entities"
 	"ihos/internal/node"
@@ -97,6 +100,10 @@ type App struct {
 	payDone       chan struct{} // closed when the payment resolver has stopped
 	stop          context.CancelFunc
 	monitor       *nats.Conn // external NATS only
+
+	// EMR is the online outpatient record and exam/lab order service
+	// (package emr).
+	EMR *emr.Service
 }
 
 // New opens the cloud's node and wires its routes.
@@ -177,6 +184,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		n.Close()
 		return nil, err
 	}
+	feed := startFeed(replica) // before the link starts: the message center and doctor statistics follow its feed (notices.go)
 	// Sealed columns cross under each hospital's transit key (decision 0014).
 	replica.Keys = &sync.Keys{Local: n.Sealer}
 	replica.Keys.TransitKey = replica.StoredTransitKey
@@ -229,9 +237,18 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	startBooking(lctx, n, a, mux)
-	startPrescriptions(n, a, mux)
+	startPrescriptions(lctx, n, a, mux)
+	startEMR(lctx, n, a, mux) // after startPrescriptions: it shares its signer and HIS
+	if err := startWorkbench(ctx, n, a, mux); err != nil {
+		a.Close()
+		return nil, err
+	}
+	doctorapp.New(n.DB, a.Staff, a.Prescriptions).Routes(mux) // the doctor/pharmacist app at /doctor/
+	// The message center, ratings, the patient's history (notices.go).
+	startPatientSide(lctx, n, a, mux, feed)
 	a.payDone = make(chan struct{})
 	go runPayments(lctx, a.Payments, a.payDone)
+	h5.Routes(mux, hosp) // the patients' mobile pages at /h5/
 	mux.Handle("GET /healthz", n.Health())
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")

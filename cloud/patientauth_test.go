@@ -158,7 +158,7 @@ func TestPatientSessions(t *testing.T) {
 func testPatientSessions(t *testing.T, r *patientRig, slot func(int) string) {
 	// Not verified yet: the account acts for nobody.
 	fresh, _ := r.login("13900139000")
-	if code, msg := r.as(fresh, "", "POST", "/api/booking/bookings", booking.Request{SlotID: slot(0)}, nil); code != 403 || msg != "请先完成实名认证" {
+	if code, msg := r.as(fresh, "", "POST", "/api/booking/bookings", booking.Request{SlotID: slot(0), Condition: "高血压复诊，血压控制尚可"}, nil); code != 403 || msg != "请先完成实名认证" {
 		t.Fatalf("unverified booking: %d %s", code, msg)
 	}
 
@@ -172,16 +172,16 @@ func testPatientSessions(t *testing.T, r *patientRig, slot func(int) string) {
 
 	// Booking for oneself: patient_id defaults to the holder.
 	var mine booking.Booking
-	if code, msg := r.as(alice, "", "POST", "/api/booking/bookings", booking.Request{SlotID: slot(0)}, &mine); code != 201 || mine.PatientID != self.PatientID {
+	if code, msg := r.as(alice, "", "POST", "/api/booking/bookings", booking.Request{SlotID: slot(0), Condition: "高血压复诊，血压控制尚可"}, &mine); code != 201 || mine.PatientID != self.PatientID {
 		t.Fatalf("book for oneself: %d %s %+v", code, msg, mine)
 	}
 	// For a family member.
 	var theirs booking.Booking
-	if code, msg := r.as(alice, "", "POST", "/api/booking/bookings", booking.Request{SlotID: slot(1), PatientID: parent.PatientID}, &theirs); code != 201 || theirs.PatientID != parent.PatientID {
+	if code, msg := r.as(alice, "", "POST", "/api/booking/bookings", booking.Request{SlotID: slot(1), PatientID: parent.PatientID, Condition: "冠心病复诊"}, &theirs); code != 201 || theirs.PatientID != parent.PatientID {
 		t.Fatalf("book for a parent: %d %s %+v", code, msg, theirs)
 	}
 	// Never for someone else's.
-	if code, msg := r.as(alice, "", "POST", "/api/booking/bookings", booking.Request{SlotID: slot(2), PatientID: stranger.PatientID}, nil); code != 403 || !strings.HasPrefix(msg, notFamily) {
+	if code, msg := r.as(alice, "", "POST", "/api/booking/bookings", booking.Request{SlotID: slot(2), PatientID: stranger.PatientID, Condition: "复诊"}, nil); code != 403 || !strings.HasPrefix(msg, notFamily) {
 		t.Fatalf("book for a stranger: %d %s", code, msg)
 	}
 	if code, msg := r.as(bob, "", "POST", "/api/booking/bookings", booking.Request{SlotID: slot(2), PatientID: "P1"}, nil); code != 403 || !strings.HasPrefix(msg, notFamily) {

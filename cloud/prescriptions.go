@@ -37,19 +37,36 @@ const ActingStaffHeader = "X-IHOS-Acting-Staff"
 var patientVisible = map[string]bool{prescriptions.StatusApproved: true, prescriptions.StatusPaid: true, prescriptions.StatusSentToHIS: true}
 
 // startPrescriptions serves the prescription API (package prescriptions) on
-// the visits of a.Visits: start it after startVisits. The signer (the
-// doctor's key on the appliance) and the HIS (the pharmacy order) are reached
-// over the sync RPC and are not wired yet: until they are, signing and
-// sending answer "unavailable" and everything else works.
-func startPrescriptions(n *node.Node, a *App, mux *http.ServeMux) {
+// the visits of a.Visits: start it after startVisits and startPayments. The
+// signer (the doctor's key on the appliance, cloud/signer.go) and the HIS
+// (the pharmacy order) are reached over the sync RPC. Its worker (running
+// until ctx ends) marks a prescription paid once its payment is paid and
+// sends it to the HIS until the hospital acknowledges.
+func startPrescriptions(ctx context.Context, n *node.Node, a *App, mux *http.ServeMux) {
 	a.Prescriptions = &prescriptions.Service{
 		DB:     n.DB,
 		Visits: a.Visits,
+		Signer: remoteSigner{db: n.DB, link: a.Link},
+		HIS:    remoteHIS{link: a.Link},
 		Capture: func(ctx context.Context, tx *sql.Tx, refs ...sync.Ref) error {
 			return a.Replica.Capture(ctx, tx, "", refs...) // "": each prescription goes to its own hospital
 		},
 		AfterCommit: a.Link.Kick,
 	}
+	if _, none := a.Payments.Channel.(noChannel); !none {
+		svc := a.Prescriptions
+		svc.Payments = a.Payments
+		// As for bookings: the worker polls, and is woken after every
+		// payment commit so a paid prescription goes to the HIS at once.
+		after := a.Payments.AfterCommit
+		a.Payments.AfterCommit = func() {
+			if after != nil {
+				after()
+			}
+			svc.Kick()
+		}
+	}
+	go a.Prescriptions.Run(ctx)
 	PrescriptionRoutes(a.Prescriptions, mux, n.AuthorizeCLIOr, a)
 }
 
@@ -264,6 +281,40 @@ func PrescriptionRoutes(svc *prescriptions.Service, mux *http.ServeMux, authoriz
 		web.WriteJSON(w, http.StatusOK, map[string]any{"amount_fen": amount, "amount": ihos.FormatYuan(amount), "business_type": ihos.PayPrescription})
 		return nil
 	})
+	// Paying: the patient (their family's prescriptions) or staff for them;
+	// the amount is the approved price (Payable), never the client's, and a
+	// prescription the pharmacist has not approved is refused. openid makes
+	// a JSAPI order, without it a Native one (QR code).
+	mux.Handle("POST /api/prescriptions/{id}/pay", x.reading("prescriptions.write", true, func(ctx context.Context, v rxViewer, w http.ResponseWriter, r *http.Request) error {
+		var req struct {
+			OpenID string `json:"openid"`
+		}
+		if err := web.DecodeOptionalJSON(r, &req); err != nil {
+			return err
+		}
+		if v.staff != nil {
+			return ihos.Errorf(ihos.EForbidden, "处方由患者本人或家属支付")
+		}
+		if v.patient != nil {
+			p, err := svc.Get(ctx, r.PathValue("id"))
+			if err != nil {
+				return err
+			}
+			ok, err := patientAuth{app: x.app}.owns(ctx, v.patient, p.PatientID)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return ihos.Errorf(ihos.ENotFound, "处方不存在")
+			}
+		}
+		res, err := svc.Pay(ctx, r.PathValue("id"), req.OpenID)
+		if err != nil {
+			return err
+		}
+		web.WriteJSON(w, http.StatusOK, res)
+		return nil
+	}))
 	mux.Handle("GET /api/prescriptions/{id}", x.reading("prescriptions.read", true, func(ctx context.Context, v rxViewer, w http.ResponseWriter, r *http.Request) error {
 		p, err := svc.Get(ctx, r.PathValue("id"))
 		return one(ctx, v, w, p, err)

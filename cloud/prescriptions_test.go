@@ -285,3 +285,30 @@ func TestPrescriptionReachesAppliance(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// With no hospital connected, signing and sending to the HIS (both over the
+// sync RPC to the appliance) fail at once with a clear 503, and the
+// prescription stays as it was; paying is refused without a payment channel.
+func TestPrescriptionSigningNeedsTheHospital(t *testing.T) {
+	r := newRxRig(t, "")
+	r.app.Prescriptions.Signer = nil // the real one: cloud/signer.go
+	cloud.UseRemoteSigner(r.app)
+	r.exec(`INSERT INTO staff (id, hospital_id, institution_id, department_id, job_no, name, kind, created_at, updated_at) VALUES ('D1', ?, 'i1', 'dep1', 'Y02', '王医生', 'doctor', ?, ?)`, testHosp, r.now, r.now)
+	var p prescriptions.Prescription
+	if code, eb := r.call("POST", "/api/prescriptions", "D1", map[string]any{"visit_id": r.visit(true), "diagnosis": "原发性高血压",
+		"items": []map[string]any{{"code": "AML5", "quantity": 1}}}, &p); code != http.StatusCreated {
+		t.Fatalf("create: %d %+v", code, eb)
+	}
+	start := time.Now()
+	code, eb := r.call("POST", "/api/prescriptions/"+p.ID+"/sign", "D1", map[string]string{"pin": "12345678"}, nil)
+	r.refused("signing with the hospital unreachable", code, eb, http.StatusServiceUnavailable, "医院系统暂时无法连接")
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("the refusal took %v", time.Since(start))
+	}
+	code, eb = r.call("POST", "/api/prescriptions/"+p.ID+"/pay", "", nil, nil)
+	r.refused("paying without a payment channel", code, eb, http.StatusServiceUnavailable, "尚未配置在线支付渠道")
+	var got prescriptions.Prescription
+	if code, _ := r.call("GET", "/api/prescriptions/"+p.ID, "", nil, &got); code != 200 || got.Status != prescriptions.StatusDraft {
+		t.Fatalf("after the failed signature: %d %+v", code, got)
+	}
+}

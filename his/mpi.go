@@ -118,13 +118,27 @@ const (
 	RPCLinkPatient = "his.link_patient"
 	RPCFollowUp    = "his.follow_up"
 	RPCUnpaidFees  = "his.unpaid_fees"
+	// RPCPlaceOrder places an order (OrderRequest → PlacedOrders); with a
+	// Key, a repeated call places nothing new.
+	RPCPlaceOrder = "his.place_order"
 )
+
+// PlacedOrders is the answer of RPCPlaceOrder.
+type PlacedOrders struct {
+	Orders []Order `json:"orders"`
+}
 
 // FollowUpRequest is the cloud's follow-up check.
 type FollowUpRequest struct {
 	HISPatientID string   `json:"his_patient_id"`
 	Codes        []string `json:"codes"`
 	Days         int      `json:"days"`
+	// DepartmentCode and DepartmentName (the platform's) limit the check to
+	// diagnoses made in that department (the booking's follow-up-only rule):
+	// a visit counts when its department is the code's HIS mapping, or has
+	// the same name.
+	DepartmentCode string `json:"department_code,omitempty"`
+	DepartmentName string `json:"department_name,omitempty"`
 }
 
 // ServeRPC answers the cloud's calls that need the HIS now.
@@ -146,7 +160,20 @@ func (s *Service) ServeRPC(l *sync.Link) error {
 		if req.Days <= 0 {
 			req.Days = 180
 		}
+		if req.DepartmentCode != "" || req.DepartmentName != "" {
+			return s.CheckFollowUpIn(ctx, req.HISPatientID, req.DepartmentCode, req.DepartmentName, req.Codes, time.Duration(req.Days)*24*time.Hour)
+		}
 		return s.CheckFollowUp(ctx, req.HISPatientID, req.Codes, time.Duration(req.Days)*24*time.Hour)
+	}); err != nil {
+		return err
+	}
+	if err := l.Serve(RPCPlaceOrder, func(ctx context.Context, _ string, raw json.RawMessage) (any, error) {
+		var req OrderRequest
+		if err := json.Unmarshal(raw, &req); err != nil {
+			return nil, ihos.Errorf(ihos.EInvalid, "请求格式错误")
+		}
+		orders, err := s.PlaceOrder(ctx, req)
+		return PlacedOrders{Orders: orders}, err
 	}); err != nil {
 		return err
 	}

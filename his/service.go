@@ -18,6 +18,8 @@ import (
 	stdsync "sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"ihos"
 	"ihos/internal/sqldb"
 	"ihos/sync"
@@ -74,6 +76,62 @@ type OrderRequest struct {
 	DoctorName     string              `json:"doctor_name"`
 	ClinicalInfo   string              `json:"clinical_info"`
 	Items          []ihos.HISOrderLine `json:"items"`
+	// Key makes placing idempotent (a prescription's id, say): the order
+	// lines' placer numbers follow from it (KeyedOrderNo), so a call
+	// repeated after a lost answer returns the orders the first one placed
+	// instead of placing them twice. Empty: every call places new orders.
+	Key string `json:"key,omitempty"`
+	// Fees, if any, are the order's charges already paid online (a paid
+	// prescription): posted to the HIS (DFT^P03) right after the order, in
+	// the same transaction, so they are posted exactly when it is placed.
+	Fees []ihos.HISFeeLine `json:"fees,omitempty"`
+}
+
+// KeyedOrderNo is the placer order number of line i of the order with key
+// key: a name-based UUID (SHA-1, RFC 9562 v5), the same on every call.
+func KeyedOrderNo(key string, i int) string {
+	return uuid.NewSHA1(orderKeySpace, fmt.Appendf(nil, "%s/%d", key, i)).String()
+}
+
+// orderKeySpace is the UUID namespace of keyed order numbers.
+var orderKeySpace = uuid.MustParse("6f1d2c4e-7b0a-5e39-9c61-2a8f5b3d0e47")
+
+// placed returns the orders an earlier call with req.Key placed (nil when
+// none did).
+func (s *Service) placed(ctx context.Context, key string) ([]Order, error) {
+	var msgID string
+	err := s.DB.QueryRowContext(ctx, `SELECT message_id FROM his_orders WHERE id = ?`, KeyedOrderNo(key, 0)).Scan(&msgID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, ihos.Internal(err)
+	}
+	rows, err := s.DB.QueryContext(ctx, `SELECT id, kind, patient_his_id, code, name, status, filler_order_no, message_id FROM his_orders WHERE message_id = ?`, msgID)
+	if err != nil {
+		return nil, ihos.Internal(err)
+	}
+	defer rows.Close()
+	byID := map[string]Order{}
+	for rows.Next() {
+		var o Order
+		if err := rows.Scan(&o.ID, &o.Kind, &o.PatientHISID, &o.Code, &o.Name, &o.Status, &o.FillerOrderNo, &o.MessageID); err != nil {
+			return nil, ihos.Internal(err)
+		}
+		byID[o.ID] = o
+	}
+	if err := rows.Err(); err != nil {
+		return nil, ihos.Internal(err)
+	}
+	out := make([]Order, 0, len(byID))
+	for i := 0; ; i++ { // in line order
+		o, ok := byID[KeyedOrderNo(key, i)]
+		if !ok {
+			break
+		}
+		out = append(out, o)
+	}
+	return out, nil
 }
 
 // Order is an order line as the platform tracks it.
@@ -123,8 +181,16 @@ func (s *Service) PlaceOrder(ctx context.Context, req OrderRequest) ([]Order, er
 	if len(req.Items) > 50 {
 		fields["items"] = "一次最多 50 个项目"
 	}
+	if len(req.Key) > 100 {
+		fields["key"] = "幂等键不能超过 100 个字符"
+	}
 	if len(fields) > 0 {
 		return nil, ihos.Invalid(fields)
+	}
+	if req.Key != "" {
+		if done, err := s.placed(ctx, req.Key); err != nil || len(done) > 0 {
+			return done, err
+		}
 	}
 	base := ihos.HISMessageData{Patient: req.Patient, VisitNo: req.VisitNo,
 		DepartmentCode: req.DepartmentCode, DepartmentName: req.DepartmentName, DoctorCode: req.DoctorCode,
@@ -164,6 +230,9 @@ func (s *Service) PlaceOrder(ctx context.Context, req OrderRequest) ([]Order, er
 				it.Specimen = specimen
 			}
 			it.PlacerOrderNo = ihos.NewID()
+			if req.Key != "" {
+				it.PlacerOrderNo = KeyedOrderNo(req.Key, i)
+			}
 			o := Order{ID: it.PlacerOrderNo, Kind: req.Kind, PatientHISID: req.Patient.HISID, Code: it.Code, Name: name, Status: OrderQueued, MessageID: msg.ID}
 			if _, err := s.DB.TxExec(ctx, tx, `INSERT INTO his_orders (id, hospital_id, kind, patient_his_id, visit_no, code, name, quantity, department_code, doctor_code, message_id, status, created_at, updated_at)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, o.ID, s.Hospital, o.Kind, o.PatientHISID, ihos.Truncate(req.VisitNo, 64), o.Code, o.Name,
@@ -180,8 +249,18 @@ func (s *Service) PlaceOrder(ctx context.Context, req OrderRequest) ([]Order, er
 		if err := s.Queue.Enqueue(ctx, tx, req.Patient.HISID, &msg); err != nil {
 			return err
 		}
+		if len(req.Fees) > 0 {
+			fees := base
+			fees.Fees = req.Fees
+			if _, err := s.Send(ctx, tx, ihos.HISFees, fees); err != nil {
+				return err
+			}
+		}
 		return s.capture(ctx, tx, refs...)
 	})
+	if req.Key != "" && sqldb.IsUniqueViolation(err) {
+		return s.placed(ctx, req.Key) // a concurrent call with the same key placed it
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -470,6 +549,32 @@ type Eligibility struct {
 // whose ICD-10 code starts with one of codes (all diagnoses when codes is
 // empty) within the period before now.
 func (s *Service) CheckFollowUp(ctx context.Context, hisPatientID string, codes []string, within time.Duration) (Eligibility, error) {
+	return s.checkFollowUp(ctx, hisPatientID, codes, within, nil, "")
+}
+
+// CheckFollowUpIn is CheckFollowUp limited to the visits of one department
+// (the platform's code and name): the code mapped to the HIS's
+// (his_code_maps), else the same department name.
+func (s *Service) CheckFollowUpIn(ctx context.Context, hisPatientID, deptCode, deptName string, codes []string, within time.Duration) (Eligibility, error) {
+	hisCode := deptCode
+	if deptCode != "" {
+		err := s.DB.QueryRowContext(ctx, `SELECT his_code FROM his_code_maps WHERE kind = ? AND platform_code = ? AND enabled = 1 AND deleted_at IS NULL`,
+			MapDepartment, deptCode).Scan(&hisCode)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return Eligibility{}, ihos.Internal(err)
+		}
+	}
+	in := func(v ihos.HISVisit) bool {
+		return (hisCode != "" && v.DepartmentCode == hisCode) || (deptName != "" && strings.TrimSpace(v.DepartmentName) == strings.TrimSpace(deptName))
+	}
+	label := deptName
+	if label == "" {
+		label = deptCode
+	}
+	return s.checkFollowUp(ctx, hisPatientID, codes, within, in, label)
+}
+
+func (s *Service) checkFollowUp(ctx context.Context, hisPatientID string, codes []string, within time.Duration, in func(ihos.HISVisit) bool, dept string) (Eligibility, error) {
 	if hisPatientID == "" {
 		return Eligibility{}, ihos.Invalid(map[string]string{"patient": "缺少 HIS 患者编号"})
 	}
@@ -480,6 +585,9 @@ func (s *Service) CheckFollowUp(ctx context.Context, hisPatientID string, codes 
 	}
 	var e Eligibility
 	for _, v := range visits {
+		if in != nil && !in(v) {
+			continue
+		}
 		for _, d := range v.Diagnoses {
 			at := d.DiagnosedAt
 			if at.IsZero() {
@@ -499,6 +607,9 @@ func (s *Service) CheckFollowUp(ctx context.Context, hisPatientID string, codes 
 		e.Reason = fmt.Sprintf("近 %d 天内在本院线下确诊：%s（%s）", days, e.Diagnoses[0].Name, e.Diagnoses[0].Code)
 	} else {
 		e.Reason = fmt.Sprintf("近 %d 天内没有在本院线下就诊并确诊该疾病的记录，互联网医院仅提供复诊服务，请先到院就诊", days)
+		if dept != "" {
+			e.Reason = fmt.Sprintf("近 %d 天内没有在本院%s线下就诊并确诊的记录，互联网医院仅提供复诊服务，请先到院就诊", days, dept)
+		}
 	}
 	return e, nil
 }

@@ -15,13 +15,18 @@
 //     account (Service.Guardian);
 //   - draft → signed (the doctor's e-signature over the canonical JSON) →
 //     under_review → approved | rejected (a pharmacist, a rejection always
-//     with a reason) → paid (approved only: Payable) → sent_to_his;
+//     with a reason) → paid (approved only: Pay charges the approved price,
+//     the worker Run marks it paid once the payment is) → sent_to_his (the
+//     worker places it with the HIS, keyed by the prescription's id, until
+//     the hospital acknowledges);
 //   - nothing is deleted: a rejected prescription is corrected by a new
 //     version (Revise), every status change is a prescription_events row
 //     (append only) and an audit record with the before and after.
 //
 // The signing (the doctor's key lives on the appliance) and the HIS order go
-// through the small interfaces Signer and HIS, implemented over the sync RPC.
+// through the small interfaces Signer and HIS, implemented over the sync RPC
+// (cloud/signer.go; the appliance answers RPCSign in appliance/clinical.go
+// and his.RPCPlaceOrder in package his).
 package prescriptions
 
 import (
@@ -32,8 +37,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
+	stdsync "sync"
 	"time"
 	"unicode/utf8"
 
@@ -76,10 +83,11 @@ type Signer interface {
 	Sign(ctx context.Context, staffID, pin string, doc []byte) (sig []byte, err error)
 }
 
-// HIS places an order with the hospital's HIS (his.Service.PlaceOrder on the
-// appliance, reached over the sync RPC).
+// HIS places an order with a hospital's HIS (his.Service.PlaceOrder on the
+// appliance, reached over the sync RPC his.RPCPlaceOrder). Orders carry a
+// Key (the prescription's id), so a repeated call places nothing twice.
 type HIS interface {
-	PlaceOrder(ctx context.Context, req his.OrderRequest) ([]his.Order, error)
+	PlaceOrder(ctx context.Context, hospital string, req his.OrderRequest) ([]his.Order, error)
 }
 
 // Entities declares the prescription data the appliance receives
@@ -102,12 +110,18 @@ type Service struct {
 	// HIS receives the pharmacy order; nil: sending is unavailable.
 	HIS HIS
 	// Guardian reports whether the patient of v, a child under 6, has a
-	// guardian on the account. The rule wants the visit's booking made by a
-	// guardian account; bookings do not record the account that made them
-	// yet, so the default (nil) accepts a child who is a member of some
-	// account whose holder is marked their guardian (patient_members.guardian).
-	// Replace it once bookings carry their account.
+	// guardian on the account. The default (nil) asks the account that made
+	// the visit's booking (bookings.account_id): its holder must be marked
+	// the child's guardian (patient_members.guardian). A booking made by
+	// staff or a tool (no account) falls back to any account whose holder is
+	// marked the child's guardian.
 	Guardian func(ctx context.Context, v *visits.Visit) (bool, error)
+	// Payments takes an approved prescription's price (Pay); nil: no online
+	// payment.
+	Payments Payments
+	// Interval is how often Run looks for work (default 2 s).
+	Interval time.Duration
+	Logger   *slog.Logger
 	// AfterEnd is how long after its visit ended a prescription may still be
 	// written, revised and signed (default 24 hours).
 	AfterEnd time.Duration
@@ -118,6 +132,9 @@ type Service struct {
 	AfterCommit func()
 	// Now is the clock (tests move it); time.Now when nil.
 	Now func() time.Time
+
+	kick     chan struct{} // Run's wake-up (pay.go)
+	kickOnce stdsync.Once
 }
 
 // Item is one line of a prescription, priced from the catalogue.
@@ -286,8 +303,18 @@ func (s *Service) birthDate(ctx context.Context, patientID string) (time.Time, b
 }
 
 func (s *Service) memberGuardian(ctx context.Context, v *visits.Visit) (bool, error) {
+	var account string
+	err := s.DB.QueryRowContext(ctx, `SELECT account_id FROM bookings WHERE id = ?`, v.BookingID).Scan(&account)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return false, ihos.Internal(err)
+	}
 	var n int
-	err := s.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM patient_members WHERE patient_id = ? AND guardian = 1 AND deleted_at IS NULL`, v.PatientID).Scan(&n)
+	if account != "" {
+		err = s.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM patient_members WHERE account_id = ? AND patient_id = ? AND guardian = 1 AND deleted_at IS NULL`,
+			account, v.PatientID).Scan(&n)
+	} else {
+		err = s.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM patient_members WHERE patient_id = ? AND guardian = 1 AND deleted_at IS NULL`, v.PatientID).Scan(&n)
+	}
 	if err != nil {
 		return false, ihos.Internal(err)
 	}
@@ -687,10 +714,12 @@ func (s *Service) MarkPaid(ctx context.Context, by, id, paymentID string) (*Pres
 	})
 }
 
-// SendToHIS places the pharmacy order of a paid prescription with the HIS.
-// The order is placed before its result is stored: if storing fails the
-// order is in the HIS and a retry would place it again, so a failure here
-// must be looked at, not retried blindly.
+// SendToHIS places the pharmacy order of a paid prescription with the HIS,
+// with its lines' charges posted as paid online.
+// The order's key is the prescription's id, so the appliance places it once
+// however often it is sent: a call whose answer was lost, or a store that
+// failed after the order was placed, is simply sent again (the worker, Run,
+// does until the appliance acknowledges).
 func (s *Service) SendToHIS(ctx context.Context, by, id string) (*Prescription, error) {
 	if s.HIS == nil {
 		return nil, ihos.Errorf(ihos.EUnavailable, "医院 HIS 连接暂不可用，请稍后再发送")
@@ -706,7 +735,8 @@ func (s *Service) SendToHIS(ctx context.Context, by, id string) (*Prescription, 
 	if err != nil {
 		return nil, err
 	}
-	orders, err := s.HIS.PlaceOrder(ctx, req)
+	req.Key = p.ID
+	orders, err := s.HIS.PlaceOrder(ctx, p.HospitalID, req)
 	if err != nil {
 		return nil, err
 	}
@@ -741,9 +771,13 @@ func (s *Service) orderRequest(ctx context.Context, p *Prescription) (his.OrderR
 	_ = s.DB.QueryRowContext(ctx, `SELECT name FROM patients WHERE id = ?`, p.PatientID).Scan(&req.Patient.Name)
 	_ = s.DB.QueryRowContext(ctx, `SELECT job_no, name FROM staff WHERE id = ?`, p.DoctorID).Scan(&req.DoctorCode, &req.DoctorName)
 	_ = s.DB.QueryRowContext(ctx, `SELECT code, name FROM departments WHERE id = ?`, p.DepartmentID).Scan(&req.DepartmentCode, &req.DepartmentName)
-	for _, it := range p.Items {
+	for i, it := range p.Items {
 		req.Items = append(req.Items, ihos.HISOrderLine{Code: it.Code, Name: it.Name, Quantity: fmt.Sprint(it.Quantity), Unit: it.Unit,
 			Dose: it.Dose, DoseUnit: it.DoseUnit, Frequency: it.Frequency, Route: it.Route})
+		// Paid online: the HIS books the charge as paid (its platform fee id
+		// is the prescription's line, so the HIS counts it once).
+		req.Fees = append(req.Fees, ihos.HISFeeLine{FeeID: fmt.Sprintf("%s-%d", p.ID, i+1), ItemCode: it.Code, ItemName: it.Name,
+			Quantity: fmt.Sprint(it.Quantity), AmountFen: it.AmountFen})
 	}
 	return req, nil
 }

@@ -49,7 +49,7 @@ type recordingHIS struct {
 	reqs []his.OrderRequest
 }
 
-func (h *recordingHIS) PlaceOrder(ctx context.Context, req his.OrderRequest) ([]his.Order, error) {
+func (h *recordingHIS) PlaceOrder(ctx context.Context, hospital string, req his.OrderRequest) ([]his.Order, error) {
 	h.reqs = append(h.reqs, req)
 	var out []his.Order
 	for _, it := range req.Items {

@@ -256,6 +256,7 @@ func (r *Replica) promoteTx(ctx context.Context) func(tx *sql.Tx) error {
 		// (MariaDB's max_allowed_packet).
 		var args []any
 		var size int
+		var follow []*Envelope // for r.Follow
 		insert := func() error {
 			if len(args) == 0 {
 				return nil
@@ -278,10 +279,22 @@ func (r *Replica) promoteTx(ctx context.Context) func(tx *sql.Tx) error {
 			}
 			args = append(args, seq, s.changeID, s.hospital, string(payload), s.created)
 			size += len(payload)
+			if r.Follow != nil {
+				var env Envelope
+				if err := json.Unmarshal(payload, &env); err != nil {
+					return fmt.Errorf("sync: staged capture %s: %w", s.changeID, err)
+				}
+				follow = append(follow, &env)
+			}
 			floor = max(floor, s.hlc) // fixed-width hex: text order is clock order
 		}
 		if err := insert(); err != nil {
 			return err
+		}
+		if len(follow) > 0 {
+			if err := r.Follow(ctx, tx, follow); err != nil {
+				return fmt.Errorf("sync: follower: %w", err)
+			}
 		}
 		if _, err := r.DB.TxExec(ctx, tx, `UPDATE sync_state SET value = ? WHERE name = 'outbox_seq'`, strconv.FormatInt(seq, 10)); err != nil {
 			return err

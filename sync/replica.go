@@ -23,6 +23,18 @@ type Replica struct {
 	Side     Side
 	Origin   string // this node's id, unique among all nodes
 	Clock    *Clock
+	// Follow, when set, sees every change as it enters this node's ordered
+	// feed, inside the transaction that puts it there: each local change
+	// when a relay promotes it into the outbox (numbered; see promote), each
+	// incoming one when Apply records it in the inbox (resync snapshots
+	// included: check Snapshot). A local follower (the cloud's message
+	// center, its doctor statistics) keeps what it needs in that same
+	// transaction, so it sees every change exactly once whatever crashes,
+	// without reading the outbox, whose rows the relay deletes once sent. It
+	// must be quick and fail only when the database does: its error rolls
+	// the promotion or the apply back, and they are retried. Set it before
+	// the link starts.
+	Follow func(ctx context.Context, tx *sql.Tx, envs []*Envelope) error
 	// Keys seal and open the entities' Sealed columns; nil on a node whose
 	// entities have none.
 	Keys *Keys
@@ -281,6 +293,17 @@ func (r *Replica) ApplyBatch(ctx context.Context, hospital string, envs []*Envel
 				return err
 			}
 			applied[i] = true
+		}
+		if r.Follow != nil {
+			var news []*Envelope
+			for i, env := range envs {
+				if applied[i] {
+					news = append(news, env)
+				}
+			}
+			if len(news) > 0 {
+				return r.Follow(ctx, tx, news)
+			}
 		}
 		return nil
 	})

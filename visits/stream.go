@@ -235,6 +235,10 @@ func (s *Service) ServeEvents(w http.ResponseWriter, r *http.Request, by Party) 
 		l = s.Hub.Listen(patientKey(by.ID))
 	}
 	defer s.Hub.Close(l)
+	var extra func(context.Context, func(string, any)) error
+	if s.Extra != nil {
+		extra = s.Extra(r, by)
+	}
 	e := newSSE(w, s.heartbeat())
 	sent := map[string]int{} // visit → last position sent
 	lastWaiting := -1
@@ -252,6 +256,11 @@ func (s *Service) ServeEvents(w http.ResponseWriter, r *http.Request, by Party) 
 			}
 			if len(msgs) < batch {
 				break
+			}
+		}
+		if extra != nil {
+			if err := extra(ctx, func(name string, v any) { e.event("", name, v) }); err != nil {
+				return err
 			}
 		}
 		if !queue && !moved {

@@ -17,6 +17,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	stdsync "sync"
 	"time"
@@ -160,6 +161,14 @@ type Service struct {
 	MaxAttachment int64
 	// Now is the clock (tests move it); time.Now when nil.
 	Now func() time.Time
+	// Extra, when set, adds events another service keeps to a party's own
+	// stream (GET /api/events; the message center's notices, package
+	// notices). It is called once per stream, after the stream listens, and
+	// returns a fill that runs after the stream's messages at every wake-up
+	// and heartbeat, writing events through emit. They carry no id (they are
+	// not in the Last-Event-ID sequence); the other service keeps its own
+	// cursor. A notice for the party on the Bus wakes the stream.
+	Extra func(r *http.Request, by Party) func(ctx context.Context, emit func(event string, v any)) error
 
 	stmts stdsync.Map // query text → *sql.Stmt: the streams' reads, prepared once
 }
@@ -217,6 +226,9 @@ type VisitSpec struct {
 	DepartmentID string
 	Type         string    // TypeText, TypeVoice, TypeVideo
 	BookedAt     time.Time // when the booking was made: the visit's place in the queue
+	// FirstMessage, if set, is the patient's first message (the condition
+	// they gave when booking), written with the visit so it is there once.
+	FirstMessage string
 }
 
 func validateSpec(v VisitSpec) error {
@@ -265,6 +277,18 @@ func (s *Service) Open(ctx context.Context, spec VisitSpec) (*Visit, error) {
 		}
 		if err := s.record(ctx, tx, v, "", System, EventOpened, "患者已进入候诊队列，请耐心等待医生接诊"); err != nil {
 			return err
+		}
+		if spec.FirstMessage != "" {
+			m := &Message{VisitID: v.ID, SenderRole: RolePatient, SenderID: v.PatientID, Kind: KindText, Body: spec.FirstMessage}
+			if err := s.insertMessage(ctx, tx, v, m); err != nil {
+				return err
+			}
+			if err := s.capture(ctx, tx, sync.Ref{Entity: "visit_messages", ID: m.ID}); err != nil {
+				return err
+			}
+			if err := s.assignFeed(ctx, tx, m); err != nil {
+				return err
+			}
 		}
 		return audit.Append(ctx, s.DB, tx, audit.Entry{Action: EventOpened, Resource: "visits", RecordID: v.ID,
 			Summary: fmt.Sprintf("预约 %s 的%s进入候诊（患者 %s，医生 %s）", v.BookingID, TypeLabels[v.Type], v.PatientID, v.DoctorID)})

@@ -55,6 +55,7 @@ type Field struct {
 	Sensitive bool     // personal data: sealed at rest, masked when shown, exact-match filter via a blind index
 	Immutable bool     // set on create, never changed afterwards (a username, a code other systems hold)
 	Help      string   // a hint shown under the form field
+	Default   any      // the value of a new record that leaves the field out (nil: the type's zero)
 }
 
 // Resource declares an admin resource.

@@ -948,6 +948,9 @@ func (s *Store) merge(ctx context.Context, r *Resource, old Record, input map[st
 		}
 		if !present || v == nil {
 			rec[f.Name] = zero(f)
+			if old == nil && f.Default != nil {
+				rec[f.Name] = f.Default
+			}
 			v = rec[f.Name]
 		}
 		if f.Required && bad[f.Name] == "" && (v == "" || (f.Type == Ref && v == nil)) {

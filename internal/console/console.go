@@ -17,6 +17,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,6 +60,10 @@ type Page struct {
 	// token) and returns the key of a Flashes message to show after redirect.
 	Post    func(r *http.Request, action string) (flash string, err error)
 	Flashes map[string]string
+	// After names the menu item (a resource's Name, or "x-" and a page's
+	// Name) this page follows in the menu, to keep related pages together;
+	// empty or not in the menu: the page goes at the end.
+	After string
 
 	tmpl *template.Template
 }
@@ -381,7 +386,12 @@ func (c *Console) menu(role string) []menuItem {
 	}
 	for _, p := range c.extra {
 		if auth.Can(role, p.Perm) {
-			m = append(m, menuItem{Href: "/console/x/" + p.Name, Label: p.Title, Name: "x-" + p.Name})
+			item := menuItem{Href: "/console/x/" + p.Name, Label: p.Title, Name: "x-" + p.Name}
+			if i := slices.IndexFunc(m, func(it menuItem) bool { return it.Name == p.After }); p.After != "" && i >= 0 {
+				m = slices.Insert(m, i+1, item)
+			} else {
+				m = append(m, item)
+			}
 		}
 	}
 	if auth.Can(role, "audit.read") {
@@ -624,6 +634,8 @@ func (c *Console) form(w http.ResponseWriter, r *http.Request, v *view) (string,
 		ff := formField{Field: f, Error: fieldErrors[f.Name]}
 		if rec != nil && f.Type != admin.Password {
 			ff.Value = rec[f.Name]
+		} else if rec == nil && f.Default != nil {
+			ff.Value = f.Default // a new record's form starts from the default
 		}
 		switch f.Type {
 		case admin.Enum:

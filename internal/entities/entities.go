@@ -6,6 +6,7 @@ package entities
 import (
 	"ihos/billpay"
 	"ihos/booking"
+	"ihos/emr"
 	"ihos/his"
 	"ihos/insurance/settle"
 	"ihos/internal/masterdata"
@@ -13,6 +14,7 @@ import (
 	"ihos/invoicing"
 	"ihos/payments"
 	"ihos/prescriptions"
+	"ihos/ratings"
 	"ihos/reconcile"
 	"ihos/staffauth"
 	"ihos/sync"
@@ -34,6 +36,8 @@ func All() []sync.Entity {
 		booking.Entities(),
 		visits.Entities(),
 		prescriptions.Entities(),
+		ratings.Entities(),
+		emr.Entities(),
 		staffauth.Entities(),
 	} {
 		all = append(all, set...)

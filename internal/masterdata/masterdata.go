@@ -71,6 +71,8 @@ func Departments() *admin.Resource {
 			{Name: "location", Label: "位置", Type: admin.Text, Max: 200, List: true},
 			{Name: "phone", Label: "科室电话", Type: admin.Phone},
 			{Name: "online", Label: "开通互联网诊疗", Type: admin.Bool, Filter: true, List: true},
+			{Name: "online_follow_up_only", Label: "在线仅限复诊", Type: admin.Bool, Filter: true, Default: true,
+				Help: "勾选（默认）：患者须在本院本科室线下确诊过，才能预约在线复诊（向 HIS 核实）；仅试点科室可取消"},
 			{Name: "sort_order", Label: "排序号", Type: admin.Int, Min: 0, Max: 9999, Sort: true},
 			{Name: "intro", Label: "科室简介", Type: admin.LongText},
 		},
