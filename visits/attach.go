@@ -42,7 +42,7 @@ const DefaultMaxAttachment = 10 << 20
 var allowedTypes = map[string]string{
 	"image/jpeg": KindImage, "image/png": KindImage, "image/gif": KindImage, "image/webp": KindImage,
 	"audio/mpeg": KindVoice, "audio/amr": KindVoice, "audio/aac": KindVoice, "audio/mp4": KindVoice,
-	"audio/wave": KindVoice, "application/ogg": KindVoice,
+	"audio/wave": KindVoice, "application/ogg": KindVoice, "audio/webm": KindVoice,
 }
 
 // sniff decides the content type from the first bytes: the standard sniffer,
@@ -59,6 +59,12 @@ func sniff(b []byte) string {
 	ct := http.DetectContentType(b)
 	if i := bytes.IndexByte([]byte(ct), ';'); i >= 0 {
 		ct = ct[:i]
+	}
+	if ct == "video/webm" {
+		// What Chrome's and Android WebView's MediaRecorder record voice in
+		// (Opus in WebM); the sniffer names every WebM video. It is served
+		// as audio, so a video track in it would not play.
+		return "audio/webm"
 	}
 	return ct
 }

@@ -101,6 +101,12 @@ func TestAttachments(t *testing.T) {
 		if a, err := s.Upload(ctx, patient, v.ID, bytes.NewReader(amr)); err != nil || a.Kind != visits.KindVoice || a.ContentType != "audio/amr" {
 			t.Errorf("amr: %v %+v", err, a)
 		}
+		// Chrome records voice as Opus in WebM: the EBML header with DocType webm.
+		webm := append([]byte{0x1A, 0x45, 0xDF, 0xA3, 0x9F, 0x42, 0x86, 0x81, 0x01, 0x42, 0x82, 0x84}, []byte("webm")...)
+		webm = append(webm, bytes.Repeat([]byte{0}, 64)...)
+		if a, err := s.Upload(ctx, patient, v.ID, bytes.NewReader(webm)); err != nil || a.Kind != visits.KindVoice || a.ContentType != "audio/webm" {
+			t.Errorf("webm: %v %+v", err, a)
+		}
 
 		// Refused: too large, empty, not an image or voice (whatever the
 		// client claims), and after the visit ended.
