@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"ihos"
+	"ihos/internal/worker"
 	"ihos/payments"
 	"ihos/visits"
 )
@@ -298,12 +299,7 @@ func (s *Service) expire(ctx context.Context, b *Booking) error {
 }
 
 // Kick makes Run look for work now (after a payment changed).
-func (s *Service) Kick() {
-	select {
-	case s.kickCh() <- struct{}{}:
-	default:
-	}
-}
+func (s *Service) Kick() { worker.Kick(s.kickCh()) }
 
 func (s *Service) kickCh() chan struct{} {
 	s.kickOnce.Do(func() { s.kick = make(chan struct{}, 1) })
@@ -328,20 +324,10 @@ func (s *Service) Run(ctx context.Context) {
 	if every <= 0 {
 		every = time.Second
 	}
-	for {
-		if _, err := s.Process(ctx); err != nil && ctx.Err() == nil {
-			s.log().Warn("booking: follow-up pass", "err", err)
-		}
-		t := time.NewTimer(every)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		case <-s.kickCh():
-			t.Stop()
-		}
-	}
+	worker.Loop(ctx, every, s.kickCh(), s.log(), "booking: follow-up pass", func(ctx context.Context) error {
+		_, err := s.Process(ctx)
+		return err
+	})
 }
 
 // followWindow is how far back (by a booking's last change) a pass looks:

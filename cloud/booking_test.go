@@ -1,30 +1,19 @@
 package cloud_test
 
 import (
-	"bytes"
 	"context"
-	"database/sql"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
-	"strings"
 	stdsync "sync"
 	"testing"
 	"time"
 
 	"ihos"
-	"ihos/appliance"
 	"ihos/booking"
 	"ihos/cloud"
+	"ihos/cloud/cloudtest"
 	"ihos/internal/auth"
-	"ihos/internal/node"
 	"ihos/internal/sqldb/sqldbtest"
-	"ihos/internal/web"
 	"ihos/paychannel/paysim"
 	"ihos/payments"
 	"ihos/visits"
@@ -33,45 +22,18 @@ import (
 // bookRig is a cloud serving over a real socket, with a hospital's
 // replicated master data written into its database as sync would.
 type bookRig struct {
-	t     testing.TB
-	app   *cloud.App
-	url   string
-	token string
-	hc    *http.Client
-	rt    string // the release rule's time of day
+	parts
+	rt string // the release rule's time of day
 }
 
 func newBookRig(t testing.TB, dsn string) *bookRig {
 	t.Helper()
-	ctx := context.Background()
-	app, err := cloud.New(ctx, cloud.Config{Config: node.Config{DataDir: filepath.Join(t.TempDir(), "cloud"), HTTP: "127.0.0.1:0", LogLevel: "error", Database: dsn}})
-	if err != nil {
-		t.Fatalf("cloud.New: %v", err)
-	}
-	t.Cleanup(app.Close)
-	if _, err := app.Hospitals.Add(ctx, testHosp, "示例市第一人民医院"); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(web.Middleware(app.Handler))
-	t.Cleanup(srv.Close)
-	token, err := os.ReadFile(filepath.Join(app.Node.Config.DataDir, node.CLITokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 512
-	return &bookRig{t: t, app: app, url: srv.URL, token: strings.TrimSpace(string(token)), hc: &http.Client{Transport: tr, Timeout: time.Minute}}
+	return &bookRig{parts: partsOf(cloudtest.Start(t, cloudtest.Options{DSN: dsn, MaxIdleConnsPerHost: 512, Timeout: time.Minute}))}
 }
 
 func (r *bookRig) exec(q string, args ...any) {
 	r.t.Helper()
-	err := r.app.Node.DB.Tx(context.Background(), func(tx *sql.Tx) error {
-		_, err := tx.Exec(q, args...)
-		return err
-	})
-	if err != nil {
-		r.t.Fatalf("%s: %v", q, err)
-	}
+	r.Exec(q, args...)
 }
 
 // seed writes department 内科 with doctor doc1 (主任医师, text 20 元 and
@@ -80,61 +42,28 @@ func (r *bookRig) exec(q string, args ...any) {
 // follow-up-only rule: no hospital is connected to answer the HIS check
 // (TestFollowUpOnlyRule checks the rule with one).
 func (r *bookRig) seed() {
-	now := ihos.FormatTime(time.Now())
-	r.exec(`INSERT INTO departments (id, hospital_id, institution_id, code, name, category, online, online_follow_up_only, enabled, version, created_at, updated_at)
-		VALUES ('d1', ?, 'i1', 'NK', '内科', '临床', 1, 0, 1, 1, ?, ?)`, testHosp, now, now)
-	r.exec(`INSERT INTO staff (id, hospital_id, institution_id, department_id, job_no, name, kind, title, specialty, online, enabled, version, created_at, updated_at)
-		VALUES ('doc1', ?, 'i1', 'd1', 'J001', '张三', 'doctor', '主任医师', '高血压', 1, 1, 1, ?, ?)`, testHosp, now, now)
-	r.exec(`INSERT INTO consultation_settings (id, hospital_id, title, staff_id, text_enabled, text_fee, text_minutes, voice_enabled, voice_fee, voice_minutes,
-		video_enabled, video_fee, video_minutes, enabled, version, created_at, updated_at) VALUES (?, ?, '主任医师', NULL, 1, 2000, 30, 1, 3000, 15, 0, 0, 0, 1, 1, ?, ?)`,
-		ihos.NewID(), testHosp, now, now)
+	r.Department(cloudtest.Department{ID: "d1", Code: "NK", Name: "内科", NewPatients: true})
+	r.Staff(cloudtest.Staff{ID: "doc1", Department: "d1", JobNo: "J001", Name: "张三", Kind: ihos.StaffDoctor, Title: "主任医师", Specialty: "高血压", Online: true})
+	r.Fees(cloudtest.Fees{Title: "主任医师", Text: 2000, Voice: 3000})
 	r.rt = time.Now().In(ihos.Shanghai).Format("15:04")
-	r.exec(`INSERT INTO release_rules (id, hospital_id, department_id, days_ahead, release_time, quota, enabled, version, created_at, updated_at)
-		VALUES (?, ?, NULL, 1, ?, 1, 1, 1, ?, ?)`, ihos.NewID(), testHosp, r.rt, now, now)
+	r.ReleaseRule(1, r.rt, 1)
 }
 
 func (r *bookRig) schedule(date, start, end, visitType string, slotMinutes int) string {
-	id := ihos.NewID()
-	now := ihos.FormatTime(time.Now())
-	r.exec(`INSERT INTO online_schedules (id, hospital_id, staff_id, visit_date, start_time, end_time, visit_type, slot_minutes, slot_count, enabled, version, created_at, updated_at)
-		VALUES (?, ?, 'doc1', ?, ?, ?, ?, ?, 0, 1, 1, ?, ?)`, id, testHosp, date, start, end, visitType, slotMinutes, now, now)
-	return id
+	return r.Schedule(cloudtest.Schedule{Staff: "doc1", Date: date, Start: start, End: end, Type: visitType, SlotMinutes: slotMinutes})
 }
 
 // do calls the API (with the command-line token unless anonymous) and
 // decodes the answer into out; it returns the status and the error body's
-// message.
+// message. It never fails the test: goroutines call it.
 func (r *bookRig) do(method, path string, body, out any, anonymous bool) (int, string) {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
+	if anonymous {
+		return r.Try(method, path, body, out)
 	}
-	req, _ := http.NewRequest(method, r.url+path, rd)
-	if !anonymous {
-		req.Header.Set(node.CLITokenHeader, r.token)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := r.hc.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var e web.ErrorBody
-	if resp.StatusCode >= 400 {
-		json.Unmarshal(b, &e)
-		return resp.StatusCode, e.Message
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			return resp.StatusCode, fmt.Sprintf("decode %s: %v", b, err)
-		}
-	}
-	return resp.StatusCode, ""
+	return r.Try(method, path, body, out, r.CLI())
 }
 
-func tomorrow() string { return time.Now().In(ihos.Shanghai).AddDate(0, 0, 1).Format(time.DateOnly) }
+func tomorrow() string { return cloudtest.Tomorrow() }
 
 // TestBookingAPI drives the public directory and the booking rules through
 // the cloud's HTTP API: each refusal is a 4xx with its Chinese message.
@@ -293,30 +222,9 @@ func testSlotRace(t *testing.T, dsn string) {
 // there, and the booking comes back to the hospital.
 func TestBookingReplication(t *testing.T) {
 	ctx := context.Background()
-	cl, err := cloud.New(ctx, cloud.Config{Config: node.Config{DataDir: filepath.Join(t.TempDir(), "cloud"), HTTP: "127.0.0.1:0", LogLevel: "error"},
-		LeafListen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	code, err := cl.Hospitals.Add(ctx, testHosp, "示例市第一人民医院")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(web.Middleware(cl.Handler))
-	defer srv.Close()
-	token, _ := os.ReadFile(filepath.Join(cl.Node.Config.DataDir, node.CLITokenFile))
-	r := &bookRig{t: t, app: cl, url: srv.URL, token: strings.TrimSpace(string(token)), hc: http.DefaultClient}
-
-	appDir := filepath.Join(t.TempDir(), "appliance")
-	if _, err := appliance.Enroll(ctx, appDir, srv.URL, code.Code); err != nil {
-		t.Fatal(err)
-	}
-	a, err := appliance.New(ctx, appliance.Config{Config: node.Config{DataDir: appDir, LogLevel: "error"}, CloudLeaf: code.LeafURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	r := &bookRig{parts: partsOf(cloudtest.Start(t, cloudtest.Options{LeafListen: "127.0.0.1:0"}))}
+	cl := r.app
+	a, _ := enrollAppliance(t, r.url, r.Code)
 
 	admin := ihos.WithActor(ctx, ihos.Actor{UserID: "t", Username: "t", Role: auth.RoleSysAdmin})
 	create := func(resource string, rec map[string]any) string {
@@ -398,14 +306,18 @@ type payBookRig struct {
 }
 
 func newPayBookRig(t *testing.T, dsn string) *payBookRig {
-	pr := newPayRig(t, dsn, func(pc *cloud.PayChannelConfig) { pc.QueryAfter = 200 * time.Millisecond })
-	r := &payBookRig{bookRig: &bookRig{t: t, app: pr.app, url: pr.url, token: pr.token, hc: pr.hc}, pay: pr,
-		visit: &visitRig{t: t, app: pr.app, url: pr.url, token: pr.token, hc: pr.hc}}
+	return payBookRigOf(cloudtest.Start(t, cloudtest.Options{DSN: dsn, Pay: true, MaxIdleConnsPerHost: 256,
+		AdjustPay: func(pc *cloud.PayChannelConfig) { pc.QueryAfter = 200 * time.Millisecond }}))
+}
+
+func payBookRigOf(c *cloudtest.Cloud) *payBookRig {
+	r := &payBookRig{bookRig: &bookRig{parts: partsOf(c)}, pay: payRigOf(c), visit: &visitRig{parts: partsOf(c)}}
 	r.seed()
 	return r
 }
 
-func (r *payBookRig) use(t *testing.T) { r.t, r.pay.t, r.visit.t = t, t, t }
+// use points the rig's failures at subtest t.
+func (r *payBookRig) use(t *testing.T) { r.t, r.pay.t, r.visit.t, r.Cloud.T = t, t, t, t }
 
 func (r *payBookRig) book(slot, patient string) *booking.Booking {
 	r.t.Helper()
@@ -458,9 +370,7 @@ func (r *payBookRig) paidBooking(slot, patient string) (*booking.Booking, *ihos.
 	r.t.Helper()
 	b := r.book(slot, patient)
 	res := r.payFor(b.ID)
-	if _, err := r.pay.sim.Pay("", res.Payment.OutTradeNo, ""); err != nil {
-		r.t.Fatal(err)
-	}
+	r.PayAt(res.Payment.OutTradeNo)
 	b = r.waitBooking(b.ID, booking.StatusBooked)
 	if b.VisitID == "" {
 		r.t.Fatalf("booked without a visit: %+v", b)
@@ -482,25 +392,17 @@ func (r *payBookRig) visitStatus(bookingID string) string {
 // opens the visit (once), the patient waits with a queue position; unpaid
 // bookings expire, cancelled ones are refunded — on SQLite and MariaDB.
 func TestBookPayVisit(t *testing.T) {
-	for _, c := range []struct {
-		engine string
-		dsn    func(t *testing.T) string
-	}{
-		{"sqlite", func(*testing.T) string { return "" }},
-		{"mysql", freshMySQL},
-	} {
-		t.Run(c.engine, func(t *testing.T) {
-			r := newPayBookRig(t, c.dsn(t))
-			sched := r.schedule(tomorrow(), "08:00", "12:00", "text", 30)
-			slot := func(n int) string { return fmt.Sprintf("%s:%d", sched, n) }
-			t.Run("PaidOpensVisitOnce", func(t *testing.T) { r.use(t); r.testPaidOpensVisit(t, slot(0)) })
-			t.Run("UnpaidExpires", func(t *testing.T) { r.use(t); r.testUnpaidExpires(t, slot(1)) })
-			t.Run("CancelRefunds", func(t *testing.T) { r.use(t); r.testCancelRefunds(t, slot(2)) })
-			t.Run("PaidAfterCancel", func(t *testing.T) { r.use(t); r.testPaidAfterCancel(t, slot(5)) })
-			t.Run("CancelAfterAccept", func(t *testing.T) { r.use(t); r.testCancelAfterAccept(t, slot(3)) })
-			t.Run("Refusals", func(t *testing.T) { r.use(t); r.testPayRefusals(t, slot(4)) })
-		})
-	}
+	cloudtest.Engines(t, func(t *testing.T, dsn string) {
+		r := newPayBookRig(t, dsn)
+		sched := r.schedule(tomorrow(), "08:00", "12:00", "text", 30)
+		slot := func(n int) string { return fmt.Sprintf("%s:%d", sched, n) }
+		t.Run("PaidOpensVisitOnce", func(t *testing.T) { r.use(t); r.testPaidOpensVisit(t, slot(0)) })
+		t.Run("UnpaidExpires", func(t *testing.T) { r.use(t); r.testUnpaidExpires(t, slot(1)) })
+		t.Run("CancelRefunds", func(t *testing.T) { r.use(t); r.testCancelRefunds(t, slot(2)) })
+		t.Run("PaidAfterCancel", func(t *testing.T) { r.use(t); r.testPaidAfterCancel(t, slot(5)) })
+		t.Run("CancelAfterAccept", func(t *testing.T) { r.use(t); r.testCancelAfterAccept(t, slot(3)) })
+		t.Run("Refusals", func(t *testing.T) { r.use(t); r.testPayRefusals(t, slot(4)) })
+	})
 }
 
 func (r *payBookRig) testPaidOpensVisit(t *testing.T, slot string) {
@@ -520,9 +422,7 @@ func (r *payBookRig) testPaidOpensVisit(t *testing.T, slot string) {
 	if again := r.payFor(b.ID); again.Payment.ID != p.ID {
 		t.Fatalf("second pay made payment %s, want %s", again.Payment.ID, p.ID)
 	}
-	if _, err := r.pay.sim.Pay("", p.OutTradeNo, ""); err != nil {
-		t.Fatal(err)
-	}
+	r.PayAt(p.OutTradeNo)
 	b = r.waitBooking(b.ID, booking.StatusBooked)
 	if b.StatusLabel != "已预约" || b.VisitID == "" || !b.PayBy.IsZero() {
 		t.Fatalf("paid booking: %+v", b)
@@ -635,9 +535,7 @@ func (r *payBookRig) testPaidAfterCancel(t *testing.T, slot string) {
 	if _, err := (&booking.Service{DB: r.app.Node.DB}).Cancel(context.Background(), b.ID, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.pay.sim.Pay("", p.OutTradeNo, ""); err != nil {
-		t.Fatal(err)
-	}
+	r.PayAt(p.OutTradeNo)
 	r.pay.waitStatus(p.ID, ihos.PaymentRefunded, 10*time.Second)
 	if got := r.get(b.ID); got.Status != booking.StatusCancelled {
 		t.Fatalf("booking %+v", got)
@@ -674,14 +572,11 @@ func (r *payBookRig) testPayRefusals(t *testing.T, slot string) {
 	}
 	// A doctor whose text visits are free: booked at once, the visit open.
 	now := ihos.FormatTime(time.Now())
-	r.exec(`INSERT INTO staff (id, hospital_id, institution_id, department_id, job_no, name, kind, title, specialty, online, enabled, version, created_at, updated_at)
-		VALUES ('doc2', ?, 'i1', 'd1', 'J002', '李四', 'doctor', '住院医师', '', 1, 1, 1, ?, ?)`, testHosp, now, now)
+	r.Staff(cloudtest.Staff{ID: "doc2", Department: "d1", JobNo: "J002", Name: "李四", Kind: ihos.StaffDoctor, Title: "住院医师", Online: true})
 	r.exec(`INSERT INTO consultation_settings (id, hospital_id, title, staff_id, text_enabled, text_fee, text_minutes, voice_enabled, voice_fee, voice_minutes,
 		video_enabled, video_fee, video_minutes, enabled, version, created_at, updated_at) VALUES (?, ?, '', 'doc2', 1, 0, 15, 0, 0, 0, 0, 0, 0, 1, 1, ?, ?)`,
 		ihos.NewID(), testHosp, now, now)
-	id := ihos.NewID()
-	r.exec(`INSERT INTO online_schedules (id, hospital_id, staff_id, visit_date, start_time, end_time, visit_type, slot_minutes, slot_count, enabled, version, created_at, updated_at)
-		VALUES (?, ?, 'doc2', ?, '08:00', '09:00', 'text', 30, 0, 1, 1, ?, ?)`, id, testHosp, tomorrow(), now, now)
+	id := r.Schedule(cloudtest.Schedule{Staff: "doc2", Date: tomorrow(), Start: "08:00", End: "09:00", Type: "text", SlotMinutes: 30})
 	free := r.book(id+":0", "P7")
 	if free.Status != booking.StatusBooked || free.Fee != 0 || free.VisitID == "" {
 		t.Fatalf("free booking: %+v", free)

@@ -3,18 +3,15 @@ package cloud
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
 
 	"ihos"
-	"ihos/accounts"
 	"ihos/emr"
 	"ihos/internal/node"
 	"ihos/internal/web"
-	"ihos/staffauth"
 	"ihos/sync"
 	"ihos/visits"
 )
@@ -51,7 +48,9 @@ func startEMR(ctx context.Context, n *node.Node, a *App, mux *http.ServeMux) {
 // are sent again.
 var EMRRetry = 30 * time.Second
 
-// retryExamOrders sends the waiting orders until ctx ends.
+// retryExamOrders sends the waiting orders until ctx ends. It waits a
+// whole EMRRetry before its first pass (unlike worker.Loop, which starts at
+// once): the wiring (and the tests) may still be setting svc.HIS.
 func retryExamOrders(ctx context.Context, svc *emr.Service) {
 	t := time.NewTicker(EMRRetry)
 	defer t.Stop()
@@ -82,87 +81,17 @@ func retryExamOrders(ctx context.Context, svc *emr.Service) {
 	}
 }
 
-// emrAuth authorises the EMR routes: the app sessions of a (may be nil)
-// first, else the staff/CLI check with the acting-staff header
-// (ActingStaffHeader), as for prescriptions.
-type emrAuth struct {
-	app   *App
-	staff web.Authorizer
-}
-
 var (
 	errEMRDoctorsOnly = ihos.Errorf(ihos.EForbidden, "只有接诊医生可以书写和签署病历、开具检查检验申请")
 	errNoEMR          = ihos.Errorf(ihos.ENotFound, "该问诊尚无病历")
 )
-
-// doctor wraps a doctor's action: fn gets the staff id it acts as and the
-// doctor's hospital. A doctor writes only after today's real-name check.
-func (x emrAuth) doctor(fn func(ctx context.Context, by, hospital string, w http.ResponseWriter, r *http.Request) error) http.Handler {
-	return web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		ctx, st, p, err := appSession(x.app, r)
-		switch {
-		case err != nil:
-			return err
-		case st != nil:
-			if st.Kind != ihos.StaffDoctor {
-				return errEMRDoctorsOnly
-			}
-			if err := x.app.Staff.RequireRealNameToday(ctx, *st); err != nil {
-				return err
-			}
-			return fn(ctx, st.ID, st.HospitalID, w, r)
-		case p != nil:
-			return errEMRDoctorsOnly
-		}
-		if ctx, err = x.staff(r, "emr.write"); err != nil {
-			return err
-		}
-		by, err := actingStaff(r)
-		if err != nil {
-			return err
-		}
-		var hospital string
-		if x.app != nil {
-			err := x.app.Node.DB.QueryRowContext(ctx, `SELECT hospital_id FROM staff WHERE id = ? AND deleted_at IS NULL`, by).Scan(&hospital)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return ihos.Internal(err)
-			}
-		}
-		return fn(ctx, by, hospital, w, r)
-	})
-}
-
-// emrViewer is who reads: a staff app session, a patient, or neither (the
-// console or the CLI, who read everything).
-type emrViewer struct {
-	staff   *staffauth.Staff
-	patient *accounts.Patient
-}
-
-func (x emrAuth) reading(fn func(ctx context.Context, v emrViewer, w http.ResponseWriter, r *http.Request) error) http.Handler {
-	return web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		ctx, st, p, err := appSession(x.app, r)
-		switch {
-		case err != nil:
-			return err
-		case st != nil:
-			return fn(ctx, emrViewer{staff: st}, w, r)
-		case p != nil:
-			return fn(ctx, emrViewer{patient: p}, w, r)
-		}
-		if ctx, err = x.staff(r, "emr.read"); err != nil {
-			return err
-		}
-		return fn(ctx, emrViewer{}, w, r)
-	})
-}
 
 // access is what v may read of a visit's clinical documents: nothing (the
 // visit is answered as not found), signed ones only, or everything. The
 // visit's doctor reads everything; a pharmacist of the hospital reads the
 // signed record (the context of a prescription under review); the patient
 // and their family read signed documents; another doctor or patient nothing.
-func (x emrAuth) access(ctx context.Context, v emrViewer, visitID string) (see, all bool, err error) {
+func (x clinicalAuth) access(ctx context.Context, v clinicalViewer, visitID string) (see, all bool, err error) {
 	if v.staff == nil && v.patient == nil {
 		return true, true, nil
 	}
@@ -188,20 +117,16 @@ func (x emrAuth) access(ctx context.Context, v emrViewer, visitID string) (see, 
 // corrected by new versions (POST /api/emr/{id}/revise). app holds the
 // doctor and patient sessions (nil: the staff/CLI check alone).
 func EMRRoutes(svc *emr.Service, mux *http.ServeMux, authorize web.Authorizer, app *App) {
-	x := emrAuth{app: app, staff: authorize}
-	doctor := func(pattern string, fn func(ctx context.Context, by, hospital string, w http.ResponseWriter, r *http.Request) error) {
-		mux.Handle(pattern, x.doctor(fn))
+	x := clinicalAuth{app: app, staff: authorize}
+	doctor := func(pattern string, fn actingFunc) {
+		mux.Handle(pattern, x.acting(ihos.StaffDoctor, "emr.write", errEMRDoctorsOnly, fn))
 	}
-	reply := func(w http.ResponseWriter, status int, v any, err error) error {
-		if err != nil {
-			return err
-		}
-		web.WriteJSON(w, status, v)
-		return nil
+	reading := func(fn func(ctx context.Context, v clinicalViewer, w http.ResponseWriter, r *http.Request) error) http.Handler {
+		return x.reading("emr.read", nil, fn)
 	}
 	// record reads a version and checks v may see it; signedOnly viewers
 	// see signed versions only.
-	record := func(ctx context.Context, v emrViewer, id string) (*emr.Record, bool, error) {
+	record := func(ctx context.Context, v clinicalViewer, id string) (*emr.Record, bool, error) {
 		rec, err := svc.Get(ctx, id)
 		if err != nil {
 			return nil, false, err
@@ -216,7 +141,7 @@ func EMRRoutes(svc *emr.Service, mux *http.ServeMux, authorize web.Authorizer, a
 		return rec, all, nil
 	}
 
-	mux.Handle("GET /api/visits/{id}/emr", x.reading(func(ctx context.Context, v emrViewer, w http.ResponseWriter, r *http.Request) error {
+	mux.Handle("GET /api/visits/{id}/emr", reading(func(ctx context.Context, v clinicalViewer, w http.ResponseWriter, r *http.Request) error {
 		see, all, err := x.access(ctx, v, r.PathValue("id"))
 		if err != nil {
 			return err
@@ -225,7 +150,7 @@ func EMRRoutes(svc *emr.Service, mux *http.ServeMux, authorize web.Authorizer, a
 			return errNoEMR
 		}
 		rec, err := svc.Current(ctx, r.PathValue("id"), !all)
-		return reply(w, http.StatusOK, rec, err)
+		return replyJSON(w, http.StatusOK, rec, err)
 	}))
 	doctor("PUT /api/visits/{id}/emr", func(ctx context.Context, by, _ string, w http.ResponseWriter, r *http.Request) error {
 		var c emr.Content
@@ -233,29 +158,25 @@ func EMRRoutes(svc *emr.Service, mux *http.ServeMux, authorize web.Authorizer, a
 			return err
 		}
 		rec, err := svc.Save(ctx, by, r.PathValue("id"), c)
-		return reply(w, http.StatusOK, rec, err)
+		return replyJSON(w, http.StatusOK, rec, err)
 	})
 	doctor("POST /api/emr/{id}/sign", func(ctx context.Context, by, _ string, w http.ResponseWriter, r *http.Request) error {
-		var req struct {
-			PIN string `json:"pin"`
-		}
+		var req pinRequest
 		if err := web.DecodeJSON(r, &req); err != nil {
 			return err
 		}
 		rec, err := svc.Sign(ctx, by, r.PathValue("id"), req.PIN)
-		return reply(w, http.StatusOK, rec, err)
+		return replyJSON(w, http.StatusOK, rec, err)
 	})
 	doctor("POST /api/emr/{id}/revise", func(ctx context.Context, by, _ string, w http.ResponseWriter, r *http.Request) error {
-		var req struct {
-			Reason string `json:"reason"`
-		}
+		var req reasonRequest
 		if err := web.DecodeJSON(r, &req); err != nil {
 			return err
 		}
 		rec, err := svc.Revise(ctx, by, r.PathValue("id"), req.Reason)
-		return reply(w, http.StatusCreated, rec, err)
+		return replyJSON(w, http.StatusCreated, rec, err)
 	})
-	mux.Handle("GET /api/emr/{id}/history", x.reading(func(ctx context.Context, v emrViewer, w http.ResponseWriter, r *http.Request) error {
+	mux.Handle("GET /api/emr/{id}/history", reading(func(ctx context.Context, v clinicalViewer, w http.ResponseWriter, r *http.Request) error {
 		rec, all, err := record(ctx, v, r.PathValue("id"))
 		if err != nil {
 			return err
@@ -284,12 +205,12 @@ func EMRRoutes(svc *emr.Service, mux *http.ServeMux, authorize web.Authorizer, a
 		web.WriteJSON(w, http.StatusOK, out)
 		return nil
 	}))
-	mux.Handle("GET /api/emr/{id}/signature", x.reading(func(ctx context.Context, v emrViewer, w http.ResponseWriter, r *http.Request) error {
+	mux.Handle("GET /api/emr/{id}/signature", reading(func(ctx context.Context, v clinicalViewer, w http.ResponseWriter, r *http.Request) error {
 		if _, _, err := record(ctx, v, r.PathValue("id")); err != nil {
 			return err
 		}
 		info, err := svc.Signature(ctx, r.PathValue("id"))
-		return reply(w, http.StatusOK, info, err)
+		return replyJSON(w, http.StatusOK, info, err)
 	}))
 
 	// The ICD-10 table is public reference data, served from memory.
@@ -308,7 +229,7 @@ func EMRRoutes(svc *emr.Service, mux *http.ServeMux, authorize web.Authorizer, a
 
 	doctor("GET /api/doctor/emr-templates", func(ctx context.Context, by, _ string, w http.ResponseWriter, r *http.Request) error {
 		list, err := svc.Templates(ctx, by)
-		return reply(w, http.StatusOK, map[string]any{"items": list}, err)
+		return replyJSON(w, http.StatusOK, map[string]any{"items": list}, err)
 	})
 	doctor("POST /api/doctor/emr-templates", func(ctx context.Context, by, hospital string, w http.ResponseWriter, r *http.Request) error {
 		var in emr.TemplateInput
@@ -316,7 +237,7 @@ func EMRRoutes(svc *emr.Service, mux *http.ServeMux, authorize web.Authorizer, a
 			return err
 		}
 		t, err := svc.CreateTemplate(ctx, by, hospital, in)
-		return reply(w, http.StatusCreated, t, err)
+		return replyJSON(w, http.StatusCreated, t, err)
 	})
 	doctor("PUT /api/doctor/emr-templates/{id}", func(ctx context.Context, by, _ string, w http.ResponseWriter, r *http.Request) error {
 		var in emr.TemplateInput
@@ -324,11 +245,11 @@ func EMRRoutes(svc *emr.Service, mux *http.ServeMux, authorize web.Authorizer, a
 			return err
 		}
 		t, err := svc.UpdateTemplate(ctx, by, r.PathValue("id"), in)
-		return reply(w, http.StatusOK, t, err)
+		return replyJSON(w, http.StatusOK, t, err)
 	})
 	doctor("POST /api/doctor/emr-templates/{id}/disable", func(ctx context.Context, by, _ string, w http.ResponseWriter, r *http.Request) error {
 		t, err := svc.DisableTemplate(ctx, by, r.PathValue("id"))
-		return reply(w, http.StatusOK, t, err)
+		return replyJSON(w, http.StatusOK, t, err)
 	})
 
 	doctor("POST /api/visits/{id}/exam-orders", func(ctx context.Context, by, _ string, w http.ResponseWriter, r *http.Request) error {
@@ -337,19 +258,17 @@ func EMRRoutes(svc *emr.Service, mux *http.ServeMux, authorize web.Authorizer, a
 			return err
 		}
 		o, err := svc.CreateOrder(ctx, by, r.PathValue("id"), in)
-		return reply(w, http.StatusCreated, o, err)
+		return replyJSON(w, http.StatusCreated, o, err)
 	})
 	doctor("POST /api/exam-orders/{id}/sign", func(ctx context.Context, by, _ string, w http.ResponseWriter, r *http.Request) error {
-		var req struct {
-			PIN string `json:"pin"`
-		}
+		var req pinRequest
 		if err := web.DecodeJSON(r, &req); err != nil {
 			return err
 		}
 		o, err := svc.SignOrder(ctx, by, r.PathValue("id"), req.PIN)
-		return reply(w, http.StatusOK, o, err)
+		return replyJSON(w, http.StatusOK, o, err)
 	})
-	mux.Handle("GET /api/visits/{id}/exam-orders", x.reading(func(ctx context.Context, v emrViewer, w http.ResponseWriter, r *http.Request) error {
+	mux.Handle("GET /api/visits/{id}/exam-orders", reading(func(ctx context.Context, v clinicalViewer, w http.ResponseWriter, r *http.Request) error {
 		see, all, err := x.access(ctx, v, r.PathValue("id"))
 		if err != nil {
 			return err

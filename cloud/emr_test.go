@@ -1,81 +1,30 @@
 package cloud_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"ihos"
-	"ihos/appliance"
+	"ihos/cloud/cloudtest"
 	"ihos/emr"
-	"ihos/his"
 	"ihos/his/hissim"
-	"ihos/internal/node"
-	"ihos/internal/web"
 	"ihos/visits"
 )
-
-// emrHIS records the exam/lab orders the cloud places.
-type emrHIS struct {
-	mu   sync.Mutex
-	reqs []his.OrderRequest
-}
-
-func (h *emrHIS) PlaceOrder(ctx context.Context, hospital string, req his.OrderRequest) ([]his.Order, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.reqs = append(h.reqs, req)
-	var out []his.Order
-	for i, it := range req.Items {
-		out = append(out, his.Order{ID: fmt.Sprintf("%s-%d", req.Key, i), Kind: req.Kind, Code: it.Code, Status: his.OrderQueued})
-	}
-	return out, nil
-}
 
 // emrCall calls the API with a bearer token (a doctor's or a patient's
 // session) and returns the status and the error's message with its field
 // messages.
 func (r *patientRig) emrCall(token, method, path string, body, out any) (int, string) {
 	r.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, r.url+path, rd)
-	req.Header.Set("Content-Type", "application/json")
+	var auth []cloudtest.Auth
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		auth = append(auth, cloudtest.Bearer(token))
 	}
-	resp, err := r.hc.Do(req)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		var e web.ErrorBody
-		json.Unmarshal(b, &e)
-		text := e.Message
-		for _, f := range e.Fields {
-			text += " " + f
-		}
-		return resp.StatusCode, text
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			r.t.Fatalf("%s %s: %s: %v", method, path, b, err)
-		}
-	}
-	return resp.StatusCode, ""
+	a := r.Answer(method, path, body, out, auth...)
+	return a.Status, a.Message()
 }
 
 // realDoctor gives staff member id app access as a doctor and passes
@@ -121,8 +70,8 @@ func testEMRAPI(t *testing.T, r *patientRig) {
 	doc := r.realDoctor("doc1", "13600136000")
 	other := r.realDoctor("doc2", "13500135000")
 	pharm := r.appStaff("ph1", ihos.StaffPharmacist, "13400134000")
-	hisRec := &emrHIS{}
-	r.app.EMR.Signer, r.app.EMR.HIS = fakeSigner{}, hisRec
+	hisRec := &cloudtest.HIS{}
+	r.app.EMR.Signer, r.app.EMR.HIS = cloudtest.Signer{}, hisRec
 	now := ihos.FormatTime(time.Now())
 	for _, c := range []struct {
 		kind, code, name string
@@ -256,10 +205,10 @@ func testEMRAPI(t *testing.T, r *patientRig) {
 	}
 	// No signer wired: unavailable.
 	r.app.EMR.Signer = nil
-	if code, msg := r.emrCall(doc, "POST", "/api/emr/"+rev.ID+"/sign", map[string]string{"pin": "246810"}, nil); code != http.StatusServiceUnavailable || !strings.Contains(msg, "签名服务不可用") {
+	if code, msg := r.emrCall(doc, "POST", "/api/emr/"+rev.ID+"/sign", map[string]string{"pin": "246810"}, nil); code != http.StatusServiceUnavailable || !strings.Contains(msg, "签名服务暂不可用") {
 		t.Fatalf("no signer: %d %s", code, msg)
 	}
-	r.app.EMR.Signer = fakeSigner{}
+	r.app.EMR.Signer = cloudtest.Signer{}
 
 	// ICD-10 search.
 	var icd struct{ Items []emr.Diagnosis }
@@ -317,8 +266,8 @@ func testEMRAPI(t *testing.T, r *patientRig) {
 	if code, msg := r.emrCall(doc, "POST", "/api/exam-orders/"+o.ID+"/sign", map[string]string{"pin": "246810"}, &o); code != 200 || o.Status != "sent" || len(o.HISOrders) != 2 {
 		t.Fatalf("sign order: %d %s %+v", code, msg, o)
 	}
-	if len(hisRec.reqs) != 1 || hisRec.reqs[0].Kind != ihos.CatalogLab || hisRec.reqs[0].Key != o.ID || hisRec.reqs[0].Patient.HISID != hissim.DemoPatients[0].HISID {
-		t.Fatalf("HIS order: %+v", hisRec.reqs)
+	if reqs := hisRec.Requests(); len(reqs) != 1 || reqs[0].Kind != ihos.CatalogLab || reqs[0].Key != o.ID || reqs[0].Patient.HISID != hissim.DemoPatients[0].HISID {
+		t.Fatalf("HIS order: %+v", reqs)
 	}
 	if code, _ := r.emrCall(alice, "GET", orders, nil, &list); code != 200 || len(list.Items) != 1 || list.Items[0].StatusLabel != "已发送至医院" || list.Items[0].KindLabel != "检验" {
 		t.Fatalf("patient's orders: %d %+v", code, list)
@@ -339,18 +288,9 @@ func testEMRAPI(t *testing.T, r *patientRig) {
 // A record, its events and an exam order reach the hospital's appliance.
 func TestEMRReachesAppliance(t *testing.T) {
 	pr := newPayRigLeaf(t, "", "127.0.0.1:0", nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	appDir := filepath.Join(t.TempDir(), "appliance")
-	if _, err := appliance.Enroll(ctx, appDir, pr.url, pr.code.Code); err != nil {
-		t.Fatal(err)
-	}
-	a, err := appliance.New(ctx, appliance.Config{Config: node.Config{DataDir: appDir, LogLevel: "error"}, CloudLeaf: pr.code.LeafURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	r := &rxRig{t: t, app: pr.app, now: ihos.FormatTime(time.Now())}
+	ctx := context.Background()
+	a, _ := enrollAppliance(t, pr.url, pr.code)
+	r := &rxRig{Cloud: pr.Cloud, t: t, app: pr.app, now: ihos.FormatTime(time.Now())}
 	r.exec(`INSERT INTO his_catalog (id, hospital_id, kind, code, name, unit, price_fen, flags, enabled, created_at, updated_at) VALUES (?, ?, 'LAB', 'XCG', '血常规', '次', 2000, '', 1, ?, ?)`,
 		ihos.NewID(), testHosp, r.now, r.now)
 	visit := r.visit(true)

@@ -1,19 +1,17 @@
 package cloud_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"ihos"
-	"ihos/accounts"
 	"ihos/booking"
 	"ihos/cloud"
+	"ihos/cloud/cloudtest"
 	"ihos/his/hissim"
 	"ihos/internal/node"
 	"ihos/notices"
@@ -26,37 +24,10 @@ import (
 // H5 cookie and returns its events.
 func (r *patientRig) patientStream(ctx context.Context, token string) <-chan sseEvent {
 	r.t.Helper()
-	req, _ := http.NewRequestWithContext(ctx, "GET", r.url+"/api/events", nil)
-	req.AddCookie(&http.Cookie{Name: accounts.CookieName, Value: token})
-	resp, err := r.hc.Do(req)
+	ch, err := r.Stream(ctx, "/api/events", cloudtest.PatientCookie(token, ""))
 	if err != nil {
-		r.t.Fatal(err)
+		r.t.Fatalf("stream: %v", err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		r.t.Fatalf("stream: HTTP %d", resp.StatusCode)
-	}
-	ch := make(chan sseEvent, 256)
-	go func() {
-		defer close(ch)
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		var ev sseEvent
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case line == "":
-				if ev.name != "" {
-					ch <- ev
-				}
-				ev = sseEvent{}
-			case strings.HasPrefix(line, "event: "):
-				ev.name = line[7:]
-			case strings.HasPrefix(line, "data: "):
-				ev.data = line[6:]
-			}
-		}
-	}()
 	return ch
 }
 
@@ -65,8 +36,8 @@ func nextNotice(t *testing.T, ch <-chan sseEvent) notices.Pushed {
 	t.Helper()
 	ev := nextEvent(t, ch, "notice")
 	var p notices.Pushed
-	if err := json.Unmarshal([]byte(ev.data), &p); err != nil {
-		t.Fatalf("notice %s: %v", ev.data, err)
+	if err := json.Unmarshal([]byte(ev.Data), &p); err != nil {
+		t.Fatalf("notice %s: %v", ev.Data, err)
 	}
 	return p
 }
@@ -116,19 +87,11 @@ func (r *patientRig) waitDoctor(t *testing.T, get func() []notices.Notice, kind,
 // the rating rules; the doctor list's rating and volume; the personal
 // center's visits and orders — never another account's.
 func TestPatientSide(t *testing.T) {
-	for _, c := range []struct {
-		engine string
-		dsn    func(t *testing.T) string
-	}{
-		{"sqlite", func(*testing.T) string { return "" }},
-		{"mysql", freshMySQL},
-	} {
-		t.Run(c.engine, func(t *testing.T) {
-			r := newPatientRig(t, c.dsn(t))
-			sched := r.schedule(tomorrow(), "08:00", "12:00", "text", 30)
-			testPatientSide(t, r, sched+":0")
-		})
-	}
+	cloudtest.Engines(t, func(t *testing.T, dsn string) {
+		r := newPatientRig(t, dsn)
+		sched := r.schedule(tomorrow(), "08:00", "12:00", "text", 30)
+		testPatientSide(t, r, sched+":0")
+	})
 }
 
 func testPatientSide(t *testing.T, r *patientRig, slot string) {
@@ -160,9 +123,7 @@ func testPatientSide(t *testing.T, r *patientRig, slot string) {
 		t.Fatalf("book: %d %s", code, msg)
 	}
 	pay := r.payFor(b.ID)
-	if _, err := r.pay.sim.Pay("", pay.Payment.OutTradeNo, ""); err != nil {
-		t.Fatal(err)
-	}
+	r.PayAt(pay.Payment.OutTradeNo)
 	b = *r.waitBooking(b.ID, booking.StatusBooked)
 	r.waitNotices(t, patientNotices(alice), "预约成功|支付成功")
 	// The doctor: a new waiting patient (and the condition the patient
@@ -386,7 +347,7 @@ func TestNoticesAcrossRestart(t *testing.T) {
 		if err != nil {
 			t.Fatalf("cloud.New: %v", err)
 		}
-		return &visitRig{t: t, app: app}
+		return &visitRig{parts: parts{t: t, app: app}}
 	}
 	r := start()
 	if _, err := r.app.Hospitals.Add(ctx, testHosp, "示例市第一人民医院"); err != nil {

@@ -1,12 +1,7 @@
 package cloud_test
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -17,13 +12,9 @@ import (
 	"ihos/billpay"
 	"ihos/booking"
 	"ihos/cloud"
-	"ihos/his"
+	"ihos/cloud/cloudtest"
 	"ihos/his/hissim"
-	"ihos/idverify"
-	"ihos/idverify/idsim"
-	"ihos/internal/web"
 	"ihos/payments"
-	"ihos/sms"
 	"ihos/sms/smssim"
 )
 
@@ -37,30 +28,9 @@ type patientRig struct {
 }
 
 func newPatientRig(t *testing.T, dsn string) *patientRig {
-	r := &patientRig{payBookRig: newPayBookRig(t, dsn)}
-	ctx := context.Background()
-	var err error
-	if r.sms, err = smssim.Start(ctx, smssim.Config{AccessKeyID: "k", AccessKeySecret: "s", SignName: "示例医院", TemplateCode: "SMS_1"}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.sms.Close() })
-	ids, err := idsim.Start(ctx, idsim.Config{AppCode: "app"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ids.Close() })
-	s := r.app.Patients
-	s.SMS = &sms.Client{URL: r.sms.URL(), AccessKeyID: "k", AccessKeySecret: "s", SignName: "示例医院", TemplateCode: "SMS_1"}
-	s.IDs = &idverify.Client{URL: ids.URL(), AppCode: "app"}
-	s.LinkPatient = func(ctx context.Context, hospital string, req his.LinkRequest) (his.PatientLink, error) {
-		for _, p := range hissim.DemoPatients {
-			if p.IDNumber == req.IDNumber {
-				return his.PatientLink{PatientID: req.PatientID, HISPatientID: p.HISID, Status: his.LinkLinked, Confidence: 100}, nil
-			}
-		}
-		return his.PatientLink{}, ihos.Errorf(ihos.ENotFound, "未在医院 HIS 中找到该患者的档案")
-	}
-	return r
+	c := cloudtest.Start(t, cloudtest.Options{DSN: dsn, Pay: true, Patients: true, MaxIdleConnsPerHost: 256,
+		AdjustPay: func(pc *cloud.PayChannelConfig) { pc.QueryAfter = 200 * time.Millisecond }})
+	return &patientRig{payBookRig: payBookRigOf(c), sms: c.SMS}
 }
 
 // as calls the API with a patient session: "Bearer" (the mini-program's
@@ -69,67 +39,27 @@ func newPatientRig(t *testing.T, dsn string) *patientRig {
 // and the error's message.
 func (r *patientRig) as(token, csrf, method, path string, body, out any) (int, string) {
 	r.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, r.url+path, rd)
-	req.Header.Set("Content-Type", "application/json")
+	auth := cloudtest.Bearer(token)
 	switch csrf {
 	case "":
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
+	case "-":
+		auth = cloudtest.PatientCookie(token, "")
 	default:
-		req.AddCookie(&http.Cookie{Name: accounts.CookieName, Value: token})
-		if csrf != "-" {
-			req.Header.Set(accounts.CSRFHeader, csrf)
-		}
+		auth = cloudtest.PatientCookie(token, csrf)
 	}
-	resp, err := r.hc.Do(req)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 400 {
-		var e web.ErrorBody
-		json.Unmarshal(b, &e)
-		return resp.StatusCode, e.Message
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			r.t.Fatalf("%s %s: %s: %v", method, path, b, err)
-		}
-	}
-	return resp.StatusCode, ""
+	return r.Call(method, path, body, out, auth)
 }
 
 // login signs phone in with the code the SMS simulator received.
 func (r *patientRig) login(phone string) (token, csrf string) {
 	r.t.Helper()
-	if code, msg := r.as("", "", "POST", "/api/patient/sms-code", map[string]string{"phone": phone}, nil); code != http.StatusNoContent {
-		r.t.Fatalf("sms-code: %d %s", code, msg)
-	}
-	var sess struct {
-		Token string `json:"token"`
-		CSRF  string `json:"csrf_token"`
-	}
-	if code, msg := r.as("", "", "POST", "/api/patient/login", map[string]string{"hospital_id": testHosp, "phone": phone, "code": r.sms.LastCode(phone)}, &sess); code != 200 {
-		r.t.Fatalf("login: %d %s", code, msg)
-	}
-	return sess.Token, sess.CSRF
+	return r.PatientLogin(phone)
 }
 
 // verified logs phone in and verifies the real name of demo patient p.
 func (r *patientRig) verified(phone string, p hissim.DemoPatient) (token, csrf string, self accounts.Member) {
 	r.t.Helper()
-	token, csrf = r.login(phone)
-	if code, msg := r.as(token, "", "POST", "/api/patient/realname", map[string]string{"name": p.Name, "id_number": p.IDNumber}, &self); code != 200 {
-		r.t.Fatalf("real name: %d %s", code, msg)
-	}
-	return token, csrf, self
+	return r.VerifiedPatient(phone, p)
 }
 
 const notFamily = "只能为本人或家庭成员办理"
@@ -139,20 +69,12 @@ const notFamily = "只能为本人或家庭成员办理"
 // never for another account's people, and never reaches the staff routes;
 // the command-line token still acts for anyone.
 func TestPatientSessions(t *testing.T) {
-	for _, c := range []struct {
-		engine string
-		dsn    func(t *testing.T) string
-	}{
-		{"sqlite", func(*testing.T) string { return "" }},
-		{"mysql", freshMySQL},
-	} {
-		t.Run(c.engine, func(t *testing.T) {
-			r := newPatientRig(t, c.dsn(t))
-			sched := r.schedule(tomorrow(), "08:00", "12:00", "text", 30)
-			slot := func(n int) string { return fmt.Sprintf("%s:%d", sched, n) }
-			testPatientSessions(t, r, slot)
-		})
-	}
+	cloudtest.Engines(t, func(t *testing.T, dsn string) {
+		r := newPatientRig(t, dsn)
+		sched := r.schedule(tomorrow(), "08:00", "12:00", "text", 30)
+		slot := func(n int) string { return fmt.Sprintf("%s:%d", sched, n) }
+		testPatientSessions(t, r, slot)
+	})
 }
 
 func testPatientSessions(t *testing.T, r *patientRig, slot func(int) string) {
@@ -218,9 +140,7 @@ func testPatientSessions(t *testing.T, r *patientRig, slot func(int) string) {
 	if code, msg := r.as(alice, "", "POST", "/api/booking/bookings/"+mine.ID+"/pay", map[string]string{"openid": "oAlice"}, &pay); code != 200 || pay.Payment == nil || pay.Payment.PatientID != self.PatientID {
 		t.Fatalf("pay own booking: %d %s %+v", code, msg, pay)
 	}
-	if _, err := r.pay.sim.Pay("", pay.Payment.OutTradeNo, ""); err != nil {
-		t.Fatal(err)
-	}
+	r.PayAt(pay.Payment.OutTradeNo)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var b booking.Booking

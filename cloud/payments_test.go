@@ -3,68 +3,33 @@ package cloud_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	stdsync "sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"ihos"
-	"ihos/appliance"
 	"ihos/cloud"
-	"ihos/internal/node"
+	"ihos/cloud/cloudtest"
 	"ihos/internal/web"
 	"ihos/paychannel"
 	"ihos/paychannel/paysim"
 	"ihos/payments"
 )
 
-// The keys are made once per test binary: RSA-2048 generation is slow.
-var payKeys struct {
-	once                      stdsync.Once
-	merchant, platform, wrong *rsa.PrivateKey
-}
-
-func keysForPay(t testing.TB) {
-	payKeys.once.Do(func() {
-		for _, k := range []**rsa.PrivateKey{&payKeys.merchant, &payKeys.platform, &payKeys.wrong} {
-			var err error
-			if *k, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-				panic(err)
-			}
-		}
-	})
-}
-
-const (
-	testMchID  = "1900000109"
-	testAppID  = "wxd678efh567hg6787"
-	testSerial = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1"
-	testAPIv3  = "0123456789abcdef0123456789abcdef"
-	testHosp   = "h1"
-)
-
 // payRig is the payment channel simulator and a cloud wired to it, over
 // real sockets: the cloud calls the simulator's API, the simulator POSTs its
 // notifies to the cloud's HTTP server.
 type payRig struct {
-	t      testing.TB
+	parts
 	sim    *paysim.Sim
-	app    *cloud.App
-	url    string // the cloud's base URL
-	token  string // the command-line token: staff-level access
 	client *paychannel.Client
-	hc     *http.Client
 	code   *cloud.Code // hospital h1's enrollment code
 }
 
@@ -78,81 +43,27 @@ func newPayRig(t testing.TB, dsn string, adjust func(*cloud.PayChannelConfig)) *
 // leafListen ("" = none); the rig's code enrolls hospital h1.
 func newPayRigLeaf(t testing.TB, dsn, leafListen string, adjust func(*cloud.PayChannelConfig)) *payRig {
 	t.Helper()
-	keysForPay(t)
-	ctx := context.Background()
-	dir := t.TempDir()
-	sim, err := paysim.Start(ctx, paysim.Config{PlatformKey: payKeys.platform,
-		NotifyRetry: []time.Duration{0, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, time.Second, 2 * time.Second},
-		Merchants: []paysim.Merchant{{MchID: testMchID, AppID: testAppID, SerialNo: testSerial,
-			PublicKey: &payKeys.merchant.PublicKey, APIv3Key: []byte(testAPIv3)}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
-	keyFile := filepath.Join(dir, "merchant_key.pem")
-	if err := os.WriteFile(keyFile, paychannel.MarshalPrivateKeyPEM(payKeys.merchant), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// The cloud's server must exist before the cloud does: its address is
-	// the notify_url the cloud gives the channel.
-	var handler atomic.Value
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		handler.Load().(http.Handler).ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	pc := cloud.PayChannelConfig{URL: sim.URL(), MchID: testMchID, AppID: testAppID, SerialNo: testSerial,
-		MerchantKey: keyFile, APIv3Key: testAPIv3, PlatformCertURL: sim.URL() + "/control/platform.pem",
-		NotifyURL: srv.URL + "/api/pay/notify"}
-	if adjust != nil {
-		adjust(&pc)
-	}
-	app, err := cloud.New(ctx, cloud.Config{Config: node.Config{DataDir: filepath.Join(dir, "cloud"), HTTP: "127.0.0.1:0", LogLevel: "error", Database: dsn},
-		LeafListen: leafListen, PayChannel: pc})
-	if err != nil {
-		t.Fatalf("cloud.New: %v", err)
-	}
-	t.Cleanup(app.Close)
-	handler.Store(web.Middleware(app.Handler))
-	code, err := app.Hospitals.Add(ctx, testHosp, "示例市第一人民医院")
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, err := os.ReadFile(filepath.Join(app.Node.Config.DataDir, node.CLITokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 256
-	r := &payRig{t: t, sim: sim, app: app, url: srv.URL, code: code, token: strings.TrimSpace(string(token)), hc: &http.Client{Transport: tr},
-		client: &paychannel.Client{BaseURL: sim.URL(), MchID: testMchID, AppID: testAppID, SerialNo: testSerial, Key: payKeys.merchant,
-			PlatformKey: &payKeys.platform.PublicKey, APIv3Key: []byte(testAPIv3)}}
-	return r
+	return payRigOf(cloudtest.Start(t, cloudtest.Options{DSN: dsn, LeafListen: leafListen, Pay: true, AdjustPay: adjust, MaxIdleConnsPerHost: 256}))
+}
+
+func payRigOf(c *cloudtest.Cloud) *payRig {
+	return &payRig{parts: partsOf(c), sim: c.Pay, client: c.PayClient, code: c.Code}
 }
 
 // call calls the cloud's API as staff (the command-line token) and decodes
-// the answer into out; it returns the status.
+// the answer, success or refusal, into out; it returns the status.
 func (r *payRig) call(method, path string, body, out any) int {
 	r.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, r.url+path, rd)
-	req.Header.Set(node.CLITokenHeader, r.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := r.hc.Do(req)
+	resp, err := r.Send(method, path, body, r.CLI())
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if out != nil && len(b) > 0 {
-		if err := json.Unmarshal(b, out); err != nil {
-			r.t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, b, err)
+	if out != nil && len(resp.Body) > 0 {
+		if err := json.Unmarshal(resp.Body, out); err != nil {
+			r.t.Fatalf("%s %s: %d %s: %v", method, path, resp.Status, resp.Body, err)
 		}
 	}
-	return resp.StatusCode
+	return resp.Status
 }
 
 var businessSeq atomic.Int64
@@ -205,37 +116,27 @@ func (r *payRig) count(q string, args ...any) int {
 
 func (r *payRig) mode(m paysim.Mode) {
 	r.t.Helper()
-	if err := r.sim.SetMode(m); err != nil {
-		r.t.Fatal(err)
-	}
+	r.PayMode(m)
 }
 
 // TestPayThroughChannel runs the self-pay journeys through the cloud and the
 // channel simulator, on SQLite and (with IHOS_MYSQL_DSN) on MariaDB.
 func TestPayThroughChannel(t *testing.T) {
-	for _, c := range []struct {
-		engine string
-		dsn    func(t *testing.T) string
-	}{
-		{"sqlite", func(*testing.T) string { return "" }},
-		{"mysql", freshMySQL},
-	} {
-		t.Run(c.engine, func(t *testing.T) {
-			r := newPayRig(t, c.dsn(t), func(pc *cloud.PayChannelConfig) {
-				pc.PayTimeout = 3 * time.Second
-				pc.QueryAfter = 200 * time.Millisecond
-			})
-			t.Run("PaidByNotify", r.testPaidByNotify)
-			t.Run("EarlyAndDuplicateNotify", r.testEarlyDuplicate)
-			t.Run("UserPayingThenQuery", r.testUserPaying)
-			t.Run("ClosedAtDeadline", r.testDeadline)
-			t.Run("Refunds", r.testRefunds)
-			t.Run("RefundAbnormalRetried", r.testRefundAbnormal)
-			t.Run("ForgedNotify", r.testForged)
-			t.Run("Cancel", r.testCancel)
-			t.Run("AdminList", r.testAdminList)
+	cloudtest.Engines(t, func(t *testing.T, dsn string) {
+		r := newPayRig(t, dsn, func(pc *cloud.PayChannelConfig) {
+			pc.PayTimeout = 3 * time.Second
+			pc.QueryAfter = 200 * time.Millisecond
 		})
-	}
+		t.Run("PaidByNotify", r.testPaidByNotify)
+		t.Run("EarlyAndDuplicateNotify", r.testEarlyDuplicate)
+		t.Run("UserPayingThenQuery", r.testUserPaying)
+		t.Run("ClosedAtDeadline", r.testDeadline)
+		t.Run("Refunds", r.testRefunds)
+		t.Run("RefundAbnormalRetried", r.testRefundAbnormal)
+		t.Run("ForgedNotify", r.testForged)
+		t.Run("Cancel", r.testCancel)
+		t.Run("AdminList", r.testAdminList)
+	})
 }
 
 // A JSAPI order is paid at the channel; its notify makes it paid.
@@ -440,10 +341,10 @@ func (r *payRig) testForged(t *testing.T) {
 	r.mode(paysim.Mode{})
 	res := r.order(4000, "oPatient5")
 	p := res.Payment
-	tx := paychannel.Transaction{AppID: testAppID, MchID: testMchID, OutTradeNo: p.OutTradeNo, TransactionID: "4200FORGED",
+	tx := paychannel.Transaction{AppID: cloudtest.AppID, MchID: cloudtest.MchID, OutTradeNo: p.OutTradeNo, TransactionID: "4200FORGED",
 		TradeType: "JSAPI", TradeState: paychannel.TradeSuccess, SuccessTime: time.Now().Format(time.RFC3339), Amount: paychannel.Amount{Total: 4000}}
 	plain, _ := json.Marshal(tx)
-	resource, err := paychannel.EncryptResource([]byte(testAPIv3), "transaction", "transaction", plain)
+	resource, err := paychannel.EncryptResource([]byte(cloudtest.APIv3), "transaction", "transaction", plain)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,7 +369,7 @@ func (r *payRig) testForged(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	if code := send(payKeys.wrong); code != http.StatusUnauthorized {
+	if code := send(cloudtest.PayKeys().Wrong); code != http.StatusUnauthorized {
 		t.Fatalf("forged notify: %d", code)
 	}
 	if got := r.get(p.ID); got.Status != ihos.PaymentPaying || got.TransactionID != "" {
@@ -481,7 +382,7 @@ func (r *payRig) testForged(t *testing.T) {
 	orig := body
 	body = bytes.Replace(orig, []byte("forged-1"), []byte("forged-2"), 1)
 	ts, nonce := strconv.FormatInt(time.Now().Unix(), 10), paychannel.NewNonce()
-	sig, _ := paychannel.Sign(payKeys.platform, paychannel.ResponseMessage(ts, nonce, orig))
+	sig, _ := paychannel.Sign(cloudtest.PayKeys().Platform, paychannel.ResponseMessage(ts, nonce, orig))
 	req, _ := http.NewRequest("POST", r.url+"/api/pay/notify", bytes.NewReader(body))
 	req.Header.Set(paychannel.HeaderTimestamp, ts)
 	req.Header.Set(paychannel.HeaderNonce, nonce)
@@ -573,18 +474,7 @@ func (r *payRig) testAdminList(t *testing.T) {
 // Without a configured channel the service still lists, and creating a
 // self-pay payment says why it cannot, recording nothing.
 func TestPayWithoutChannel(t *testing.T) {
-	a, err := cloud.New(context.Background(), cloud.Config{Config: node.Config{DataDir: t.TempDir(), HTTP: "127.0.0.1:0", LogLevel: "error"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	if _, err := a.Hospitals.Add(context.Background(), testHosp, "示例医院"); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(web.Middleware(a.Handler))
-	defer srv.Close()
-	token, _ := os.ReadFile(filepath.Join(a.Node.Config.DataDir, node.CLITokenFile))
-	r := &payRig{t: t, app: a, url: srv.URL, token: strings.TrimSpace(string(token)), hc: http.DefaultClient}
+	r := payRigOf(cloudtest.Start(t, cloudtest.Options{}))
 	var e struct {
 		Error struct {
 			Message string `json:"message"`
@@ -609,26 +499,12 @@ func TestPayWithoutChannel(t *testing.T) {
 // console lists it from its replica.
 func TestPaymentReachesAppliance(t *testing.T) {
 	r := newPayRigLeaf(t, "", "127.0.0.1:0", nil)
-	ctx := context.Background()
-	appDir := filepath.Join(t.TempDir(), "appliance")
-	if _, err := appliance.Enroll(ctx, appDir, r.url, r.code.Code); err != nil {
-		t.Fatal(err)
-	}
-	a, err := appliance.New(ctx, appliance.Config{Config: node.Config{DataDir: appDir, LogLevel: "error"},
-		CloudLeaf: r.code.LeafURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a, appDir := enrollAppliance(t, r.url, r.code)
 	as := httptest.NewServer(web.Middleware(a.Handler))
 	defer as.Close()
 	r.mode(paysim.Mode{AutoPay: true})
 	p := r.waitStatus(r.order(1800, "oPatient9").Payment.ID, ihos.PaymentPaid, 3*time.Second)
-	token, err := os.ReadFile(filepath.Join(appDir, node.CLITokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	onAppliance := &payRig{t: t, url: as.URL, token: strings.TrimSpace(string(token)), hc: http.DefaultClient}
+	onAppliance := payRigOf(cloudtest.Dial(t, as.URL, appDir))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var page payments.Page

@@ -3,6 +3,7 @@ package cloud
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -79,9 +80,12 @@ func actingStaff(r *http.Request) (string, error) {
 	return id, nil
 }
 
-// rxAuth authorises the prescription routes: app sessions (a, may be nil)
-// first, else the staff/CLI check with the acting-staff header.
-type rxAuth struct {
+// clinicalAuth authorises the routes of the clinical documents
+// (prescriptions here, records and exam orders in cloud/emr.go): the app
+// sessions of app (may be nil) first, else the staff/CLI check with the
+// acting-staff header. Which staff member may do what to which document is
+// the document package's rule, on the staff id; this only says who asks.
+type clinicalAuth struct {
 	app   *App
 	staff web.Authorizer
 }
@@ -92,10 +96,15 @@ var kindRefusals = map[string]error{
 	ihos.StaffPharmacist: ihos.Errorf(ihos.EForbidden, "只有本院在岗药师可以审核处方"),
 }
 
-// acting wraps a doctor's (kind doctor) or a pharmacist's action: fn gets
-// the staff id it acts as. A doctor writes only after today's real-name
-// check, as they accept visits.
-func (x rxAuth) acting(kind, perm string, fn func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error) http.Handler {
+// actingFunc is a staff member's action: by is the staff id it acts as,
+// hospital their hospital ("" when a tool names a staff member the cloud
+// does not know).
+type actingFunc func(ctx context.Context, by, hospital string, w http.ResponseWriter, r *http.Request) error
+
+// acting wraps the action of a staff member of kind (refused, also to a
+// patient, with refusal); perm is what a console session or the CLI needs.
+// A doctor acts only after today's real-name check, as they accept visits.
+func (x clinicalAuth) acting(kind, perm string, refusal error, fn actingFunc) http.Handler {
 	return web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		ctx, st, p, err := appSession(x.app, r)
 		switch {
@@ -103,16 +112,16 @@ func (x rxAuth) acting(kind, perm string, fn func(ctx context.Context, by string
 			return err
 		case st != nil:
 			if st.Kind != kind {
-				return kindRefusals[kind]
+				return refusal
 			}
 			if kind == ihos.StaffDoctor {
 				if err := x.app.Staff.RequireRealNameToday(ctx, *st); err != nil {
 					return err
 				}
 			}
-			return fn(ctx, st.ID, w, r)
+			return fn(ctx, st.ID, st.HospitalID, w, r)
 		case p != nil:
-			return kindRefusals[kind]
+			return refusal
 		}
 		if ctx, err = x.staff(r, perm); err != nil {
 			return err
@@ -121,43 +130,72 @@ func (x rxAuth) acting(kind, perm string, fn func(ctx context.Context, by string
 		if err != nil {
 			return err
 		}
-		return fn(ctx, by, w, r)
+		var hospital string
+		if x.app != nil {
+			err := x.app.Node.DB.QueryRowContext(ctx, `SELECT hospital_id FROM staff WHERE id = ? AND deleted_at IS NULL`, by).Scan(&hospital)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return ihos.Internal(err)
+			}
+		}
+		return fn(ctx, by, hospital, w, r)
 	})
 }
 
-// rxViewer is who reads: a staff app session, a patient, or neither (the
-// console or the CLI, who read everything).
-type rxViewer struct {
+// clinicalViewer is who reads: a staff app session, a patient, or neither
+// (the console or the CLI, who read everything).
+type clinicalViewer struct {
 	staff   *staffauth.Staff
 	patient *accounts.Patient
 }
 
-// reading wraps a read; patients is false for routes a patient may not use.
-func (x rxAuth) reading(perm string, patients bool, fn func(ctx context.Context, v rxViewer, w http.ResponseWriter, r *http.Request) error) http.Handler {
+// reading wraps a read; perm is what a console session or the CLI needs.
+// A patient session is refused with patients when it is not nil (routes a
+// patient may not use).
+func (x clinicalAuth) reading(perm string, patients error, fn func(ctx context.Context, v clinicalViewer, w http.ResponseWriter, r *http.Request) error) http.Handler {
 	return web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		ctx, st, p, err := appSession(x.app, r)
 		switch {
 		case err != nil:
 			return err
 		case st != nil:
-			return fn(ctx, rxViewer{staff: st}, w, r)
+			return fn(ctx, clinicalViewer{staff: st}, w, r)
 		case p != nil:
-			if !patients {
-				return ihos.Errorf(ihos.EForbidden, "患者无权查看处方审核记录")
+			if patients != nil {
+				return patients
 			}
-			return fn(ctx, rxViewer{patient: p}, w, r)
+			return fn(ctx, clinicalViewer{patient: p}, w, r)
 		}
 		if ctx, err = x.staff(r, perm); err != nil {
 			return err
 		}
-		return fn(ctx, rxViewer{}, w, r)
+		return fn(ctx, clinicalViewer{}, w, r)
 	})
+}
+
+// replyJSON answers a write with what it returned, or its error.
+func replyJSON(w http.ResponseWriter, status int, v any, err error) error {
+	if err != nil {
+		return err
+	}
+	web.WriteJSON(w, status, v)
+	return nil
+}
+
+// pinRequest is the body of a signing request: the PIN that unlocks the
+// doctor's key.
+type pinRequest struct {
+	PIN string `json:"pin"`
+}
+
+// reasonRequest is the body of a rejection or a revision.
+type reasonRequest struct {
+	Reason string `json:"reason"`
 }
 
 // sees reports whether v may read p: a doctor their own prescriptions, a
 // pharmacist their hospital's, a patient their family's in the
 // patientVisible statuses. Others' are answered as not found.
-func (x rxAuth) sees(ctx context.Context, v rxViewer, p *prescriptions.Prescription) (bool, error) {
+func (x clinicalAuth) sees(ctx context.Context, v clinicalViewer, p *prescriptions.Prescription) (bool, error) {
 	switch {
 	case v.staff != nil && v.staff.Kind == ihos.StaffDoctor:
 		return p.DoctorID == v.staff.ID, nil
@@ -177,16 +215,17 @@ func (x rxAuth) sees(ctx context.Context, v rxViewer, p *prescriptions.Prescript
 // versions (POST …/revise). app holds the doctor, pharmacist and patient
 // sessions (nil: the staff/CLI check alone).
 func PrescriptionRoutes(svc *prescriptions.Service, mux *http.ServeMux, authorize web.Authorizer, app *App) {
-	x := rxAuth{app: app, staff: authorize}
+	x := clinicalAuth{app: app, staff: authorize}
 	handle := web.Guard(mux, authorize)
-	doctor := func(pattern string, fn func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error) {
-		mux.Handle(pattern, x.acting(ihos.StaffDoctor, "prescriptions.write", fn))
+	doctor := func(pattern string, fn actingFunc) {
+		mux.Handle(pattern, x.acting(ihos.StaffDoctor, "prescriptions.write", kindRefusals[ihos.StaffDoctor], fn))
 	}
-	pharmacist := func(pattern, perm string, fn func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error) {
-		mux.Handle(pattern, x.acting(ihos.StaffPharmacist, perm, fn))
+	pharmacist := func(pattern, perm string, fn actingFunc) {
+		mux.Handle(pattern, x.acting(ihos.StaffPharmacist, perm, kindRefusals[ihos.StaffPharmacist], fn))
 	}
+	noPatients := ihos.Errorf(ihos.EForbidden, "患者无权查看处方审核记录")
 	// one answers a read of one prescription.
-	one := func(ctx context.Context, v rxViewer, w http.ResponseWriter, p *prescriptions.Prescription, err error) error {
+	one := func(ctx context.Context, v clinicalViewer, w http.ResponseWriter, p *prescriptions.Prescription, err error) error {
 		if err != nil {
 			return err
 		}
@@ -200,52 +239,43 @@ func PrescriptionRoutes(svc *prescriptions.Service, mux *http.ServeMux, authoriz
 		web.WriteJSON(w, http.StatusOK, p)
 		return nil
 	}
-	reply := func(w http.ResponseWriter, status int, p *prescriptions.Prescription, err error) error {
-		if err != nil {
-			return err
-		}
-		web.WriteJSON(w, status, p)
-		return nil
-	}
-	doctor("POST /api/prescriptions", func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
+	doctor("POST /api/prescriptions", func(ctx context.Context, by, _ string, w http.ResponseWriter, r *http.Request) error {
 		var d prescriptions.Draft
 		if err := web.DecodeJSON(r, &d); err != nil {
 			return err
 		}
 		p, err := svc.Create(ctx, by, d)
-		return reply(w, http.StatusCreated, p, err)
+		return replyJSON(w, http.StatusCreated, p, err)
 	})
-	doctor("PUT /api/prescriptions/{id}", func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
+	doctor("PUT /api/prescriptions/{id}", func(ctx context.Context, by, _ string, w http.ResponseWriter, r *http.Request) error {
 		var d prescriptions.Draft
 		if err := web.DecodeJSON(r, &d); err != nil {
 			return err
 		}
 		p, err := svc.Update(ctx, by, r.PathValue("id"), d)
-		return reply(w, http.StatusOK, p, err)
+		return replyJSON(w, http.StatusOK, p, err)
 	})
-	doctor("POST /api/prescriptions/{id}/revise", func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
+	doctor("POST /api/prescriptions/{id}/revise", func(ctx context.Context, by, _ string, w http.ResponseWriter, r *http.Request) error {
 		var d prescriptions.Draft
 		if err := web.DecodeJSON(r, &d); err != nil {
 			return err
 		}
 		p, err := svc.Revise(ctx, by, r.PathValue("id"), d)
-		return reply(w, http.StatusCreated, p, err)
+		return replyJSON(w, http.StatusCreated, p, err)
 	})
-	doctor("POST /api/prescriptions/{id}/sign", func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
-		var req struct {
-			PIN string `json:"pin"`
-		}
+	doctor("POST /api/prescriptions/{id}/sign", func(ctx context.Context, by, _ string, w http.ResponseWriter, r *http.Request) error {
+		var req pinRequest
 		if err := web.DecodeJSON(r, &req); err != nil {
 			return err
 		}
 		p, err := svc.Sign(ctx, by, r.PathValue("id"), req.PIN)
-		return reply(w, http.StatusOK, p, err)
+		return replyJSON(w, http.StatusOK, p, err)
 	})
-	doctor("POST /api/prescriptions/{id}/submit", func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
+	doctor("POST /api/prescriptions/{id}/submit", func(ctx context.Context, by, _ string, w http.ResponseWriter, r *http.Request) error {
 		p, err := svc.Submit(ctx, by, r.PathValue("id"))
-		return reply(w, http.StatusOK, p, err)
+		return replyJSON(w, http.StatusOK, p, err)
 	})
-	pharmacist("GET /api/prescriptions/review-queue", "prescriptions.read", func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
+	pharmacist("GET /api/prescriptions/review-queue", "prescriptions.read", func(ctx context.Context, by, _ string, w http.ResponseWriter, r *http.Request) error {
 		h, err := hospitalParam(r)
 		if err != nil {
 			return err
@@ -257,19 +287,17 @@ func PrescriptionRoutes(svc *prescriptions.Service, mux *http.ServeMux, authoriz
 		web.WriteJSON(w, http.StatusOK, map[string]any{"items": list})
 		return nil
 	})
-	pharmacist("POST /api/prescriptions/{id}/approve", "prescriptions.write", func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
+	pharmacist("POST /api/prescriptions/{id}/approve", "prescriptions.write", func(ctx context.Context, by, _ string, w http.ResponseWriter, r *http.Request) error {
 		p, err := svc.Approve(ctx, by, r.PathValue("id"))
-		return reply(w, http.StatusOK, p, err)
+		return replyJSON(w, http.StatusOK, p, err)
 	})
-	pharmacist("POST /api/prescriptions/{id}/reject", "prescriptions.write", func(ctx context.Context, by string, w http.ResponseWriter, r *http.Request) error {
-		var req struct {
-			Reason string `json:"reason"`
-		}
+	pharmacist("POST /api/prescriptions/{id}/reject", "prescriptions.write", func(ctx context.Context, by, _ string, w http.ResponseWriter, r *http.Request) error {
+		var req reasonRequest
 		if err := web.DecodeJSON(r, &req); err != nil {
 			return err
 		}
 		p, err := svc.Reject(ctx, by, r.PathValue("id"), req.Reason)
-		return reply(w, http.StatusOK, p, err)
+		return replyJSON(w, http.StatusOK, p, err)
 	})
 	// payable is what the payment API asks before it charges: 409 until a
 	// pharmacist has approved the prescription.
@@ -285,7 +313,7 @@ func PrescriptionRoutes(svc *prescriptions.Service, mux *http.ServeMux, authoriz
 	// the amount is the approved price (Payable), never the client's, and a
 	// prescription the pharmacist has not approved is refused. openid makes
 	// a JSAPI order, without it a Native one (QR code).
-	mux.Handle("POST /api/prescriptions/{id}/pay", x.reading("prescriptions.write", true, func(ctx context.Context, v rxViewer, w http.ResponseWriter, r *http.Request) error {
+	mux.Handle("POST /api/prescriptions/{id}/pay", x.reading("prescriptions.write", nil, func(ctx context.Context, v clinicalViewer, w http.ResponseWriter, r *http.Request) error {
 		var req struct {
 			OpenID string `json:"openid"`
 		}
@@ -315,11 +343,11 @@ func PrescriptionRoutes(svc *prescriptions.Service, mux *http.ServeMux, authoriz
 		web.WriteJSON(w, http.StatusOK, res)
 		return nil
 	}))
-	mux.Handle("GET /api/prescriptions/{id}", x.reading("prescriptions.read", true, func(ctx context.Context, v rxViewer, w http.ResponseWriter, r *http.Request) error {
+	mux.Handle("GET /api/prescriptions/{id}", x.reading("prescriptions.read", nil, func(ctx context.Context, v clinicalViewer, w http.ResponseWriter, r *http.Request) error {
 		p, err := svc.Get(ctx, r.PathValue("id"))
 		return one(ctx, v, w, p, err)
 	}))
-	mux.Handle("GET /api/prescriptions/{id}/history", x.reading("prescriptions.read", false, func(ctx context.Context, v rxViewer, w http.ResponseWriter, r *http.Request) error {
+	mux.Handle("GET /api/prescriptions/{id}/history", x.reading("prescriptions.read", noPatients, func(ctx context.Context, v clinicalViewer, w http.ResponseWriter, r *http.Request) error {
 		p, err := svc.Get(ctx, r.PathValue("id"))
 		if err != nil {
 			return err
@@ -337,7 +365,7 @@ func PrescriptionRoutes(svc *prescriptions.Service, mux *http.ServeMux, authoriz
 		web.WriteJSON(w, http.StatusOK, map[string]any{"items": h})
 		return nil
 	}))
-	mux.Handle("GET /api/prescriptions", x.reading("prescriptions.read", true, func(ctx context.Context, v rxViewer, w http.ResponseWriter, r *http.Request) error {
+	mux.Handle("GET /api/prescriptions", x.reading("prescriptions.read", nil, func(ctx context.Context, v clinicalViewer, w http.ResponseWriter, r *http.Request) error {
 		visit := r.URL.Query().Get("visit")
 		if visit == "" {
 			return ihos.Invalid(map[string]string{"visit": "请指定问诊"})

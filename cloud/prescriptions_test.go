@@ -1,71 +1,40 @@
 package cloud_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"ihos"
-	"ihos/appliance"
-	"ihos/certs"
 	"ihos/cloud"
-	"ihos/internal/node"
+	"ihos/cloud/cloudtest"
 	"ihos/internal/sqldb/sqldbtest"
 	"ihos/internal/web"
 	"ihos/prescriptions"
 	"ihos/visits"
 )
 
-// fakeSigner is a deterministic stand-in for the doctor's e-signature (the
-// real one lives on the appliance; package prescriptions tests it with
-// certs/esign): "FAKE-SIG:" and the SM3 of the document.
-type fakeSigner struct{}
+// fakeSigner is the doctor's e-signature stand-in of the cloud's tests
+// (cloudtest.Signer), by the name the older tests use.
+type fakeSigner = cloudtest.Signer
 
-func (fakeSigner) Sign(ctx context.Context, staffID, pin string, doc []byte) ([]byte, error) {
-	if pin != "246810" {
-		return nil, ihos.Errorf(ihos.EForbidden, "签名密码错误")
-	}
-	sum := certs.SM3Sum(doc)
-	return []byte("FAKE-SIG:" + staffID + ":" + hex.EncodeToString(sum[:])), nil
-}
-
+// rxRig is a cloud (cloudtest) with a drug catalogue, pharmacist PH1 and
+// patient P1, called as the command-line tool for an acting staff member.
 type rxRig struct {
-	t     *testing.T
-	app   *cloud.App
-	url   string
-	token string
-	now   string
+	*cloudtest.Cloud
+	t   testing.TB
+	app *cloud.App
+	now string
 }
 
 func newRxRig(t *testing.T, dsn string) *rxRig {
 	t.Helper()
-	ctx := context.Background()
-	app, err := cloud.New(ctx, cloud.Config{Config: node.Config{DataDir: filepath.Join(t.TempDir(), "cloud"), HTTP: "127.0.0.1:0", LogLevel: "error", Database: dsn}})
-	if err != nil {
-		t.Fatalf("cloud.New: %v", err)
-	}
-	t.Cleanup(app.Close)
-	srv := httptest.NewServer(web.Middleware(app.Handler))
-	t.Cleanup(srv.Close)
-	if _, err := app.Hospitals.Add(ctx, testHosp, "示例市第一人民医院"); err != nil {
-		t.Fatal(err)
-	}
-	token, err := os.ReadFile(filepath.Join(app.Node.Config.DataDir, node.CLITokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	app.Prescriptions.Signer = fakeSigner{}
-	r := &rxRig{t: t, app: app, url: srv.URL, token: strings.TrimSpace(string(token)), now: ihos.FormatTime(time.Now())}
+	c := cloudtest.Start(t, cloudtest.Options{DSN: dsn})
+	c.App.Prescriptions.Signer = cloudtest.Signer{}
+	r := &rxRig{Cloud: c, t: t, app: c.App, now: ihos.FormatTime(time.Now())}
 	for _, d := range []struct {
 		code, name string
 		price      int64
@@ -79,12 +48,7 @@ func newRxRig(t *testing.T, dsn string) *rxRig {
 	return r
 }
 
-func (r *rxRig) exec(q string, args ...any) {
-	r.t.Helper()
-	if _, err := r.app.Node.DB.ExecContext(context.Background(), q, args...); err != nil {
-		r.t.Fatalf("%s: %v", q, err)
-	}
-}
+func (r *rxRig) exec(q string, args ...any) { r.Exec(q, args...) }
 
 // visit opens a visit of P1 with doctor D1, accepted or still waiting.
 func (r *rxRig) visit(accepted bool) string {
@@ -107,31 +71,12 @@ func (r *rxRig) visit(accepted bool) string {
 // 2xx answer into out.
 func (r *rxRig) call(method, path, by string, body, out any) (int, web.ErrorBody) {
 	r.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, r.url+path, rd)
-	req.Header.Set(node.CLITokenHeader, r.token)
+	auth := []cloudtest.Auth{r.CLI()}
 	if by != "" {
-		req.Header.Set(cloud.ActingStaffHeader, by)
+		auth = append(auth, cloudtest.Header(cloud.ActingStaffHeader, by))
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var eb web.ErrorBody
-	if resp.StatusCode >= 300 {
-		json.Unmarshal(b, &eb)
-	} else if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			r.t.Fatalf("%s %s: %s: %v", method, path, b, err)
-		}
-	}
-	return resp.StatusCode, eb
+	a := r.Answer(method, path, body, out, auth...)
+	return a.Status, a.Error
 }
 
 // refused checks a 4xx answer whose message (or a field's) contains msg.
@@ -251,18 +196,9 @@ func testPrescriptionAPI(t *testing.T, r *rxRig) {
 // A prescription and its history reach the hospital's appliance.
 func TestPrescriptionReachesAppliance(t *testing.T) {
 	pr := newPayRigLeaf(t, "", "127.0.0.1:0", nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	appDir := filepath.Join(t.TempDir(), "appliance")
-	if _, err := appliance.Enroll(ctx, appDir, pr.url, pr.code.Code); err != nil {
-		t.Fatal(err)
-	}
-	a, err := appliance.New(ctx, appliance.Config{Config: node.Config{DataDir: appDir, LogLevel: "error"}, CloudLeaf: pr.code.LeafURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	r := &rxRig{t: t, app: pr.app, now: ihos.FormatTime(time.Now())}
+	ctx := context.Background()
+	a, _ := enrollAppliance(t, pr.url, pr.code)
+	r := &rxRig{Cloud: pr.Cloud, t: t, app: pr.app, now: ihos.FormatTime(time.Now())}
 	r.exec(`INSERT INTO his_catalog (id, hospital_id, kind, code, name, unit, price_fen, flags, enabled, created_at, updated_at) VALUES (?, ?, 'DRUG', 'AML5', '苯磺酸氨氯地平片', '盒', 2350, '', 1, ?, ?)`,
 		ihos.NewID(), testHosp, r.now, r.now)
 	p, err := pr.app.Prescriptions.Create(ctx, "D1", prescriptions.Draft{VisitID: r.visit(true), Diagnosis: "原发性高血压",

@@ -2,15 +2,13 @@ package cloud_test
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"ihos"
-	"ihos/appliance"
 	"ihos/cloud"
-	"ihos/internal/node"
+	"ihos/cloud/cloudtest"
 	"ihos/paychannel/paysim"
 	"ihos/reconcile"
 )
@@ -44,71 +42,63 @@ func (r *payRig) items(runID string) []reconcile.Item {
 // mismatch; the never-completed order is on neither side. A lost notify
 // (our record left unpaid) then shows as the status mismatch it is.
 func TestReconcileAfterTimeout(t *testing.T) {
-	for _, c := range []struct {
-		engine string
-		dsn    func(t *testing.T) string
-	}{
-		{"sqlite", func(*testing.T) string { return "" }},
-		{"mysql", freshMySQL},
-	} {
-		t.Run(c.engine, func(t *testing.T) {
-			r := newPayRig(t, c.dsn(t), func(pc *cloud.PayChannelConfig) {
-				pc.PayTimeout = 2 * time.Second
-				pc.QueryAfter = 200 * time.Millisecond
-			})
-			a := r.paid(2500)
-			b := r.paid(1000)
-			r.mode(paysim.Mode{RefundDelayMS: 50})
-			ref := r.refund(b.ID, 300, "k1")
-			r.waitRefund(ref.ID, ihos.RefundSucceeded, 3*time.Second)
-			r.mode(paysim.Mode{})
-			never := r.order(700, "")
-			closed := r.waitStatus(never.Payment.ID, ihos.PaymentClosed, 8*time.Second)
-			if closed.CashStatus != ihos.LegReversed {
-				t.Fatalf("not reversed at the deadline: %+v", closed)
-			}
-
-			runs := r.runDay(today(), "")
-			if len(runs) != 3 {
-				t.Fatalf("runs %+v", runs)
-			}
-			for _, run := range runs {
-				if run.HospitalID != testHosp || run.Status != reconcile.RunDone || run.Mismatches != 0 {
-					t.Errorf("run %+v", run)
-				}
-				switch run.Source {
-				case reconcile.Channel.Name:
-					want := reconcile.Tally{OursCount: 3, TheirsCount: 3, OursPay: 3500, OursRefund: 300, TheirsPay: 3500, TheirsRefund: 300, Matched: 3}
-					if run.Tally != want {
-						t.Errorf("channel tally %+v, want %+v", run.Tally, want)
-					}
-				case reconcile.Insurance.Name:
-					// No appliance is linked: the 3201 check is noted as not made.
-					if run.StmtStatus != reconcile.StmtUnchecked || !strings.Contains(run.StmtDetail, "无法连接") {
-						t.Errorf("insurance run %+v", run)
-					}
-				}
-			}
-
-			// A notify lost and never queried: we think a is unpaid, the channel has it paid.
-			if _, err := r.app.Node.DB.ExecContext(context.Background(), `UPDATE payments SET cash_status = 'pending', status = 'paying', paid_at = NULL WHERE id = ?`, a.ID); err != nil {
-				t.Fatal(err)
-			}
-			runs = r.runDay(today(), reconcile.Channel.Name)
-			if len(runs) != 1 || runs[0].Mismatches != 1 {
-				t.Fatalf("after the lost notify: %+v", runs)
-			}
-			items := r.items(runs[0].ID)
-			if len(items) != 1 || items[0].Key != a.OutTradeNo || items[0].Kind != reconcile.StatusDiffers || items[0].Suggestion != "调用查询补记为已支付" {
-				t.Fatalf("items %+v", items)
-			}
-			for _, it := range items {
-				if it.Key == closed.OutTradeNo {
-					t.Errorf("the closed order is a mismatch: %+v", it)
-				}
-			}
+	cloudtest.Engines(t, func(t *testing.T, dsn string) {
+		r := newPayRig(t, dsn, func(pc *cloud.PayChannelConfig) {
+			pc.PayTimeout = 2 * time.Second
+			pc.QueryAfter = 200 * time.Millisecond
 		})
-	}
+		a := r.paid(2500)
+		b := r.paid(1000)
+		r.mode(paysim.Mode{RefundDelayMS: 50})
+		ref := r.refund(b.ID, 300, "k1")
+		r.waitRefund(ref.ID, ihos.RefundSucceeded, 3*time.Second)
+		r.mode(paysim.Mode{})
+		never := r.order(700, "")
+		closed := r.waitStatus(never.Payment.ID, ihos.PaymentClosed, 8*time.Second)
+		if closed.CashStatus != ihos.LegReversed {
+			t.Fatalf("not reversed at the deadline: %+v", closed)
+		}
+
+		runs := r.runDay(today(), "")
+		if len(runs) != 3 {
+			t.Fatalf("runs %+v", runs)
+		}
+		for _, run := range runs {
+			if run.HospitalID != testHosp || run.Status != reconcile.RunDone || run.Mismatches != 0 {
+				t.Errorf("run %+v", run)
+			}
+			switch run.Source {
+			case reconcile.Channel.Name:
+				want := reconcile.Tally{OursCount: 3, TheirsCount: 3, OursPay: 3500, OursRefund: 300, TheirsPay: 3500, TheirsRefund: 300, Matched: 3}
+				if run.Tally != want {
+					t.Errorf("channel tally %+v, want %+v", run.Tally, want)
+				}
+			case reconcile.Insurance.Name:
+				// No appliance is linked: the 3201 check is noted as not made.
+				if run.StmtStatus != reconcile.StmtUnchecked || !strings.Contains(run.StmtDetail, "无法连接") {
+					t.Errorf("insurance run %+v", run)
+				}
+			}
+		}
+
+		// A notify lost and never queried: we think a is unpaid, the channel has it paid.
+		if _, err := r.app.Node.DB.ExecContext(context.Background(), `UPDATE payments SET cash_status = 'pending', status = 'paying', paid_at = NULL WHERE id = ?`, a.ID); err != nil {
+			t.Fatal(err)
+		}
+		runs = r.runDay(today(), reconcile.Channel.Name)
+		if len(runs) != 1 || runs[0].Mismatches != 1 {
+			t.Fatalf("after the lost notify: %+v", runs)
+		}
+		items := r.items(runs[0].ID)
+		if len(items) != 1 || items[0].Key != a.OutTradeNo || items[0].Kind != reconcile.StatusDiffers || items[0].Suggestion != "调用查询补记为已支付" {
+			t.Fatalf("items %+v", items)
+		}
+		for _, it := range items {
+			if it.Key == closed.OutTradeNo {
+				t.Errorf("the closed order is a mismatch: %+v", it)
+			}
+		}
+	})
 }
 
 // TestReconcileOverLink: the runs replicate to the hospital's appliance, and
@@ -117,15 +107,7 @@ func TestReconcileAfterTimeout(t *testing.T) {
 func TestReconcileOverLink(t *testing.T) {
 	r := newPayRigLeaf(t, "", "127.0.0.1:0", nil)
 	ctx := context.Background()
-	appDir := filepath.Join(t.TempDir(), "appliance")
-	if _, err := appliance.Enroll(ctx, appDir, r.url, r.code.Code); err != nil {
-		t.Fatal(err)
-	}
-	a, err := appliance.New(ctx, appliance.Config{Config: node.Config{DataDir: appDir, LogLevel: "error"}, CloudLeaf: r.code.LeafURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a, _ := enrollAppliance(t, r.url, r.code)
 	p := r.paid(1800)
 	if _, err := r.app.Node.DB.ExecContext(ctx, `UPDATE payments SET cash_status = 'pending', status = 'paying', paid_at = NULL WHERE id = ?`, p.ID); err != nil {
 		t.Fatal(err)
@@ -144,6 +126,7 @@ func TestReconcileOverLink(t *testing.T) {
 	}
 	replica := &reconcile.Reconciler{DB: a.Node.DB}
 	var runs []reconcile.Run
+	var err error
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		runs, err = replica.Runs(ctx, day, "")
 		if err != nil {

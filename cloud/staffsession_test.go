@@ -1,11 +1,9 @@
 package cloud_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,6 +11,7 @@ import (
 
 	"ihos"
 	"ihos/accounts"
+	"ihos/cloud/cloudtest"
 	"ihos/his/hissim"
 	"ihos/internal/web"
 	"ihos/prescriptions"
@@ -24,35 +23,11 @@ import (
 // the cookie when cookie is set (safe methods only: no CSRF token).
 func (r *patientRig) staffCall(token string, cookie bool, method, path string, body, out any) (int, string) {
 	r.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, r.url+path, rd)
-	req.Header.Set("Content-Type", "application/json")
+	auth := cloudtest.Bearer(token)
 	if cookie {
-		req.AddCookie(&http.Cookie{Name: staffauth.CookieName, Value: token})
-	} else {
-		req.Header.Set("Authorization", "Bearer "+token)
+		auth = cloudtest.StaffCookie(token)
 	}
-	resp, err := r.hc.Do(req)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 400 {
-		var e web.ErrorBody
-		json.Unmarshal(b, &e)
-		return resp.StatusCode, e.Message
-	}
-	if out != nil && len(b) > 0 {
-		if err := json.Unmarshal(b, out); err != nil {
-			r.t.Fatalf("%s %s: %s: %v", method, path, b, err)
-		}
-	}
-	return resp.StatusCode, ""
+	return r.Call(method, path, body, out, auth)
 }
 
 // appStaff gives staff member id (already in the replicated staff table, or
@@ -60,38 +35,12 @@ func (r *patientRig) staffCall(token string, cookie bool, method, path string, b
 // and logs them in with a password of their own: the bearer token.
 func (r *patientRig) appStaff(id, kind, phone string) string {
 	r.t.Helper()
-	ctx := context.Background()
-	n := r.app.Node
-	sealed, err := n.Sealer.Seal(phone)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	now := ihos.FormatTime(time.Now())
 	var exists int
-	n.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM staff WHERE id = ?`, id).Scan(&exists)
+	r.app.Node.DB.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM staff WHERE id = ?`, id).Scan(&exists)
 	if exists == 0 {
-		r.exec(`INSERT INTO staff (id, hospital_id, institution_id, department_id, job_no, name, kind, title, online, enabled, version, created_at, updated_at)
-			VALUES (?, ?, 'i1', 'd1', ?, ?, ?, '主管药师', 0, 1, 1, ?, ?)`, id, testHosp, "J"+id, "赵药师", kind, now, now)
+		r.Staff(cloudtest.Staff{ID: id, Department: "d1", JobNo: "J" + id, Name: "赵药师", Kind: kind, Title: "主管药师"})
 	}
-	r.exec(`UPDATE staff SET phone = ?, phone_bidx = ?, license_no = ? WHERE id = ?`, sealed, n.Sealer.Index(phone), "LIC-"+id, id)
-	// The console's grant (on the appliance) writes the row the cloud
-	// receives; the same database plays both sides here.
-	console := staffauth.New(n.DB, n.Sealer)
-	console.Hospital, console.BcryptCost = testHosp, 4
-	issued, err := console.Grant(ctx, id)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	var sess struct {
-		Token string `json:"token"`
-	}
-	if code, msg := r.staffCall("", false, "POST", "/api/staff/login", map[string]string{"phone": phone, "password": issued}, &sess); code != 200 {
-		r.t.Fatalf("login %s: %d %s", id, code, msg)
-	}
-	if code, msg := r.staffCall(sess.Token, false, "POST", "/api/staff/password", map[string]string{"old_password": issued, "new_password": "Chosen-Pass-2026"}, nil); code != http.StatusNoContent {
-		r.t.Fatalf("change password %s: %d %s", id, code, msg)
-	}
-	return sess.Token
+	return r.AppStaff(id, phone)
 }
 
 // stream opens an SSE stream with a cookie (what EventSource sends) and
@@ -133,17 +82,9 @@ func (r *patientRig) stream(cookie *http.Cookie, path string) (int, string) {
 // check and within their sitting, a pharmacist reviewing, a patient reading
 // only their own approved prescriptions.
 func TestAppSessionsOnVisitsAndPrescriptions(t *testing.T) {
-	for _, c := range []struct {
-		engine string
-		dsn    func(t *testing.T) string
-	}{
-		{"sqlite", func(*testing.T) string { return "" }},
-		{"mysql", freshMySQL},
-	} {
-		t.Run(c.engine, func(t *testing.T) {
-			testAppSessions(t, newPatientRig(t, c.dsn(t)))
-		})
-	}
+	cloudtest.Engines(t, func(t *testing.T, dsn string) {
+		testAppSessions(t, newPatientRig(t, dsn))
+	})
 }
 
 func testAppSessions(t *testing.T, r *patientRig) {
@@ -224,9 +165,7 @@ func testAppSessions(t *testing.T, r *patientRig) {
 
 	// Prescriptions: the doctor writes, signs and submits; a pharmacist reviews.
 	r.app.Prescriptions.Signer = fakeSigner{}
-	now := ihos.FormatTime(time.Now())
-	r.exec(`INSERT INTO his_catalog (id, hospital_id, kind, code, name, unit, price_fen, flags, enabled, created_at, updated_at) VALUES (?, ?, 'DRUG', 'AML5', '苯磺酸氨氯地平片', '盒', 2350, '', 1, ?, ?)`,
-		ihos.NewID(), testHosp, now, now)
+	r.Catalog(cloudtest.CatalogItem{Kind: "DRUG", Code: "AML5", Name: "苯磺酸氨氯地平片", Price: 2350})
 	draft := map[string]any{"visit_id": b.VisitID, "diagnosis": "原发性高血压", "items": []map[string]any{{"code": "AML5", "quantity": 1,
 		"dose": "5", "dose_unit": "mg", "frequency": "qd", "route": "口服", "days": 28}}}
 	if code, _ := r.staffCall(pharm, false, "POST", "/api/prescriptions", draft, nil); code != 403 {

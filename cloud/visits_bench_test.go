@@ -86,12 +86,12 @@ func benchMessageDelivery(b *testing.B, dsn string) {
 		}
 		go func() {
 			for ev := range events {
-				if ev.name != "message" {
+				if ev.Name != "message" {
 					continue
 				}
 				t := time.Now()
 				var m visits.Message
-				if json.Unmarshal([]byte(ev.data), &m) != nil {
+				if json.Unmarshal([]byte(ev.Data), &m) != nil {
 					continue
 				}
 				i, err := strconv.Atoi(m.Body[1:])

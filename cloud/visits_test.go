@@ -1,7 +1,6 @@
 package cloud_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,52 +9,25 @@ import (
 	"image/png"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"ihos/appliance"
 	"ihos/cloud"
+	"ihos/cloud/cloudtest"
 	"ihos/internal/node"
-	"ihos/internal/sqldb/sqldbtest"
 	"ihos/internal/web"
 	"ihos/visits"
 )
 
 // visitRig is a cloud (no payment channel) on a real socket, with hospital
 // h1 enrolled.
-type visitRig struct {
-	t     testing.TB
-	app   *cloud.App
-	url   string
-	token string
-	hc    *http.Client
-}
+type visitRig struct{ parts }
 
 func newVisitRig(t testing.TB, dsn string) *visitRig {
 	t.Helper()
-	ctx := context.Background()
-	app, err := cloud.New(ctx, cloud.Config{Config: node.Config{DataDir: filepath.Join(t.TempDir(), "cloud"), HTTP: "127.0.0.1:0", LogLevel: "error", Database: dsn}})
-	if err != nil {
-		t.Fatalf("cloud.New: %v", err)
-	}
-	t.Cleanup(app.Close)
-	srv := httptest.NewServer(web.Middleware(app.Handler))
-	t.Cleanup(srv.Close)
-	if _, err := app.Hospitals.Add(ctx, testHosp, "示例市第一人民医院"); err != nil {
-		t.Fatal(err)
-	}
-	token, err := os.ReadFile(filepath.Join(app.Node.Config.DataDir, node.CLITokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 2048
-	return &visitRig{t: t, app: app, url: srv.URL, token: strings.TrimSpace(string(token)), hc: &http.Client{Transport: tr}}
+	return &visitRig{parts: partsOf(cloudtest.Start(t, cloudtest.Options{DSN: dsn, MaxIdleConnsPerHost: 2048}))}
 }
 
 // request builds a request as staff (the CLI token) acting for party ("" =
@@ -72,26 +44,23 @@ func (r *visitRig) request(method, path, party string, body io.Reader) *http.Req
 // call sends JSON body as party and decodes the answer into out.
 func (r *visitRig) call(method, path, party string, body, out any) (int, web.ErrorBody) {
 	r.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
+	auth := []cloudtest.Auth{r.CLI()}
+	if party != "" {
+		auth = append(auth, cloudtest.Header(cloud.ActingPartyHeader, party))
 	}
-	resp, err := r.hc.Do(r.request(method, path, party, rd))
+	resp, err := r.Send(method, path, body, auth...)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
 	var eb web.ErrorBody
-	if resp.StatusCode != http.StatusOK {
-		json.Unmarshal(b, &eb)
+	if resp.Status != http.StatusOK {
+		json.Unmarshal(resp.Body, &eb)
 	} else if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			r.t.Fatalf("%s %s: %s: %v", method, path, b, err)
+		if err := json.Unmarshal(resp.Body, out); err != nil {
+			r.t.Fatalf("%s %s: %s: %v", method, path, resp.Body, err)
 		}
 	}
-	return resp.StatusCode, eb
+	return resp.Status, eb
 }
 
 var visitSeq atomic.Int64
@@ -108,46 +77,18 @@ func (r *visitRig) open(patient, doctor string, booked time.Time) *visits.Visit 
 }
 
 // sseEvent is one event read from a stream.
-type sseEvent struct{ id, name, data string }
+type sseEvent = cloudtest.Event
 
 // subscribe opens an SSE stream as party and returns its events.
 func (r *visitRig) subscribe(ctx context.Context, path, party, lastID string) (<-chan sseEvent, error) {
-	req := r.request("GET", path, party, nil).WithContext(ctx)
+	auth := []cloudtest.Auth{r.CLI()}
+	if party != "" {
+		auth = append(auth, cloudtest.Header(cloud.ActingPartyHeader, party))
+	}
 	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
+		auth = append(auth, cloudtest.Header("Last-Event-ID", lastID))
 	}
-	resp, err := r.hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		return nil, fmt.Errorf("HTTP %d", resp.StatusCode)
-	}
-	ch := make(chan sseEvent, 256)
-	go func() {
-		defer close(ch)
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		var ev sseEvent
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case line == "":
-				if ev.name != "" {
-					ch <- ev
-				}
-				ev = sseEvent{}
-			case strings.HasPrefix(line, "id: "):
-				ev.id = line[4:]
-			case strings.HasPrefix(line, "event: "):
-				ev.name = line[7:]
-			case strings.HasPrefix(line, "data: "):
-				ev.data = line[6:]
-			}
-		}
-	}()
-	return ch, nil
+	return r.Stream(ctx, path, auth...)
 }
 
 func nextEvent(t testing.TB, ch <-chan sseEvent, names ...string) sseEvent {
@@ -160,7 +101,7 @@ func nextEvent(t testing.TB, ch <-chan sseEvent, names ...string) sseEvent {
 				t.Fatal("stream closed")
 			}
 			for _, n := range names {
-				if ev.name == n {
+				if ev.Name == n {
 					return ev
 				}
 			}
@@ -175,15 +116,7 @@ func nextEvent(t testing.TB, ch <-chan sseEvent, names ...string) sseEvent {
 // all), an image goes both ways, the doctor ends, and every refusal comes
 // back as a 4xx with a Chinese message.
 func TestVisitAPI(t *testing.T) {
-	for _, engine := range []string{"sqlite", "mysql"} {
-		t.Run(engine, func(t *testing.T) {
-			dsn := ""
-			if engine == "mysql" {
-				dsn = sqldbtest.MySQLDSN(t)
-			}
-			testVisitAPI(t, newVisitRig(t, dsn))
-		})
-	}
+	cloudtest.Engines(t, func(t *testing.T, dsn string) { testVisitAPI(t, newVisitRig(t, dsn)) })
 }
 
 func testVisitAPI(t *testing.T, r *visitRig) {
@@ -221,7 +154,7 @@ func testVisitAPI(t *testing.T, r *visitRig) {
 	if code, _ := r.call("POST", "/api/visits/"+v.ID+"/messages", pat, visits.MessageInput{Kind: "text", Body: "医生您好"}, nil); code != 200 {
 		t.Fatalf("post: %d", code)
 	}
-	if ev := nextEvent(t, events, "message"); ev.id != "2" || !strings.Contains(ev.data, "医生您好") {
+	if ev := nextEvent(t, events, "message"); ev.ID != "2" || !strings.Contains(ev.Data, "医生您好") {
 		t.Fatalf("doctor's stream: %+v", ev)
 	}
 	if code, eb := r.call("POST", "/api/visits/"+v.ID+"/accept", "doctor:D2", nil, nil); code != 403 || eb.Message != "这不是您的问诊，不能接诊" {
@@ -256,7 +189,7 @@ func testVisitAPI(t *testing.T, r *visitRig) {
 	if code, _ := r.call("POST", "/api/visits/"+v.ID+"/messages", pat, visits.MessageInput{Kind: "image", AttachmentID: att.ID}, nil); code != 200 {
 		t.Fatalf("post image: %d", code)
 	}
-	if ev := nextEvent(t, events, "message"); !strings.Contains(ev.data, att.ID) {
+	if ev := nextEvent(t, events, "message"); !strings.Contains(ev.Data, att.ID) {
 		t.Fatalf("image message: %+v", ev)
 	}
 	for party, want := range map[string]int{doc: 200, pat: 200, "patient:P2": 403, "doctor:D2": 403} {
@@ -291,7 +224,7 @@ func testVisitAPI(t *testing.T, r *visitRig) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev := nextEvent(t, center, "message", "ended"); ev.id != "4" {
+	if ev := nextEvent(t, center, "message", "ended"); ev.ID != "4" {
 		t.Fatalf("center resumed at %+v", ev)
 	}
 
@@ -308,18 +241,10 @@ func testVisitAPI(t *testing.T, r *visitRig) {
 // the hub's service account, and streams still see messages at once.
 func TestVisitReachesAppliance(t *testing.T) {
 	pr := newPayRigLeaf(t, "", "127.0.0.1:0", nil)
-	r := &visitRig{t: t, app: pr.app, url: pr.url, token: pr.token, hc: http.DefaultClient}
+	r := &visitRig{parts: pr.parts}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	appDir := filepath.Join(t.TempDir(), "appliance")
-	if _, err := appliance.Enroll(ctx, appDir, pr.url, pr.code.Code); err != nil {
-		t.Fatal(err)
-	}
-	a, err := appliance.New(ctx, appliance.Config{Config: node.Config{DataDir: appDir, LogLevel: "error"}, CloudLeaf: pr.code.LeafURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a, _ := enrollAppliance(t, pr.url, pr.code)
 	v := r.open("P1", "D1", time.Now())
 	events, err := r.subscribe(ctx, "/api/visits/"+v.ID+"/events", "doctor:D1", "")
 	if err != nil {
@@ -328,7 +253,7 @@ func TestVisitReachesAppliance(t *testing.T) {
 	if code, _ := r.call("POST", "/api/visits/"+v.ID+"/messages", "patient:P1", visits.MessageInput{Kind: "text", Body: "您好"}, nil); code != 200 {
 		t.Fatal(code)
 	}
-	if ev := nextEvent(t, events, "message"); !strings.Contains(ev.data, "您好") {
+	if ev := nextEvent(t, events, "message"); !strings.Contains(ev.Data, "您好") {
 		t.Fatalf("stream: %+v", ev)
 	}
 	deadline := time.Now().Add(10 * time.Second)

@@ -6,10 +6,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"ihos"
 	"ihos/booking"
+	"ihos/cloud/cloudtest"
 	"ihos/his/hissim"
 	"ihos/visits"
 	"ihos/workbench"
@@ -21,17 +21,9 @@ import (
 // patient and reads their record; another doctor sees none of it, and
 // neither a pharmacist nor a patient gets in — on SQLite and MariaDB.
 func TestWorkbenchAPI(t *testing.T) {
-	for _, c := range []struct {
-		engine string
-		dsn    func(t *testing.T) string
-	}{
-		{"sqlite", func(*testing.T) string { return "" }},
-		{"mysql", freshMySQL},
-	} {
-		t.Run(c.engine, func(t *testing.T) {
-			testWorkbenchAPI(t, newPatientRig(t, c.dsn(t)))
-		})
-	}
+	cloudtest.Engines(t, func(t *testing.T, dsn string) {
+		testWorkbenchAPI(t, newPatientRig(t, dsn))
+	})
 }
 
 func testWorkbenchAPI(t *testing.T, r *patientRig) {
@@ -46,23 +38,15 @@ func testWorkbenchAPI(t *testing.T, r *patientRig) {
 		t.Fatalf("book: %d %s", code, msg)
 	}
 	res := r.payFor(b.ID)
-	if _, err := r.pay.sim.Pay("", res.Payment.OutTradeNo, ""); err != nil {
-		t.Fatal(err)
-	}
+	r.PayAt(res.Payment.OutTradeNo)
 	b = *r.waitBooking(b.ID, booking.StatusBooked)
 
 	doc := r.appStaff("doc1", ihos.StaffDoctor, "13600136000")
 	doc2 := r.appStaff("doc2", ihos.StaffDoctor, "13400134000")
 	pharm := r.appStaff("ph1", ihos.StaffPharmacist, "13500135000")
-	now := ihos.FormatTime(time.Now())
-	for _, c := range []struct{ kind, code, name string }{{"DRUG", "AML5", "苯磺酸氨氯地平片"}, {"DRUG", "MOR", "吗啡缓释片"}, {"LAB", "GLU", "空腹血糖"}} {
-		flags := ""
-		if c.code == "MOR" {
-			flags = "NARC"
-		}
-		r.exec(`INSERT INTO his_catalog (id, hospital_id, kind, code, name, unit, price_fen, flags, enabled, created_at, updated_at) VALUES (?, ?, ?, ?, ?, '盒', 2350, ?, 1, ?, ?)`,
-			ihos.NewID(), testHosp, c.kind, c.code, c.name, flags, now, now)
-	}
+	r.Catalog(cloudtest.CatalogItem{Kind: "DRUG", Code: "AML5", Name: "苯磺酸氨氯地平片", Price: 2350},
+		cloudtest.CatalogItem{Kind: "DRUG", Code: "MOR", Name: "吗啡缓释片", Price: 2350, Flags: "NARC"},
+		cloudtest.CatalogItem{Kind: "LAB", Code: "GLU", Name: "空腹血糖", Price: 2350})
 
 	// Who gets in: doctors only.
 	if code, msg := r.staffCall("", false, "GET", "/api/doctor/worklist", nil, nil); code != 401 {

@@ -3,14 +3,12 @@ package doctorapp_test
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"image"
 	"image/color"
 	"image/png"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -22,43 +20,19 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"ihos"
-	"ihos/certs"
-	"ihos/cloud"
+	"ihos/cloud/cloudtest"
 	"ihos/doctorapp"
 	"ihos/internal/browsertest"
-	"ihos/internal/node"
-	"ihos/internal/sqldb/sqldbtest"
-	"ihos/internal/web"
 	"ihos/prescriptions"
-	"ihos/sms"
-	"ihos/sms/smssim"
 	"ihos/staffauth"
 	"ihos/visits"
 )
-
-const testHosp = "H1"
-
-// fakeSigner stands in for the doctor's e-signature on the appliance (the
-// cloud tests use the same): PIN 246810, "FAKE-SIG:" and the SM3 of the
-// document.
-type fakeSigner struct{}
-
-func (fakeSigner) Sign(ctx context.Context, staffID, pin string, doc []byte) ([]byte, error) {
-	if pin != "246810" {
-		return nil, ihos.Errorf(ihos.EForbidden, "签名密码错误")
-	}
-	sum := certs.SM3Sum(doc)
-	return []byte("FAKE-SIG:" + staffID + ":" + hex.EncodeToString(sum[:])), nil
-}
 
 // rig is a cloud on SQLite with one hospital, a doctor and a pharmacist
 // granted app access (initial passwords), the SMS simulator for the daily
 // real-name codes, a patient and a waiting visit in today's sitting.
 type rig struct {
-	t       *testing.T
-	app     *cloud.App
-	url     string
-	sms     *smssim.Sim
+	*cloudtest.Cloud
 	docPass string
 	phPass  string
 	// doc2Pass is the other doctor's initial password.
@@ -76,89 +50,36 @@ const (
 func newRig(t *testing.T, dsn string) *rig {
 	t.Helper()
 	ctx := context.Background()
-	app, err := cloud.New(ctx, cloud.Config{Config: node.Config{DataDir: filepath.Join(t.TempDir(), "cloud"), HTTP: "127.0.0.1:0", LogLevel: "error", Database: dsn}})
-	if err != nil {
-		t.Fatalf("cloud.New: %v", err)
-	}
-	t.Cleanup(app.Close)
-	srv := httptest.NewServer(web.Middleware(app.Handler))
-	t.Cleanup(srv.Close)
-	if _, err := app.Hospitals.Add(ctx, testHosp, "示例市第一人民医院"); err != nil {
-		t.Fatal(err)
-	}
-	sim, err := smssim.Start(ctx, smssim.Config{AccessKeyID: "k", AccessKeySecret: "s", SignName: "示例医院", TemplateCode: "SMS_1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
-	app.Patients.SMS = &sms.Client{URL: sim.URL(), AccessKeyID: "k", AccessKeySecret: "s", SignName: "示例医院", TemplateCode: "SMS_1"}
-	r := &rig{t: t, app: app, url: srv.URL, sms: sim}
-
-	now := ihos.FormatTime(time.Now())
-	r.exec(`INSERT INTO departments (id, hospital_id, institution_id, code, name, category, online, enabled, version, created_at, updated_at)
-		VALUES ('d1', ?, 'i1', 'NK', '心血管内科', '临床', 1, 1, 1, ?, ?)`, testHosp, now, now)
+	r := &rig{Cloud: cloudtest.Start(t, cloudtest.Options{DSN: dsn, Hospital: "H1", Patients: true})}
+	r.Department(cloudtest.Department{ID: "d1", Code: "NK", Name: "心血管内科"})
 	for _, s := range []struct{ id, kind, name, title, phone string }{
 		{"doc1", ihos.StaffDoctor, "李明", "主任医师", docPhone},
 		{"ph1", ihos.StaffPharmacist, "赵药师", "主管药师", phPhone},
 		{"doc2", ihos.StaffDoctor, "王芳", "主治医师", lockedPhone},
 	} {
-		sealed, err := app.Node.Sealer.Seal(s.phone)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.exec(`INSERT INTO staff (id, hospital_id, institution_id, department_id, job_no, name, kind, title, online, enabled, phone, phone_bidx, license_no, version, created_at, updated_at)
-			VALUES (?, ?, 'i1', 'd1', ?, ?, ?, ?, 1, 1, ?, ?, ?, 1, ?, ?)`, s.id, testHosp, "J"+s.id, s.name, s.kind, s.title, sealed, app.Node.Sealer.Index(s.phone), "LIC-"+s.id, now, now)
+		r.Staff(cloudtest.Staff{ID: s.id, Department: "d1", JobNo: "J" + s.id, Name: s.name, Kind: s.kind, Title: s.title, Online: true, Phone: s.phone})
 	}
-	// The console's grant (on the appliance) writes the rows the cloud
-	// receives; one database plays both sides here.
-	console := staffauth.New(app.Node.DB, app.Node.Sealer)
-	console.Hospital, console.BcryptCost = testHosp, 4
-	if r.docPass, err = console.Grant(ctx, "doc1"); err != nil {
-		t.Fatal(err)
-	}
-	if r.phPass, err = console.Grant(ctx, "ph1"); err != nil {
-		t.Fatal(err)
-	}
-	if r.doc2Pass, err = console.Grant(ctx, "doc2"); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []struct {
-		kind, code, name, spec string
-		price                  int64
-		flags                  string
-	}{
-		{"DRUG", "AML5", "苯磺酸氨氯地平片", "5mg*28片", 2350, ""},
-		{"DRUG", "MOR", "吗啡缓释片", "10mg*10片", 5000, "NARC"},
-		{"EXAM", "ECG", "常规心电图", "", 2500, ""},
-	} {
-		r.exec(`INSERT INTO his_catalog (id, hospital_id, kind, code, name, spec, unit, price_fen, flags, enabled, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, '盒', ?, ?, 1, ?, ?)`,
-			ihos.NewID(), testHosp, d.kind, d.code, d.name, d.spec, d.price, d.flags, now, now)
-	}
-	r.exec(`INSERT INTO patients (id, hospital_id, name, gender, birth_year, created_at, updated_at) VALUES ('P1', ?, '张三', '男', 1968, ?, ?)`, testHosp, now, now)
+	r.docPass, r.phPass, r.doc2Pass = r.Grant("doc1"), r.Grant("ph1"), r.Grant("doc2")
+	r.Catalog(cloudtest.CatalogItem{Kind: "DRUG", Code: "AML5", Name: "苯磺酸氨氯地平片", Spec: "5mg*28片", Price: 2350},
+		cloudtest.CatalogItem{Kind: "DRUG", Code: "MOR", Name: "吗啡缓释片", Spec: "10mg*10片", Price: 5000, Flags: "NARC"},
+		cloudtest.CatalogItem{Kind: "EXAM", Code: "ECG", Name: "常规心电图", Price: 2500})
+	now := ihos.FormatTime(time.Now())
+	r.Exec(`INSERT INTO patients (id, hospital_id, name, gender, birth_year, created_at, updated_at) VALUES ('P1', ?, '张三', '男', 1968, ?, ?)`, r.Hospital, now, now)
 	// Today's sitting, around now, and a paid booking in it.
-	today := time.Now().In(ihos.Shanghai).Format(time.DateOnly)
-	r.exec(`INSERT INTO online_schedules (id, hospital_id, staff_id, visit_date, start_time, end_time, visit_type, slot_minutes, slot_count, enabled, version, created_at, updated_at)
-		VALUES ('S1', ?, 'doc1', ?, '00:00', '23:59', 'text', 30, 0, 1, 1, ?, ?)`, testHosp, today, now, now)
-	r.exec(`INSERT INTO bookings (id, hospital_id, slot_id, schedule_id, staff_id, department_id, patient_id, visit_type, start_at, end_at, fee, minutes, status, created_at, updated_at)
-		VALUES ('B1', ?, 'S1:0', 'S1', 'doc1', 'd1', 'P1', 'text', ?, ?, 2000, 30, 'booked', ?, ?)`, testHosp, now, ihos.FormatTime(time.Now().Add(30*time.Minute)), now, now)
-	v, err := app.Visits.Open(ctx, visits.VisitSpec{HospitalID: testHosp, BookingID: "B1", PatientID: "P1", DoctorID: "doc1", DepartmentID: "d1",
+	r.Schedule(cloudtest.Schedule{ID: "S1", Staff: "doc1", Date: cloudtest.Today(), Start: "00:00", End: "23:59", Type: "text", SlotMinutes: 30})
+	r.Exec(`INSERT INTO bookings (id, hospital_id, slot_id, schedule_id, staff_id, department_id, patient_id, visit_type, start_at, end_at, fee, minutes, status, created_at, updated_at)
+		VALUES ('B1', ?, 'S1:0', 'S1', 'doc1', 'd1', 'P1', 'text', ?, ?, 2000, 30, 'booked', ?, ?)`, r.Hospital, now, ihos.FormatTime(time.Now().Add(30*time.Minute)), now, now)
+	v, err := r.App.Visits.Open(ctx, visits.VisitSpec{HospitalID: r.Hospital, BookingID: "B1", PatientID: "P1", DoctorID: "doc1", DepartmentID: "d1",
 		Type: visits.TypeText, BookedAt: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.visitID = v.ID
-	if _, err := app.Visits.Post(ctx, visits.Party{Role: visits.RolePatient, ID: "P1"}, v.ID, visits.MessageInput{Kind: visits.KindText,
+	if _, err := r.App.Visits.Post(ctx, visits.Party{Role: visits.RolePatient, ID: "P1"}, v.ID, visits.MessageInput{Kind: visits.KindText,
 		Body: "病情描述：高血压三年，最近血压 150/95，头晕。\n既往史：无"}); err != nil {
 		t.Fatal(err)
 	}
 	return r
-}
-
-func (r *rig) exec(q string, args ...any) {
-	r.t.Helper()
-	if _, err := r.app.Node.DB.ExecContext(context.Background(), q, args...); err != nil {
-		r.t.Fatalf("%s: %v", q, err)
-	}
 }
 
 // TestShell checks the PWA's pieces: the page, the manifest, the service
@@ -166,7 +87,7 @@ func (r *rig) exec(q string, args ...any) {
 func TestShell(t *testing.T) {
 	r := newRig(t, "")
 	get := func(path string) (*http.Response, string) {
-		resp, err := http.Get(r.url + path)
+		resp, err := http.Get(r.URL + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -286,14 +207,14 @@ func TestDoctorAndPharmacist(t *testing.T) {
 	doc := newUI(t)
 
 	// A wrong password says so.
-	doc.open(r.url + "/doctor/")
+	doc.open(r.URL + "/doctor/")
 	doc.Screenshot("login")
 	doc.fill("#phone", docPhone)
 	doc.fill("#password", "wrong-password-1")
 	doc.Click("#login-submit")
 	doc.WaitText("#login-error", "手机号或密码错误")
 
-	doc.login(r.url, docPhone, r.docPass)
+	doc.login(r.URL, docPhone, r.docPass)
 	doc.WaitText(".card h2", "今日实名认证")
 	doc.Screenshot("realname")
 	// Later: the worklist first, with the waiting patient.
@@ -314,7 +235,7 @@ func TestDoctorAndPharmacist(t *testing.T) {
 	doc.Click("#rn-send")
 	var code string
 	deadline := time.Now().Add(10 * time.Second)
-	for code = r.sms.LastCode(docPhone); code == ""; code = r.sms.LastCode(docPhone) {
+	for code = r.SMS.LastCode(docPhone); code == ""; code = r.SMS.LastCode(docPhone) {
 		if time.Now().After(deadline) {
 			t.Fatal("no real-name code reached the SMS simulator")
 		}
@@ -333,7 +254,7 @@ func TestDoctorAndPharmacist(t *testing.T) {
 	doc.Click("#send-btn")
 	doc.WaitText("#chat .msg.mine", "最近一周血压")
 	// The patient answers: it arrives live through the visit's stream.
-	if _, err := r.app.Visits.Post(context.Background(), visits.Party{Role: visits.RolePatient, ID: "P1"}, r.visitID,
+	if _, err := r.App.Visits.Post(context.Background(), visits.Party{Role: visits.RolePatient, ID: "P1"}, r.visitID,
 		visits.MessageInput{Kind: visits.KindText, Body: "早上 145/90 左右"}); err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +294,7 @@ func TestDoctorAndPharmacist(t *testing.T) {
 
 	// The record: a template applied, written, an ICD-10 diagnosis picked,
 	// saved, signed.
-	r.app.EMR.Signer = fakeSigner{}
+	r.App.EMR.Signer = cloudtest.Signer{}
 	doc.Click(".tab-emr")
 	doc.WaitText("#emr-tpl", "高血压复诊")
 	doc.pick("#emr-tpl", "0")
@@ -408,7 +329,7 @@ func TestDoctorAndPharmacist(t *testing.T) {
 	doc.Click(`#dialog button[type=submit]`)
 	doc.WaitText(".emr .ok-text", "电子签名")
 	var versions int
-	r.app.Node.DB.QueryRow(`SELECT COUNT(*) FROM emr_records WHERE visit_id = ?`, r.visitID).Scan(&versions)
+	r.App.Node.DB.QueryRow(`SELECT COUNT(*) FROM emr_records WHERE visit_id = ?`, r.visitID).Scan(&versions)
 	if versions != 2 {
 		t.Fatalf("record versions: %d", versions)
 	}
@@ -437,13 +358,13 @@ func TestDoctorAndPharmacist(t *testing.T) {
 	doc.WaitText("#rx-status", "草稿")
 
 	// Signing: first without a signing service (503), then with the PIN.
-	r.app.Prescriptions.Signer = nil
+	r.App.Prescriptions.Signer = nil
 	doc.Click("#rx-sign")
 	doc.fill("#pin", "246810")
 	doc.Click(`#dialog button[type=submit]`)
 	doc.WaitText("#dialog .form-error", "电子签名服务暂不可用")
 	doc.Screenshot("sign-unavailable")
-	r.app.Prescriptions.Signer = fakeSigner{}
+	r.App.Prescriptions.Signer = cloudtest.Signer{}
 	doc.fill("#pin", "111111")
 	doc.Click(`#dialog button[type=submit]`)
 	doc.WaitText("#dialog .form-error", "签名密码错误")
@@ -472,7 +393,7 @@ func TestDoctorAndPharmacist(t *testing.T) {
 	// The pharmacist, on another device.
 	ph := newUI(t)
 	// Too many wrong passwords lock an account (another doctor's here).
-	ph.open(r.url + "/doctor/")
+	ph.open(r.URL + "/doctor/")
 	for i := 0; i < 6 && !eval[bool](ph, `document.getElementById('login-error').textContent.indexOf('锁定') >= 0`); i++ {
 		ph.fill("#phone", lockedPhone)
 		ph.fill("#password", "wrong-password-1")
@@ -482,7 +403,7 @@ func TestDoctorAndPharmacist(t *testing.T) {
 	}
 	ph.WaitText("#login-error.locked", "账号已锁定")
 	ph.Screenshot("locked")
-	ph.login(r.url, phPhone, r.phPass)
+	ph.login(r.URL, phPhone, r.phPass)
 	ph.WaitText(".rx-card", "张三")
 	ph.Screenshot("review-queue")
 	ph.Click(".rx-card")
@@ -527,7 +448,7 @@ func TestDoctorAndPharmacist(t *testing.T) {
 	// The app's API calls agree with the database.
 	var status string
 	var rev int
-	r.app.Node.DB.QueryRow(`SELECT status, revision FROM prescriptions WHERE visit_id = ? ORDER BY revision DESC LIMIT 1`, r.visitID).Scan(&status, &rev)
+	r.App.Node.DB.QueryRow(`SELECT status, revision FROM prescriptions WHERE visit_id = ? ORDER BY revision DESC LIMIT 1`, r.visitID).Scan(&status, &rev)
 	if status != prescriptions.StatusApproved || rev != 2 {
 		t.Fatalf("latest prescription: %s rev %d", status, rev)
 	}
@@ -556,7 +477,7 @@ func TestDoctorAndPharmacist(t *testing.T) {
 
 	// Phone size: the worklist and the room still fit.
 	doc.Run(chromedp.EmulateViewport(390, 844))
-	doc.open(r.url + "/doctor/#/home")
+	doc.open(r.URL + "/doctor/#/home")
 	doc.WaitText(".visit-card.in-progress", "张三")
 	doc.Screenshot("phone-worklist")
 	doc.Click(".visit-card.in-progress")
@@ -578,49 +499,8 @@ func TestDoctorAndPharmacist(t *testing.T) {
 
 // call sends body with a bearer token and decodes a 2xx answer into out.
 func (r *rig) call(token, method, path string, body, out any) (int, string) {
-	r.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = strings.NewReader(string(b))
-	}
-	req, _ := http.NewRequest(method, r.url+path, rd)
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		var e web.ErrorBody
-		json.Unmarshal(b, &e)
-		return resp.StatusCode, e.Message
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			r.t.Fatalf("%s %s: %s: %v", method, path, b, err)
-		}
-	}
-	return resp.StatusCode, ""
-}
-
-// session logs a staff member in and replaces the issued password.
-func (r *rig) session(phone, initial string) string {
-	r.t.Helper()
-	var sess struct {
-		Token string `json:"token"`
-	}
-	if code, msg := r.call("", "POST", "/api/staff/login", map[string]string{"phone": phone, "password": initial}, &sess); code != 200 {
-		r.t.Fatalf("login %s: %d %s", phone, code, msg)
-	}
-	if code, msg := r.call(sess.Token, "POST", "/api/staff/password", map[string]string{"old_password": initial, "new_password": "Chosen-Pass-2026"}, nil); code != http.StatusNoContent {
-		r.t.Fatalf("password %s: %d %s", phone, code, msg)
-	}
-	return sess.Token
+	r.T.Helper()
+	return r.Call(method, path, body, out, cloudtest.Bearer(token))
 }
 
 // TestAppAPI checks the app's own reads on SQLite and MariaDB: the
@@ -628,26 +508,18 @@ func (r *rig) session(phone, initial string) string {
 // wildcards literal), the pharmacist's review history and a prescription's
 // patient and doctor, each for whom they are.
 func TestAppAPI(t *testing.T) {
-	for _, engine := range []string{"sqlite", "mysql"} {
-		t.Run(engine, func(t *testing.T) {
-			dsn := ""
-			if engine == "mysql" {
-				dsn = sqldbtest.MySQLDSN(t)
-			}
-			testAppAPI(t, newRig(t, dsn))
-		})
-	}
+	cloudtest.Engines(t, func(t *testing.T, dsn string) { testAppAPI(t, newRig(t, dsn)) })
 }
 
 func testAppAPI(t *testing.T, r *rig) {
 	ctx := context.Background()
-	doc := r.session(docPhone, r.docPass)
-	ph := r.session(phPhone, r.phPass)
-	doc2 := r.session(lockedPhone, r.doc2Pass)
+	doc := r.StaffLogin(docPhone, r.docPass)
+	ph := r.StaffLogin(phPhone, r.phPass)
+	doc2 := r.StaffLogin(lockedPhone, r.doc2Pass)
 	now := ihos.FormatTime(time.Now())
 	// Another hospital's drug and a disabled one are not offered.
-	r.exec(`INSERT INTO his_catalog (id, hospital_id, kind, code, name, unit, price_fen, enabled, created_at, updated_at) VALUES (?, 'H2', 'DRUG', 'AML10', '苯磺酸氨氯地平片10mg', '盒', 3000, 1, ?, ?)`, ihos.NewID(), now, now)
-	r.exec(`INSERT INTO his_catalog (id, hospital_id, kind, code, name, unit, price_fen, enabled, created_at, updated_at) VALUES (?, ?, 'DRUG', 'AMLX', '氨氯地平（停用）', '盒', 3000, 0, ?, ?)`, ihos.NewID(), testHosp, now, now)
+	r.Exec(`INSERT INTO his_catalog (id, hospital_id, kind, code, name, unit, price_fen, enabled, created_at, updated_at) VALUES (?, 'H2', 'DRUG', 'AML10', '苯磺酸氨氯地平片10mg', '盒', 3000, 1, ?, ?)`, ihos.NewID(), now, now)
+	r.Exec(`INSERT INTO his_catalog (id, hospital_id, kind, code, name, unit, price_fen, enabled, created_at, updated_at) VALUES (?, ?, 'DRUG', 'AMLX', '氨氯地平（停用）', '盒', 3000, 0, ?, ?)`, ihos.NewID(), r.Hospital, now, now)
 
 	var cat struct{ Items []doctorapp.CatalogItem }
 	if code, msg := r.call(doc, "GET", "/doctor/api/catalog?kind=drug&q="+url.QueryEscape("氨氯"), nil, &cat); code != 200 || len(cat.Items) != 1 ||
@@ -673,26 +545,26 @@ func testAppAPI(t *testing.T, r *rig) {
 	}
 
 	// A prescription, approved: the pharmacist's history and its people.
-	r.app.Prescriptions.Signer = fakeSigner{}
-	if _, err := r.app.Visits.Accept(ctx, visits.Party{Role: visits.RoleDoctor, ID: "doc1"}, r.visitID); err != nil {
+	r.App.Prescriptions.Signer = cloudtest.Signer{}
+	if _, err := r.App.Visits.Accept(ctx, visits.Party{Role: visits.RoleDoctor, ID: "doc1"}, r.visitID); err != nil {
 		t.Fatal(err)
 	}
-	p, err := r.app.Prescriptions.Create(ctx, "doc1", prescriptions.Draft{VisitID: r.visitID, Diagnosis: "原发性高血压",
+	p, err := r.App.Prescriptions.Create(ctx, "doc1", prescriptions.Draft{VisitID: r.visitID, Diagnosis: "原发性高血压",
 		Items: []prescriptions.ItemInput{{Code: "AML5", Quantity: 1}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.app.Prescriptions.Sign(ctx, "doc1", p.ID, "246810"); err != nil {
+	if _, err := r.App.Prescriptions.Sign(ctx, "doc1", p.ID, "246810"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.app.Prescriptions.Submit(ctx, "doc1", p.ID); err != nil {
+	if _, err := r.App.Prescriptions.Submit(ctx, "doc1", p.ID); err != nil {
 		t.Fatal(err)
 	}
 	var hist struct{ Items []prescriptions.Prescription }
 	if code, _ := r.call(ph, "GET", "/doctor/api/reviewed", nil, &hist); code != 200 || len(hist.Items) != 0 {
 		t.Fatalf("history before: %d %+v", code, hist)
 	}
-	if _, err := r.app.Prescriptions.Approve(ctx, "ph1", p.ID); err != nil {
+	if _, err := r.App.Prescriptions.Approve(ctx, "ph1", p.ID); err != nil {
 		t.Fatal(err)
 	}
 	if code, _ := r.call(ph, "GET", "/doctor/api/reviewed", nil, &hist); code != 200 || len(hist.Items) != 1 || hist.Items[0].ID != p.ID || hist.Items[0].Status != prescriptions.StatusApproved {

@@ -17,15 +17,13 @@
 //
 // Records and their events are cloud-owned and replicate to the appliance
 // (Entities). The doctor's key lives on the appliance, the HIS behind it:
-// both are reached through the small interfaces Signer and HIS, the same
-// method sets as package prescriptions' so one adapter serves both.
+// both are reached through package clinical's Signer and HIS, which serve
+// prescriptions too, as do its signing, history and audit mechanics.
 package emr
 
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,9 +35,7 @@ import (
 	"ihos"
 	"ihos/certs"
 	"ihos/certs/cms"
-	"ihos/certs/esign"
-	"ihos/his"
-	"ihos/internal/audit"
+	"ihos/clinical"
 	"ihos/internal/sqldb"
 	"ihos/sync"
 	"ihos/visits"
@@ -47,30 +43,15 @@ import (
 
 // Record statuses.
 const (
-	StatusDraft  = "draft"
-	StatusSigned = "signed"
+	StatusDraft  = clinical.StatusDraft
+	StatusSigned = clinical.StatusSigned
 )
 
 // StatusLabels are the record statuses as people see them.
-var StatusLabels = map[string]string{StatusDraft: "草稿", StatusSigned: "已签名"}
+var StatusLabels = map[string]string{StatusDraft: clinical.LabelDraft, StatusSigned: clinical.LabelSigned}
 
 // MaxDiagnoses is the most diagnoses one record holds.
 const MaxDiagnoses = 10
-
-// Signer signs a document with a staff member's e-signature (certs/esign on
-// the appliance, over the sync RPC): the detached PKCS#7 over
-// esign.Canonical(doc). prescriptions.Signer has the same method set.
-type Signer interface {
-	Sign(ctx context.Context, staffID, pin string, doc []byte) (sig []byte, err error)
-}
-
-// HIS places an order with a hospital's HIS (his.Service.PlaceOrder on the
-// appliance, over the sync RPC). Orders carry a Key (the exam order's id),
-// so a repeated call places nothing twice. prescriptions.HIS has the same
-// method set.
-type HIS interface {
-	PlaceOrder(ctx context.Context, hospital string, req his.OrderRequest) ([]his.Order, error)
-}
 
 // Entities declares the records and orders the appliance receives
 // (cloud-owned). emr_templates are not among them: a template is the
@@ -94,10 +75,10 @@ type Service struct {
 	Visits *visits.Service
 	// Signer signs with the doctor's e-signature; nil: signing answers
 	// unavailable.
-	Signer Signer
+	Signer clinical.Signer
 	// HIS receives signed exam and lab orders; nil: they wait (待发送) until
 	// Send is called with one wired.
-	HIS HIS
+	HIS clinical.HIS
 	// Capture records replicated rows for the appliance inside a transaction
 	// (sync.Replica.Capture with hospital ""); nil without sync.
 	Capture func(ctx context.Context, tx *sql.Tx, refs ...sync.Ref) error
@@ -163,10 +144,17 @@ type SignatureInfo struct {
 	DocSM3     string `json:"doc_sm3"`
 }
 
-var (
-	errNotFound = ihos.Errorf(ihos.ENotFound, "病历不存在")
-	errNoSigner = ihos.Errorf(ihos.EUnavailable, "电子签名服务不可用，请稍后再签名")
-)
+var errNotFound = ihos.Errorf(ihos.ENotFound, "病历不存在")
+
+// journal keeps the history and audit of records; orders keeps the exam
+// orders'.
+func (s *Service) journal() clinical.Journal {
+	return clinical.Journal{DB: s.DB, Capture: s.Capture, Table: "emr_records", Events: "emr_events", Key: "record_id", Action: "emr"}
+}
+
+func (s *Service) orders() clinical.Journal {
+	return clinical.Journal{DB: s.DB, Capture: s.Capture, Table: "exam_orders", Events: "exam_order_events", Key: "order_id", Action: "exam_order"}
+}
 
 func (s *Service) now() time.Time {
 	if s.Now != nil {
@@ -182,10 +170,20 @@ func (s *Service) committed() {
 }
 
 func (s *Service) visit(ctx context.Context, id string) (*visits.Visit, error) {
-	if strings.TrimSpace(id) == "" {
-		return nil, ihos.Invalid(map[string]string{"visit_id": "请指定问诊"})
+	return clinical.Visit(ctx, s.Visits, id)
+}
+
+// writableVisit reads visit id and checks that by may write what for it
+// (writable).
+func (s *Service) writableVisit(ctx context.Context, by, what, id string) (*visits.Visit, error) {
+	v, err := s.visit(ctx, id)
+	if err != nil {
+		return nil, err
 	}
-	return s.Visits.Get(ctx, visits.System, id)
+	if err := writable(by, what, v); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // writable checks that by may write for v (what is a record or an order):
@@ -266,11 +264,8 @@ func (s *Service) Save(ctx context.Context, by, visitID string, c Content) (*Rec
 	if err := c.clean(); err != nil {
 		return nil, err
 	}
-	v, err := s.visit(ctx, visitID)
+	v, err := s.writableVisit(ctx, by, "书写病历", visitID)
 	if err != nil {
-		return nil, err
-	}
-	if err := writable(by, "书写病历", v); err != nil {
 		return nil, err
 	}
 	var out *Record
@@ -342,34 +337,23 @@ type signedDocument struct {
 
 // Document returns the canonical JSON of r that its doctor signs at at.
 func Document(r *Record, at time.Time) ([]byte, error) {
-	raw, err := json.Marshal(signedDocument{Type: "emr", ID: r.ID, Version: r.Version, Supersedes: r.Supersedes, HospitalID: r.HospitalID,
+	return clinical.Document(signedDocument{Type: "emr", ID: r.ID, Version: r.Version, Supersedes: r.Supersedes, HospitalID: r.HospitalID,
 		VisitID: r.VisitID, PatientID: r.PatientID, DoctorID: r.DoctorID, DoctorName: r.DoctorName, DepartmentID: r.DepartmentID,
 		Chief: r.ChiefComplaint, Present: r.PresentIllness, Past: r.PastHistory, Allergy: r.AllergyHistory, Exam: r.PhysicalExam,
 		Diagnoses: r.Diagnoses, Advice: r.Advice, WrittenAt: ihos.FormatTime(at)})
-	if err != nil {
-		return nil, ihos.Internal(err)
-	}
-	return esign.Canonical(raw)
 }
 
 // Sign signs a draft with its doctor's e-signature (pin unlocks the key).
 // From then on the version never changes.
 func (s *Service) Sign(ctx context.Context, by, id, pin string) (*Record, error) {
-	if s.Signer == nil {
-		return nil, errNoSigner
-	}
-	if pin == "" {
-		return nil, ihos.Invalid(map[string]string{"pin": "请输入签名密码"})
+	if err := clinical.CanSign(s.Signer, pin); err != nil {
+		return nil, err
 	}
 	r, err := s.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.visit(ctx, r.VisitID)
-	if err != nil {
-		return nil, err
-	}
-	if err := writable(by, "签署病历", v); err != nil {
+	if _, err := s.writableVisit(ctx, by, "签署病历", r.VisitID); err != nil {
 		return nil, err
 	}
 	if r.Status != StatusDraft {
@@ -381,37 +365,24 @@ func (s *Service) Sign(ctx context.Context, by, id, pin string) (*Record, error)
 	if _, err := checkDiagnoses(r.Diagnoses); err != nil {
 		return nil, err
 	}
-	now := s.now()
-	doc, err := Document(r, now)
+	sg, err := clinical.Sign(ctx, s.Signer, by, pin, s.now(), func(at time.Time) ([]byte, error) { return Document(r, at) })
 	if err != nil {
 		return nil, err
 	}
-	// The signature may take a round trip to the appliance: no transaction
-	// is held meanwhile, and the draft must be unchanged when it is stored.
-	sig, err := s.Signer.Sign(ctx, by, pin, doc)
-	if err != nil {
-		return nil, err
+	lock := func(tx *sql.Tx) (*Record, error) {
+		return clinical.Lock(ctx, s.DB, tx, "emr_records", cols, id, scan, errNotFound)
 	}
-	if len(sig) == 0 {
-		return nil, ihos.Internal(errors.New("emr: empty signature"))
-	}
-	sum := certs.SM3Sum(doc)
-	var out *Record
-	err = s.DB.Tx(ctx, func(tx *sql.Tx) error {
-		cur, err := s.lock(ctx, tx, id)
-		if err != nil {
-			return err
-		}
+	out, err := clinical.Transition(ctx, s.DB, lock, func(cur *Record) (string, error) {
 		if cur.Status != StatusDraft || cur.RowVersion != r.RowVersion {
-			return ihos.Errorf(ihos.EConflict, "病历在签名期间已被修改，请重新签名")
+			return "", ihos.Errorf(ihos.EConflict, "病历在签名期间已被修改，请重新签名")
 		}
-		after := *cur
-		after.Status, after.signedDoc, after.DocSM3, after.signature, after.SignedAt = StatusSigned, string(doc), hex.EncodeToString(sum[:]), sig, now
-		if err := s.update(ctx, tx, &after); err != nil {
+		cur.Status, cur.signedDoc, cur.DocSM3, cur.signature, cur.SignedAt = StatusSigned, sg.Doc, sg.SM3, sg.Sig, sg.At
+		return fmt.Sprintf("医生 %s 电子签名病历第 %d 版（文档 SM3 %s）", by, cur.Version, cur.DocSM3), nil
+	}, func(tx *sql.Tx, before, after *Record, summary string) error {
+		if err := s.update(ctx, tx, after); err != nil {
 			return err
 		}
-		out = &after
-		return s.record(ctx, tx, cur, &after, by, "sign", "", fmt.Sprintf("医生 %s 电子签名病历第 %d 版（文档 SM3 %s）", by, after.Version, after.DocSM3))
+		return s.record(ctx, tx, before, after, by, "sign", "", summary)
 	})
 	if err != nil {
 		return nil, err
@@ -435,11 +406,7 @@ func (s *Service) Revise(ctx context.Context, by, id, reason string) (*Record, e
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.visit(ctx, prev.VisitID)
-	if err != nil {
-		return nil, err
-	}
-	if err := writable(by, "修订病历", v); err != nil {
+	if _, err := s.writableVisit(ctx, by, "修订病历", prev.VisitID); err != nil {
 		return nil, err
 	}
 	if prev.Status != StatusSigned {
@@ -487,7 +454,7 @@ func (s *Service) insert(ctx context.Context, tx *sql.Tx, r *Record) error {
 	_, err = s.DB.TxExec(ctx, tx, `INSERT INTO emr_records (id, hospital_id, visit_id, revision, supersedes, patient_id, doctor_id, doctor_name, department_id,
 		status, chief_complaint, present_illness, past_history, allergy_history, physical_exam, diagnoses, advice, revise_reason, version, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.ID, r.HospitalID, r.VisitID, r.Version, nullString(r.Supersedes), r.PatientID, r.DoctorID, ihos.Truncate(r.DoctorName, 100), r.DepartmentID,
+		r.ID, r.HospitalID, r.VisitID, r.Version, sqldb.NullString(r.Supersedes), r.PatientID, r.DoctorID, ihos.Truncate(r.DoctorName, 100), r.DepartmentID,
 		r.Status, r.ChiefComplaint, r.PresentIllness, r.PastHistory, r.AllergyHistory, r.PhysicalExam, string(diag), r.Advice, r.ReviseReason,
 		r.RowVersion, ihos.FormatTime(r.CreatedAt), ihos.FormatTime(r.UpdatedAt))
 	return err
@@ -504,61 +471,32 @@ func (s *Service) update(ctx context.Context, tx *sql.Tx, r *Record) error {
 	_, err = s.DB.TxExec(ctx, tx, `UPDATE emr_records SET status = ?, chief_complaint = ?, present_illness = ?, past_history = ?, allergy_history = ?,
 		physical_exam = ?, diagnoses = ?, advice = ?, signed_doc = ?, doc_sm3 = ?, signature = ?, signed_at = ?, version = ?, updated_at = ? WHERE id = ?`,
 		r.Status, r.ChiefComplaint, r.PresentIllness, r.PastHistory, r.AllergyHistory, r.PhysicalExam, string(diag), r.Advice,
-		nullString(r.signedDoc), r.DocSM3, nullString(encodeSig(r.signature)), nullTime(r.SignedAt), r.RowVersion, ihos.FormatTime(r.UpdatedAt), r.ID)
+		sqldb.NullString(r.signedDoc), r.DocSM3, clinical.SignatureColumn(r.signature), sqldb.NullTime(r.SignedAt), r.RowVersion, ihos.FormatTime(r.UpdatedAt), r.ID)
 	return err
 }
 
-func (s *Service) lock(ctx context.Context, tx *sql.Tx, id string) (*Record, error) {
-	r, err := scan(s.DB.TxQueryRow(ctx, tx, `SELECT `+cols+` FROM emr_records WHERE id = ? AND deleted_at IS NULL`+s.DB.ForUpdate(), id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errNotFound
+// record appends the event row and the audit record of a change, and
+// captures the rows for the appliance. A revision's event starts from
+// nothing: the new version is a new draft.
+func (s *Service) record(ctx context.Context, tx *sql.Tx, before, after *Record, by, action, reason, summary string) error {
+	c := clinical.Change{HospitalID: after.HospitalID, ID: after.ID, Action: action, Event: true, To: after.Status, Actor: by, At: after.UpdatedAt,
+		Summary: summary, Before: clinical.View(before, auditView), After: auditView(after),
+		Columns: map[string]string{"visit_id": after.VisitID, "action": action, "reason": reason}}
+	if before != nil && action != "revise" {
+		c.From = before.Status
 	}
-	return r, err
+	return s.journal().Record(ctx, tx, c)
 }
 
-// record appends the event row and the audit record of a change, and
-// captures the rows for the appliance.
-func (s *Service) record(ctx context.Context, tx *sql.Tx, before, after *Record, by, action, reason, summary string) error {
-	from := ""
-	if before != nil && action != "revise" {
-		from = before.Status
-	}
-	ev := ihos.NewID()
-	at := ihos.FormatTime(after.UpdatedAt)
-	if _, err := s.DB.TxExec(ctx, tx, `INSERT INTO emr_events (id, hospital_id, record_id, visit_id, action, from_status, to_status, actor_id, reason, at, version, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)`, ev, after.HospitalID, after.ID, after.VisitID, action, from, after.Status, ihos.Truncate(by, 64), reason, at, at); err != nil {
-		return err
-	}
-	var beforeJSON json.RawMessage
-	if before != nil {
-		b, err := json.Marshal(label(before))
-		if err != nil {
-			return err
-		}
-		beforeJSON = b
-	}
-	afterJSON, err := json.Marshal(label(after))
-	if err != nil {
-		return err
-	}
-	if err := audit.Append(ctx, s.DB, tx, audit.Entry{Action: "emr." + action, Resource: "emr_records", RecordID: after.ID,
-		Summary: ihos.Truncate(summary, 500), Before: beforeJSON, After: afterJSON}); err != nil {
-		return err
-	}
-	if s.Capture == nil {
-		return nil
-	}
-	return s.Capture(ctx, tx, sync.Ref{Entity: "emr_records", ID: after.ID}, sync.Ref{Entity: "emr_events", ID: ev})
-}
+// auditView is a record in the audit log: labelled; the signed document and
+// the signature are not exported, the digest stands for them.
+func auditView(r *Record) any { return label(r) }
 
 // Get returns one version.
 func (s *Service) Get(ctx context.Context, id string) (*Record, error) {
-	r, err := scan(s.DB.QueryRowContext(ctx, `SELECT `+cols+` FROM emr_records WHERE id = ? AND deleted_at IS NULL`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errNotFound
-	}
+	r, err := clinical.Get(ctx, s.DB, "emr_records", cols, id, scan, errNotFound)
 	if err != nil {
-		return nil, ihos.Internal(err)
+		return nil, err
 	}
 	return label(r), nil
 }
@@ -585,39 +523,25 @@ func (s *Service) Current(ctx context.Context, visitID string, signedOnly bool) 
 // Versions lists every version of the visit's record, oldest first.
 func (s *Service) Versions(ctx context.Context, visitID string) ([]*Record, error) {
 	rows, err := s.DB.QueryContext(ctx, `SELECT `+cols+` FROM emr_records WHERE visit_id = ? AND deleted_at IS NULL ORDER BY revision`, visitID)
-	if err != nil {
-		return nil, ihos.Internal(err)
-	}
-	defer rows.Close()
-	out := []*Record{}
-	for rows.Next() {
-		r, err := scan(rows)
+	return sqldb.Collect(rows, err, func(row sqldb.Scanner) (*Record, error) {
+		r, err := scan(row)
 		if err != nil {
-			return nil, ihos.Internal(err)
+			return nil, err
 		}
-		out = append(out, label(r))
-	}
-	return out, rows.Err()
+		return label(r), nil
+	})
 }
 
 // Events lists the changes of the visit's record, oldest first.
 func (s *Service) Events(ctx context.Context, visitID string) ([]Event, error) {
 	rows, err := s.DB.QueryContext(ctx, `SELECT record_id, action, from_status, to_status, actor_id, reason, at FROM emr_events WHERE visit_id = ? ORDER BY at, id`, visitID)
-	if err != nil {
-		return nil, ihos.Internal(err)
-	}
-	defer rows.Close()
-	out := []Event{}
-	for rows.Next() {
+	return sqldb.Collect(rows, err, func(row sqldb.Scanner) (Event, error) {
 		var e Event
 		var at string
-		if err := rows.Scan(&e.RecordID, &e.Action, &e.From, &e.To, &e.ActorID, &e.Reason, &at); err != nil {
-			return nil, ihos.Internal(err)
-		}
-		e.At = parseTime(at)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+		err := row.Scan(&e.RecordID, &e.Action, &e.From, &e.To, &e.ActorID, &e.Reason, &at)
+		e.At = sqldb.ParseTime(at)
+		return e, err
+	})
 }
 
 // Signature returns what a signed version's signature covers and the
@@ -646,9 +570,7 @@ const cols = `id, hospital_id, visit_id, revision, supersedes, patient_id, docto
 	present_illness, past_history, allergy_history, physical_exam, diagnoses, advice, revise_reason, signed_doc, doc_sm3, signature, signed_at,
 	version, created_at, updated_at`
 
-type scanner interface{ Scan(...any) error }
-
-func scan(row scanner) (*Record, error) {
+func scan(row sqldb.Scanner) (*Record, error) {
 	var r Record
 	var sup, doc, sig, signed sql.NullString
 	var diag, created, updated string
@@ -661,11 +583,11 @@ func scan(row scanner) (*Record, error) {
 		return nil, err
 	}
 	var err error
-	if r.signature, err = decodeSig(sig.String); err != nil {
+	if r.signature, err = clinical.ScanSignature(sig); err != nil {
 		return nil, err
 	}
 	r.Supersedes, r.signedDoc = sup.String, doc.String
-	r.SignedAt, r.CreatedAt, r.UpdatedAt = parseTime(signed.String), parseTime(created), parseTime(updated)
+	r.SignedAt, r.CreatedAt, r.UpdatedAt = sqldb.ParseTime(signed.String), sqldb.ParseTime(created), sqldb.ParseTime(updated)
 	return &r, nil
 }
 
@@ -675,42 +597,6 @@ func label(r *Record) *Record {
 		r.Diagnoses = []Diagnosis{}
 	}
 	return r
-}
-
-func encodeSig(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return base64.StdEncoding.EncodeToString(b)
-}
-
-func decodeSig(s string) ([]byte, error) {
-	if s == "" {
-		return nil, nil
-	}
-	return base64.StdEncoding.DecodeString(s)
-}
-
-func nullString(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
-func nullTime(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return ihos.FormatTime(t)
-}
-
-func parseTime(s string) time.Time {
-	if s == "" {
-		return time.Time{}
-	}
-	t, _ := ihos.ParseTime(s)
-	return t
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

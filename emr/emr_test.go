@@ -2,11 +2,8 @@ package emr_test
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,85 +11,39 @@ import (
 
 	"ihos"
 	"ihos/certs"
-	"ihos/certs/ca"
 	"ihos/certs/esign"
+	"ihos/clinical/clinicaltest"
 	"ihos/emr"
-	"ihos/his"
-	"ihos/internal/auth"
 	"ihos/internal/sqldb"
 	"ihos/internal/sqldb/sqldbtest"
 	"ihos/visits"
 )
 
-var admin = ihos.WithActor(context.Background(), ihos.Actor{UserID: "t", Username: "t", Role: auth.RoleSysAdmin})
-
-const (
-	hospital = "H1"
-	doctor   = "DOC1"
-	otherDoc = "DOC2"
-	pin      = "246810"
+var (
+	admin   = clinicaltest.Admin
+	refused = clinicaltest.Refused
+	errText = clinicaltest.ErrText
 )
 
-// esignSigner is the Signer over a real certs/esign service: what is stored
-// is a real detached PKCS#7 that verifies against the hospital CA.
-type esignSigner struct{ s *esign.Service }
+const (
+	hospital = clinicaltest.Hospital
+	doctor   = clinicaltest.Doctor
+	otherDoc = clinicaltest.OtherDoctor
+	pin      = clinicaltest.PIN
+)
 
-func (e esignSigner) Sign(ctx context.Context, staffID, pin string, doc []byte) ([]byte, error) {
-	sig, err := e.s.Sign(ctx, staffID, pin, doc)
-	return sig.P7, err
-}
-
-// recordingHIS records the orders it is given; down makes it fail.
-type recordingHIS struct {
-	n    atomic.Int64
-	down bool
-	reqs []his.OrderRequest
-	hosp []string
-}
-
-func (h *recordingHIS) PlaceOrder(ctx context.Context, hospital string, req his.OrderRequest) ([]his.Order, error) {
-	if h.down {
-		return nil, ihos.Errorf(ihos.EUnavailable, "医院系统暂时无法连接")
-	}
-	h.reqs, h.hosp = append(h.reqs, req), append(h.hosp, hospital)
-	var out []his.Order
-	for _, it := range req.Items {
-		out = append(out, his.Order{ID: fmt.Sprintf("ORD%d", h.n.Add(1)), Kind: req.Kind, PatientHISID: req.Patient.HISID, Code: it.Code, Name: it.Name, Status: his.OrderQueued})
-	}
-	return out, nil
-}
-
+// fixture is the hospital (package clinicaltest) with a catalogue of labs
+// and exams, and the service under test.
 type fixture struct {
-	t      testing.TB
-	db     *sqldb.DB
-	svc    *emr.Service
-	visits *visits.Service
-	root   *smx509.Certificate
-	his    *recordingHIS
-	now    time.Time
-}
-
-func (f *fixture) exec(q string, args ...any) {
-	f.t.Helper()
-	if _, err := f.db.ExecContext(admin, q, args...); err != nil {
-		f.t.Fatalf("%s: %v", q, err)
-	}
+	*clinicaltest.Fixture
+	svc *emr.Service
 }
 
 func newFixture(t testing.TB, db *sqldb.DB) *fixture {
 	t.Helper()
-	c, err := ca.Open(admin, db, ca.Options{Dir: t.TempDir(), Name: "测试医院 CA"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sign := &esign.Service{DB: db, CA: c, KEK: bytes.Repeat([]byte{7}, 16)}
-	if _, err := sign.Enroll(admin, doctor, "王医生", pin); err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{t: t, db: db, root: c.Certificate(), his: &recordingHIS{}, now: time.Now().UTC()}
-	f.visits = &visits.Service{DB: db}
-	f.svc = &emr.Service{DB: db, Visits: f.visits, Signer: esignSigner{sign}, HIS: f.his}
-	now := ihos.FormatTime(f.now)
+	h := clinicaltest.New(t, db)
+	f := &fixture{Fixture: h, svc: &emr.Service{DB: db, Visits: h.Visits, Signer: h.Signer, HIS: h.HIS}}
+	now := ihos.FormatTime(f.Now)
 	for _, c := range []struct {
 		kind, code, name, specimen string
 		price                      int64
@@ -106,44 +57,22 @@ func newFixture(t testing.TB, db *sqldb.DB) *fixture {
 		{"EXAM", "OLDX", "停用检查", "", 100, 0},
 		{"DRUG", "AML5", "苯磺酸氨氯地平片", "", 2350, 1},
 	} {
-		f.exec(`INSERT INTO his_catalog (id, hospital_id, kind, code, name, unit, price_fen, specimen, enabled, created_at, updated_at)
+		f.Exec(`INSERT INTO his_catalog (id, hospital_id, kind, code, name, unit, price_fen, specimen, enabled, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, '次', ?, ?, ?, ?, ?)`, ihos.NewID(), hospital, c.kind, c.code, c.name, c.price, c.specimen, c.enabled, now, now)
 	}
-	for _, s := range []struct{ id, name string }{{doctor, "王医生"}, {otherDoc, "李医生"}} {
-		f.exec(`INSERT INTO staff (id, hospital_id, institution_id, department_id, job_no, name, kind, created_at, updated_at) VALUES (?, ?, 'I1', 'DEP1', ?, ?, 'doctor', ?, ?)`,
-			s.id, hospital, "J"+s.id, s.name, now, now)
-	}
-	f.exec(`INSERT INTO departments (id, hospital_id, institution_id, code, name, created_at, updated_at) VALUES ('DEP1', ?, 'I1', 'NK', '心内科', ?, ?)`, hospital, now, now)
 	return f
 }
 
 // patient adds a patient linked to the HIS (linked) or not.
 func (f *fixture) patient(linked bool) string {
 	id := ihos.NewID()
-	now := ihos.FormatTime(f.now)
-	f.exec(`INSERT INTO patients (id, hospital_id, name, birth_year, created_at, updated_at) VALUES (?, ?, '张三', 1970, ?, ?)`, id, hospital, now, now)
+	now := ihos.FormatTime(f.Now)
+	f.Exec(`INSERT INTO patients (id, hospital_id, name, birth_year, created_at, updated_at) VALUES (?, ?, '张三', 1970, ?, ?)`, id, hospital, now, now)
 	if linked {
-		f.exec(`INSERT INTO patient_links (id, hospital_id, patient_id, his_patient_id, method, confidence, status, created_at, updated_at) VALUES (?, ?, ?, ?, 'id_number', 100, 'linked', ?, ?)`,
+		f.Exec(`INSERT INTO patient_links (id, hospital_id, patient_id, his_patient_id, method, confidence, status, created_at, updated_at) VALUES (?, ?, ?, ?, 'id_number', 100, 'linked', ?, ?)`,
 			ihos.NewID(), hospital, id, "HIS-"+id[:8], now, now)
 	}
 	return id
-}
-
-var bookings atomic.Int64
-
-func (f *fixture) visit(patient string, accepted bool) *visits.Visit {
-	f.t.Helper()
-	v, err := f.visits.Open(admin, visits.VisitSpec{HospitalID: hospital, BookingID: fmt.Sprintf("EB%d", bookings.Add(1)), PatientID: patient,
-		DoctorID: doctor, DepartmentID: "DEP1", Type: visits.TypeText, BookedAt: f.now})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	if accepted {
-		if v, err = f.visits.Accept(admin, visits.Party{Role: visits.RoleDoctor, ID: doctor}, v.ID); err != nil {
-			f.t.Fatal(err)
-		}
-	}
-	return v
 }
 
 func content() emr.Content {
@@ -152,33 +81,11 @@ func content() emr.Content {
 		Diagnoses: []emr.Diagnosis{{Code: "I10.x00", Name: "随便写的名字"}, {Code: "e11.900"}}, Advice: "继续氨氯地平 5mg qd，监测血压，2 周后复诊。"}
 }
 
-func refused(t *testing.T, what string, err error, code, msg string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("%s: accepted, want %s", what, code)
-	}
-	if ihos.ErrorCode(err) != code || !strings.Contains(errText(err), msg) {
-		t.Fatalf("%s: got %s %q, want %s containing %q", what, ihos.ErrorCode(err), errText(err), code, msg)
-	}
-}
-
-func errText(err error) string {
-	var e *ihos.Error
-	if errors.As(err, &e) {
-		s := e.Message
-		for _, v := range e.Fields {
-			s += " " + v
-		}
-		return s
-	}
-	return err.Error()
-}
-
 func TestRecordVersionsAndSignature(t *testing.T) {
 	sqldbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
 		f := newFixture(t, db)
 		ctx := admin
-		v := f.visit(f.patient(true), true)
+		v := f.Visit(f.patient(true), true)
 		if _, err := f.svc.Current(ctx, v.ID, false); ihos.ErrorCode(err) != ihos.ENotFound {
 			t.Fatalf("no record yet: %v", err)
 		}
@@ -212,7 +119,7 @@ func TestRecordVersionsAndSignature(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ver, err := esign.Verify(ctx, info.Document, info.Signature, []*smx509.Certificate{f.root}); err != nil || ver.Signer != "王医生" {
+		if ver, err := esign.Verify(ctx, info.Document, info.Signature, []*smx509.Certificate{f.Root}); err != nil || ver.Signer != "王医生" {
 			t.Fatalf("verify: %+v %v", ver, err)
 		}
 		if !strings.Contains(string(info.Document), `"code":"I10.x00"`) || !strings.Contains(string(info.Document), "血压控制不佳") ||
@@ -224,7 +131,7 @@ func TestRecordVersionsAndSignature(t *testing.T) {
 		}
 		// A changed document does not verify.
 		tampered := bytes.Replace(info.Document, []byte("血压控制不佳"), []byte("血压控制良好"), 1)
-		if _, err := esign.Verify(ctx, tampered, info.Signature, []*smx509.Certificate{f.root}); err == nil {
+		if _, err := esign.Verify(ctx, tampered, info.Signature, []*smx509.Certificate{f.Root}); err == nil {
 			t.Fatal("tampered document verified")
 		}
 
@@ -296,12 +203,12 @@ func TestRecordRules(t *testing.T) {
 		f := newFixture(t, db)
 		ctx := admin
 		patient := f.patient(true)
-		v := f.visit(patient, true)
+		v := f.Visit(patient, true)
 		_, err := f.svc.Save(ctx, otherDoc, v.ID, content())
 		refused(t, "not the attending doctor", err, ihos.EForbidden, "只有该问诊的接诊医生可以书写病历")
-		_, err = f.svc.Save(ctx, doctor, f.visit(patient, false).ID, content())
+		_, err = f.svc.Save(ctx, doctor, f.Visit(patient, false).ID, content())
 		refused(t, "visit waiting", err, ihos.EConflict, "问诊尚未开始，不能书写病历")
-		cancelled, err := f.visits.Cancel(ctx, visits.System, f.visit(patient, false).ID, "")
+		cancelled, err := f.Visits.Cancel(ctx, visits.System, f.Visit(patient, false).ID, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -328,7 +235,7 @@ func TestRecordRules(t *testing.T) {
 		_, err = f.svc.Sign(ctx, otherDoc, r.ID, pin)
 		refused(t, "another doctor signs", err, ihos.EForbidden, "只有该问诊的接诊医生可以签署病历")
 		// Ended visits are still written and signed (and corrected later).
-		if _, err := f.visits.End(ctx, visits.Party{Role: visits.RoleDoctor, ID: doctor}, v.ID, ""); err != nil {
+		if _, err := f.Visits.End(ctx, visits.Party{Role: visits.RoleDoctor, ID: doctor}, v.ID, ""); err != nil {
 			t.Fatal(err)
 		}
 		f.svc.Now = func() time.Time { return time.Now().Add(30 * 24 * time.Hour) }
@@ -336,13 +243,13 @@ func TestRecordRules(t *testing.T) {
 			t.Fatalf("sign after the end: %v", err)
 		}
 		// No signer: unavailable, nothing changes.
-		r2, err := f.svc.Save(ctx, doctor, f.visit(patient, true).ID, content())
+		r2, err := f.svc.Save(ctx, doctor, f.Visit(patient, true).ID, content())
 		if err != nil {
 			t.Fatal(err)
 		}
 		f.svc.Signer = nil
 		_, err = f.svc.Sign(ctx, doctor, r2.ID, pin)
-		refused(t, "no signer", err, ihos.EUnavailable, "签名服务不可用")
+		refused(t, "no signer", err, ihos.EUnavailable, "签名服务暂不可用")
 	})
 }
 
@@ -351,7 +258,7 @@ func TestEventsAppendOnly(t *testing.T) {
 	sqldbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
 		f := newFixture(t, db)
 		ctx := admin
-		v := f.visit(f.patient(true), true)
+		v := f.Visit(f.patient(true), true)
 		snapshot := func() map[string]string {
 			rows, err := db.QueryContext(ctx, `SELECT id, record_id, action, from_status, to_status, actor_id, reason, at, version FROM emr_events`)
 			if err != nil {
@@ -475,14 +382,14 @@ func TestExamOrders(t *testing.T) {
 		f := newFixture(t, db)
 		ctx := admin
 		patient := f.patient(true)
-		v := f.visit(patient, true)
+		v := f.Visit(patient, true)
 		if _, err := f.svc.Save(ctx, doctor, v.ID, content()); err != nil {
 			t.Fatal(err)
 		}
 		lab := emr.OrderInput{Kind: "lab", Items: []emr.OrderLine{{Code: "XCG", Quantity: 1}, {Code: "HBA1C", Quantity: 1}}, Note: "空腹"}
 		_, err := f.svc.CreateOrder(ctx, otherDoc, v.ID, lab)
 		refused(t, "not the attending doctor", err, ihos.EForbidden, "只有该问诊的接诊医生可以开具检查检验申请")
-		_, err = f.svc.CreateOrder(ctx, doctor, f.visit(patient, false).ID, lab)
+		_, err = f.svc.CreateOrder(ctx, doctor, f.Visit(patient, false).ID, lab)
 		refused(t, "visit waiting", err, ihos.EConflict, "问诊尚未开始")
 		_, err = f.svc.CreateOrder(ctx, doctor, v.ID, emr.OrderInput{Kind: "drug", Items: lab.Items})
 		refused(t, "bad kind", err, ihos.EInvalid, "申请类型应为检查（exam）或检验（lab）")
@@ -500,7 +407,7 @@ func TestExamOrders(t *testing.T) {
 			t.Fatalf("create: %+v %v", o, err)
 		}
 		// Repriced at signing: the signed price is the catalogue's then.
-		f.exec(`UPDATE his_catalog SET price_fen = 2200 WHERE code = 'XCG'`)
+		f.Exec(`UPDATE his_catalog SET price_fen = 2200 WHERE code = 'XCG'`)
 		_, err = f.svc.SignOrder(ctx, otherDoc, o.ID, pin)
 		refused(t, "another doctor signs", err, ihos.EForbidden, "接诊医生")
 		o, err = f.svc.SignOrder(ctx, doctor, o.ID, pin)
@@ -508,11 +415,11 @@ func TestExamOrders(t *testing.T) {
 			t.Fatalf("sign and send: %+v %v", o, err)
 		}
 		doc, sig := o.SignedDocument()
-		if _, err := esign.Verify(ctx, doc, sig, []*smx509.Certificate{f.root}); err != nil {
+		if _, err := esign.Verify(ctx, doc, sig, []*smx509.Certificate{f.Root}); err != nil {
 			t.Fatalf("order signature: %v", err)
 		}
-		req := f.his.reqs[0]
-		if req.Kind != ihos.CatalogLab || req.Key != o.ID || f.his.hosp[0] != hospital || req.DoctorCode != "J"+doctor || req.DepartmentCode != "NK" ||
+		req := f.HIS.Reqs[0]
+		if req.Kind != ihos.CatalogLab || req.Key != o.ID || f.HIS.Hospitals[0] != hospital || req.DoctorCode != "J"+doctor || req.DepartmentCode != "NK" ||
 			!strings.HasPrefix(req.Patient.HISID, "HIS-") || req.Items[0].Specimen != "静脉血" || !strings.Contains(req.ClinicalInfo, "原发性高血压（I10.x00）") ||
 			!strings.Contains(req.ClinicalInfo, "空腹") {
 			t.Fatalf("HIS order: %+v", req)
@@ -521,7 +428,7 @@ func TestExamOrders(t *testing.T) {
 		refused(t, "sign twice", err, ihos.EConflict, "不能再签名")
 
 		// The HIS down: signed, waiting (待发送), with the reason; sent later.
-		f.his.down = true
+		f.HIS.Down = true
 		x, err := f.svc.CreateOrder(ctx, doctor, v.ID, emr.OrderInput{Kind: "exam", Items: []emr.OrderLine{{Code: "ECG", Quantity: 1}}})
 		if err != nil {
 			t.Fatal(err)
@@ -534,12 +441,12 @@ func TestExamOrders(t *testing.T) {
 		if p, err := f.svc.Pending(ctx, 10); err != nil || len(p) != 1 || p[0].ID != x.ID {
 			t.Fatalf("pending: %+v %v", p, err)
 		}
-		f.his.down = false
+		f.HIS.Down = false
 		if x, err = f.svc.Send(ctx, x.ID); err != nil || x.Status != emr.OrderSent || x.SendError != "" {
 			t.Fatalf("send later: %+v %v", x, err)
 		}
-		if again, err := f.svc.Send(ctx, x.ID); err != nil || again.Status != emr.OrderSent || len(f.his.reqs) != 2 {
-			t.Fatalf("send again: %+v %v %d", again, err, len(f.his.reqs))
+		if again, err := f.svc.Send(ctx, x.ID); err != nil || again.Status != emr.OrderSent || len(f.HIS.Reqs) != 2 {
+			t.Fatalf("send again: %+v %v %d", again, err, len(f.HIS.Reqs))
 		}
 		// No HIS wired: stays 待发送.
 		f.svc.HIS = nil
@@ -553,8 +460,8 @@ func TestExamOrders(t *testing.T) {
 		_, err = f.svc.Send(ctx, y.ID)
 		refused(t, "send without HIS", err, ihos.EUnavailable, "待发送")
 		// A patient without a HIS record: the order waits with the reason.
-		f.svc.HIS = f.his
-		v2 := f.visit(f.patient(false), true)
+		f.svc.HIS = f.HIS
+		v2 := f.Visit(f.patient(false), true)
 		z, err := f.svc.CreateOrder(ctx, doctor, v2.ID, emr.OrderInput{Kind: "lab", Items: []emr.OrderLine{{Code: "GLU", Quantity: 1}}})
 		if err == nil {
 			z, err = f.svc.SignOrder(ctx, doctor, z.ID, pin)
@@ -583,7 +490,7 @@ func TestConcurrentFirstDraft(t *testing.T) {
 	sqldbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
 		f := newFixture(t, db)
 		ctx := admin
-		v := f.visit(f.patient(true), true)
+		v := f.Visit(f.patient(true), true)
 		errs := make(chan error, 4)
 		for range 4 {
 			go func() { _, err := f.svc.Save(ctx, doctor, v.ID, content()); errs <- err }()

@@ -3,7 +3,6 @@ package emr
 import (
 	"context"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,11 +11,9 @@ import (
 	"unicode/utf8"
 
 	"ihos"
-	"ihos/certs"
-	"ihos/certs/esign"
+	"ihos/clinical"
 	"ihos/his"
-	"ihos/internal/audit"
-	"ihos/sync"
+	"ihos/internal/sqldb"
 )
 
 // Exam and lab orders (检查检验申请) of a visit: written by its attending
@@ -39,13 +36,13 @@ var catalogKinds = map[string]string{KindExam: ihos.CatalogExam, KindLab: ihos.C
 
 // Order statuses.
 const (
-	OrderDraft  = "draft"
-	OrderSigned = "signed" // signed, not yet accepted by the HIS
+	OrderDraft  = clinical.StatusDraft
+	OrderSigned = clinical.StatusSigned // signed, not yet accepted by the HIS
 	OrderSent   = "sent"
 )
 
 // OrderStatusLabels are the order statuses as people see them.
-var OrderStatusLabels = map[string]string{OrderDraft: "草稿", OrderSigned: "待发送", OrderSent: "已发送至医院"}
+var OrderStatusLabels = map[string]string{OrderDraft: clinical.LabelDraft, OrderSigned: "待发送", OrderSent: clinical.LabelSentToHIS}
 
 // MaxOrderItems is the most items one order holds.
 const MaxOrderItems = 20
@@ -163,11 +160,8 @@ func (s *Service) CreateOrder(ctx context.Context, by, visitID string, in OrderI
 	if utf8.RuneCountInString(in.Note) > 200 {
 		return nil, ihos.Invalid(map[string]string{"note": "备注不能超过 200 个字"})
 	}
-	v, err := s.visit(ctx, visitID)
+	v, err := s.writableVisit(ctx, by, "开具检查检验申请", visitID)
 	if err != nil {
-		return nil, err
-	}
-	if err := writable(by, "开具检查检验申请", v); err != nil {
 		return nil, err
 	}
 	items, total, err := s.priceOrder(ctx, v.HospitalID, in.Kind, in.Items)
@@ -215,12 +209,8 @@ type orderDocument struct {
 
 // OrderDocument returns the canonical JSON of o that its doctor signs.
 func OrderDocument(o *Order, at time.Time) ([]byte, error) {
-	raw, err := json.Marshal(orderDocument{Type: "exam_order", ID: o.ID, Kind: o.Kind, HospitalID: o.HospitalID, VisitID: o.VisitID, PatientID: o.PatientID,
+	return clinical.Document(orderDocument{Type: "exam_order", ID: o.ID, Kind: o.Kind, HospitalID: o.HospitalID, VisitID: o.VisitID, PatientID: o.PatientID,
 		DoctorID: o.DoctorID, DepartmentID: o.DepartmentID, Items: o.Items, TotalFen: o.TotalFen, Note: o.Note, WrittenAt: ihos.FormatTime(at)})
-	if err != nil {
-		return nil, ihos.Internal(err)
-	}
-	return esign.Canonical(raw)
 }
 
 // SignOrder signs a draft order with its doctor's e-signature, priced again
@@ -229,21 +219,14 @@ func OrderDocument(o *Order, at time.Time) ([]byte, error) {
 // order stays signed (待发送) with the reason in SendError, and is sent by a
 // later Send; signing itself succeeded.
 func (s *Service) SignOrder(ctx context.Context, by, id, pin string) (*Order, error) {
-	if s.Signer == nil {
-		return nil, errNoSigner
-	}
-	if pin == "" {
-		return nil, ihos.Invalid(map[string]string{"pin": "请输入签名密码"})
+	if err := clinical.CanSign(s.Signer, pin); err != nil {
+		return nil, err
 	}
 	o, err := s.GetOrder(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.visit(ctx, o.VisitID)
-	if err != nil {
-		return nil, err
-	}
-	if err := writable(by, "签署检查检验申请", v); err != nil {
+	if _, err := s.writableVisit(ctx, by, "签署检查检验申请", o.VisitID); err != nil {
 		return nil, err
 	}
 	if o.Status != OrderDraft {
@@ -256,25 +239,16 @@ func (s *Service) SignOrder(ctx context.Context, by, id, pin string) (*Order, er
 	if o.Items, o.TotalFen, err = s.priceOrder(ctx, o.HospitalID, o.Kind, in); err != nil {
 		return nil, err
 	}
-	now := s.now()
-	doc, err := OrderDocument(o, now)
+	sg, err := clinical.Sign(ctx, s.Signer, by, pin, s.now(), func(at time.Time) ([]byte, error) { return OrderDocument(o, at) })
 	if err != nil {
 		return nil, err
 	}
-	sig, err := s.Signer.Sign(ctx, by, pin, doc)
-	if err != nil {
-		return nil, err
-	}
-	if len(sig) == 0 {
-		return nil, ihos.Internal(errors.New("emr: empty signature"))
-	}
-	sum := certs.SM3Sum(doc)
 	o, err = s.orderTransition(ctx, by, id, OrderSigned, func(cur *Order) (string, error) {
 		if cur.Status != OrderDraft || cur.RowVersion != o.RowVersion {
 			return "", ihos.Errorf(ihos.EConflict, "申请单在签名期间已被修改，请重新签名")
 		}
 		cur.Items, cur.TotalFen = o.Items, o.TotalFen
-		cur.Status, cur.signedDoc, cur.DocSM3, cur.signature, cur.SignedAt = OrderSigned, string(doc), hex.EncodeToString(sum[:]), sig, now
+		cur.Status, cur.signedDoc, cur.DocSM3, cur.signature, cur.SignedAt = OrderSigned, sg.Doc, sg.SM3, sg.Sig, sg.At
 		return fmt.Sprintf("医生 %s 电子签名%s申请（%s 元，文档 SM3 %s）", by, KindLabels[cur.Kind], ihos.FormatYuan(cur.TotalFen), cur.DocSM3), nil
 	})
 	if err != nil {
@@ -362,21 +336,12 @@ func (s *Service) Pending(ctx context.Context, limit int) ([]*Order, error) {
 // orderRequest is the HIS order of o, with the patient's HIS record, the
 // doctor's job number, the department's code and the visit's diagnoses.
 func (s *Service) orderRequest(ctx context.Context, o *Order) (his.OrderRequest, error) {
-	req := his.OrderRequest{Kind: catalogKinds[o.Kind], Key: o.ID}
-	err := s.DB.QueryRowContext(ctx, `SELECT his_patient_id FROM patient_links WHERE patient_id = ? AND status = 'linked' AND deleted_at IS NULL`, o.PatientID).Scan(&req.Patient.HISID)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = s.DB.QueryRowContext(ctx, `SELECT his_patient_id FROM patient_members WHERE patient_id = ? AND his_patient_id <> '' AND link_status = 'linked' AND deleted_at IS NULL ORDER BY created_at LIMIT 1`, o.PatientID).Scan(&req.Patient.HISID)
-	}
-	if errors.Is(err, sql.ErrNoRows) {
-		return req, ihos.Errorf(ihos.EConflict, "患者尚未关联医院 HIS 档案，申请单无法发送至医院")
-	}
+	req, err := clinical.OrderRequest(ctx, s.DB, clinical.Parties{PatientID: o.PatientID, DoctorID: o.DoctorID, DepartmentID: o.DepartmentID,
+		What: "申请单"})
 	if err != nil {
-		return req, ihos.Internal(err)
+		return req, err
 	}
-	// Names and codes are for the HIS's display; a missing row leaves them empty.
-	_ = s.DB.QueryRowContext(ctx, `SELECT name FROM patients WHERE id = ?`, o.PatientID).Scan(&req.Patient.Name)
-	_ = s.DB.QueryRowContext(ctx, `SELECT job_no, name FROM staff WHERE id = ?`, o.DoctorID).Scan(&req.DoctorCode, &req.DoctorName)
-	_ = s.DB.QueryRowContext(ctx, `SELECT code, name FROM departments WHERE id = ?`, o.DepartmentID).Scan(&req.DepartmentCode, &req.DepartmentName)
+	req.Kind, req.Key = catalogKinds[o.Kind], o.ID
 	var info []string
 	if r, err := s.Current(ctx, o.VisitID, false); err == nil && len(r.Diagnoses) > 0 {
 		var names []string
@@ -399,24 +364,10 @@ func (s *Service) orderRequest(ctx context.Context, o *Order) (his.OrderRequest,
 // one transaction with its event row (when to is a status) and its audit
 // record. A change that returns "" as its summary changes nothing.
 func (s *Service) orderTransition(ctx context.Context, by, id, to string, change func(*Order) (string, error)) (*Order, error) {
-	var out *Order
-	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
-		before, err := scanOrder(s.DB.TxQueryRow(ctx, tx, `SELECT `+orderCols+` FROM exam_orders WHERE id = ? AND deleted_at IS NULL`+s.DB.ForUpdate(), id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return errNoOrder
-		}
-		if err != nil {
-			return err
-		}
-		after := *before
-		summary, err := change(&after)
-		if err != nil {
-			return err
-		}
-		if summary == "" {
-			out = &after
-			return nil
-		}
+	lock := func(tx *sql.Tx) (*Order, error) {
+		return clinical.Lock(ctx, s.DB, tx, "exam_orders", orderCols, id, scanOrder, errNoOrder)
+	}
+	out, err := clinical.Transition(ctx, s.DB, lock, change, func(tx *sql.Tx, before, after *Order, summary string) error {
 		after.RowVersion++
 		after.UpdatedAt = s.now()
 		items, err := json.Marshal(after.Items)
@@ -425,16 +376,12 @@ func (s *Service) orderTransition(ctx context.Context, by, id, to string, change
 		}
 		if _, err := s.DB.TxExec(ctx, tx, `UPDATE exam_orders SET status = ?, items = ?, total_fen = ?, signed_doc = ?, doc_sm3 = ?, signature = ?, signed_at = ?,
 			his_orders = ?, sent_at = ?, send_error = ?, version = ?, updated_at = ? WHERE id = ?`,
-			after.Status, string(items), after.TotalFen, nullString(after.signedDoc), after.DocSM3, nullString(encodeSig(after.signature)),
-			nullTime(after.SignedAt), strings.Join(after.HISOrders, ","), nullTime(after.SentAt), after.SendError, after.RowVersion,
+			after.Status, string(items), after.TotalFen, sqldb.NullString(after.signedDoc), after.DocSM3, clinical.SignatureColumn(after.signature),
+			sqldb.NullTime(after.SignedAt), strings.Join(after.HISOrders, ","), sqldb.NullTime(after.SentAt), after.SendError, after.RowVersion,
 			ihos.FormatTime(after.UpdatedAt), id); err != nil {
 			return err
 		}
-		out = &after
-		if to == "" {
-			return s.recordOrder(ctx, tx, before, &after, by, "", summary) // no status change: audit only
-		}
-		return s.recordOrder(ctx, tx, before, &after, by, to, summary)
+		return s.recordOrder(ctx, tx, before, after, by, to, summary) // to "": no status change, audit only
 	})
 	if err != nil {
 		return nil, err
@@ -446,55 +393,27 @@ func (s *Service) orderTransition(ctx context.Context, by, id, to string, change
 // recordOrder appends the event row (a creation, or a status change to
 // to) and the audit record, and captures the rows for the appliance.
 func (s *Service) recordOrder(ctx context.Context, tx *sql.Tx, before, after *Order, by, to, summary string) error {
-	refs := []sync.Ref{{Entity: "exam_orders", ID: after.ID}}
-	from, action := "", "update"
+	c := clinical.Change{HospitalID: after.HospitalID, ID: after.ID, Action: "update", To: to, Actor: by, At: after.UpdatedAt, Summary: summary,
+		Before: clinical.View(before, orderView), After: orderView(after)}
 	if before == nil {
-		to, action = after.Status, "create"
+		c.To, c.Action = after.Status, "create"
 	} else {
-		from = before.Status
-	}
-	if to != "" {
-		if before != nil {
-			action = to
+		c.From = before.Status
+		if to != "" {
+			c.Action = to
 		}
-		ev := ihos.NewID()
-		at := ihos.FormatTime(after.UpdatedAt)
-		if _, err := s.DB.TxExec(ctx, tx, `INSERT INTO exam_order_events (id, hospital_id, order_id, from_status, to_status, actor_id, at, version, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)`, ev, after.HospitalID, after.ID, from, to, ihos.Truncate(by, 64), at, at); err != nil {
-			return err
-		}
-		refs = append(refs, sync.Ref{Entity: "exam_order_events", ID: ev})
 	}
-	var beforeJSON json.RawMessage
-	if before != nil {
-		b, err := json.Marshal(labelOrder(before))
-		if err != nil {
-			return err
-		}
-		beforeJSON = b
-	}
-	afterJSON, err := json.Marshal(labelOrder(after))
-	if err != nil {
-		return err
-	}
-	if err := audit.Append(ctx, s.DB, tx, audit.Entry{Action: "exam_order." + action, Resource: "exam_orders", RecordID: after.ID,
-		Summary: ihos.Truncate(summary, 500), Before: beforeJSON, After: afterJSON}); err != nil {
-		return err
-	}
-	if s.Capture == nil {
-		return nil
-	}
-	return s.Capture(ctx, tx, refs...)
+	c.Event = c.To != ""
+	return s.orders().Record(ctx, tx, c)
 }
+
+func orderView(o *Order) any { return labelOrder(o) }
 
 // GetOrder returns one order.
 func (s *Service) GetOrder(ctx context.Context, id string) (*Order, error) {
-	o, err := scanOrder(s.DB.QueryRowContext(ctx, `SELECT `+orderCols+` FROM exam_orders WHERE id = ? AND deleted_at IS NULL`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errNoOrder
-	}
+	o, err := clinical.Get(ctx, s.DB, "exam_orders", orderCols, id, scanOrder, errNoOrder)
 	if err != nil {
-		return nil, ihos.Internal(err)
+		return nil, err
 	}
 	return labelOrder(o), nil
 }
@@ -507,38 +426,24 @@ func (s *Service) OrdersByVisit(ctx context.Context, visitID string) ([]*Order, 
 // OrderEvents lists an order's status changes, oldest first.
 func (s *Service) OrderEvents(ctx context.Context, id string) ([]Event, error) {
 	rows, err := s.DB.QueryContext(ctx, `SELECT order_id, from_status, to_status, actor_id, at FROM exam_order_events WHERE order_id = ? ORDER BY at, id`, id)
-	if err != nil {
-		return nil, ihos.Internal(err)
-	}
-	defer rows.Close()
-	out := []Event{}
-	for rows.Next() {
+	return sqldb.Collect(rows, err, func(row sqldb.Scanner) (Event, error) {
 		var e Event
 		var at string
-		if err := rows.Scan(&e.RecordID, &e.From, &e.To, &e.ActorID, &at); err != nil {
-			return nil, ihos.Internal(err)
-		}
-		e.Action, e.At = e.To, parseTime(at)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+		err := row.Scan(&e.RecordID, &e.From, &e.To, &e.ActorID, &at)
+		e.Action, e.At = e.To, sqldb.ParseTime(at)
+		return e, err
+	})
 }
 
 func (s *Service) listOrders(ctx context.Context, where string, args ...any) ([]*Order, error) {
 	rows, err := s.DB.QueryContext(ctx, `SELECT `+orderCols+` FROM exam_orders `+where, args...)
-	if err != nil {
-		return nil, ihos.Internal(err)
-	}
-	defer rows.Close()
-	out := []*Order{}
-	for rows.Next() {
-		o, err := scanOrder(rows)
+	return sqldb.Collect(rows, err, func(row sqldb.Scanner) (*Order, error) {
+		o, err := scanOrder(row)
 		if err != nil {
-			return nil, ihos.Internal(err)
+			return nil, err
 		}
-		out = append(out, labelOrder(o))
-	}
-	return out, rows.Err()
+		return labelOrder(o), nil
+	})
 }
 
 // SignedDocument returns a signed order's document and signature.
@@ -547,7 +452,7 @@ func (o *Order) SignedDocument() (doc, sig []byte) { return []byte(o.signedDoc),
 const orderCols = `id, hospital_id, visit_id, patient_id, doctor_id, department_id, kind, status, items, total_fen, note, signed_doc, doc_sm3, signature,
 	signed_at, his_orders, sent_at, send_error, version, created_at, updated_at`
 
-func scanOrder(row scanner) (*Order, error) {
+func scanOrder(row sqldb.Scanner) (*Order, error) {
 	var o Order
 	var doc, sig, signed, sent sql.NullString
 	var items, orders, created, updated string
@@ -559,14 +464,14 @@ func scanOrder(row scanner) (*Order, error) {
 		return nil, err
 	}
 	var err error
-	if o.signature, err = decodeSig(sig.String); err != nil {
+	if o.signature, err = clinical.ScanSignature(sig); err != nil {
 		return nil, err
 	}
 	if orders != "" {
 		o.HISOrders = strings.Split(orders, ",")
 	}
 	o.signedDoc = doc.String
-	o.SignedAt, o.SentAt, o.CreatedAt, o.UpdatedAt = parseTime(signed.String), parseTime(sent.String), parseTime(created), parseTime(updated)
+	o.SignedAt, o.SentAt, o.CreatedAt, o.UpdatedAt = sqldb.ParseTime(signed.String), sqldb.ParseTime(sent.String), sqldb.ParseTime(created), sqldb.ParseTime(updated)
 	return &o, nil
 }
 

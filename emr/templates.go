@@ -4,14 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"ihos"
+	"ihos/clinical"
 	"ihos/internal/audit"
+	"ihos/internal/sqldb"
 )
 
 // Template is a doctor's own record template (个人病历模板): the content a
@@ -56,19 +57,7 @@ func (in *TemplateInput) clean() error {
 // Templates lists the doctor's enabled templates by name.
 func (s *Service) Templates(ctx context.Context, doctorID string) ([]*Template, error) {
 	rows, err := s.DB.QueryContext(ctx, `SELECT `+tplCols+` FROM emr_templates WHERE doctor_id = ? AND enabled = 1 AND deleted_at IS NULL ORDER BY name, id`, doctorID)
-	if err != nil {
-		return nil, ihos.Internal(err)
-	}
-	defer rows.Close()
-	out := []*Template{}
-	for rows.Next() {
-		t, err := scanTemplate(rows)
-		if err != nil {
-			return nil, ihos.Internal(err)
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return sqldb.Collect(rows, err, scanTemplate)
 }
 
 // CreateTemplate adds a template for doctor by (a doctor of hospital).
@@ -128,17 +117,14 @@ func (s *Service) DisableTemplate(ctx context.Context, by, id string) (*Template
 }
 
 func (s *Service) changeTemplate(ctx context.Context, by, id, action string, change func(*Template) string) (*Template, error) {
-	var out *Template
-	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
-		before, err := scanTemplate(s.DB.TxQueryRow(ctx, tx, `SELECT `+tplCols+` FROM emr_templates WHERE id = ? AND deleted_at IS NULL`+s.DB.ForUpdate(), id))
-		if errors.Is(err, sql.ErrNoRows) || (err == nil && (before.DoctorID != by || !before.Enabled)) {
-			return errNoTemplate // another doctor's template is not theirs to see
+	lock := func(tx *sql.Tx) (*Template, error) {
+		t, err := clinical.Lock(ctx, s.DB, tx, "emr_templates", tplCols, id, scanTemplate, errNoTemplate)
+		if err == nil && (t.DoctorID != by || !t.Enabled) {
+			return nil, errNoTemplate // another doctor's template is not theirs to see
 		}
-		if err != nil {
-			return err
-		}
-		after := *before
-		summary := change(&after)
+		return t, err
+	}
+	return clinical.Transition(ctx, s.DB, lock, func(t *Template) (string, error) { return change(t), nil }, func(tx *sql.Tx, before, after *Template, summary string) error {
 		after.Version++
 		after.UpdatedAt = s.now()
 		diag, err := json.Marshal(after.Diagnoses)
@@ -155,36 +141,19 @@ func (s *Service) changeTemplate(ctx context.Context, by, id, action string, cha
 			enabled, after.Version, ihos.FormatTime(after.UpdatedAt), id); err != nil {
 			return err
 		}
-		out = &after
-		return s.auditTemplate(ctx, tx, action, before, &after, summary)
+		return s.auditTemplate(ctx, tx, action, before, after, summary)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 func (s *Service) auditTemplate(ctx context.Context, tx *sql.Tx, action string, before, after *Template, summary string) error {
-	var b json.RawMessage
-	if before != nil {
-		raw, err := json.Marshal(before)
-		if err != nil {
-			return err
-		}
-		b = raw
-	}
-	a, err := json.Marshal(after)
-	if err != nil {
-		return err
-	}
-	return audit.Append(ctx, s.DB, tx, audit.Entry{Action: "emr_template." + action, Resource: "emr_templates", RecordID: after.ID,
-		Summary: ihos.Truncate(summary, 500), Before: b, After: a})
+	return clinical.Audit(ctx, s.DB, tx, audit.Entry{Action: "emr_template." + action, Resource: "emr_templates", RecordID: after.ID, Summary: summary},
+		clinical.View(before, func(t *Template) any { return t }), after)
 }
 
 const tplCols = `id, doctor_id, name, chief_complaint, present_illness, past_history, allergy_history, physical_exam, diagnoses, advice, enabled,
 	version, created_at, updated_at`
 
-func scanTemplate(row scanner) (*Template, error) {
+func scanTemplate(row sqldb.Scanner) (*Template, error) {
 	var t Template
 	var diag, created, updated string
 	if err := row.Scan(&t.ID, &t.DoctorID, &t.Name, &t.ChiefComplaint, &t.PresentIllness, &t.PastHistory, &t.AllergyHistory, &t.PhysicalExam,
@@ -197,6 +166,6 @@ func scanTemplate(row scanner) (*Template, error) {
 	if t.Diagnoses == nil {
 		t.Diagnoses = []Diagnosis{}
 	}
-	t.CreatedAt, t.UpdatedAt = parseTime(created), parseTime(updated)
+	t.CreatedAt, t.UpdatedAt = sqldb.ParseTime(created), sqldb.ParseTime(updated)
 	return &t, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"ihos"
+	"ihos/cloud/cloudtest"
 	"ihos/internal/browsertest"
 )
 
@@ -61,7 +62,7 @@ func TestPatientJourney(t *testing.T) {
 	}
 
 	// 首页: the doctors without logging in.
-	b.Run(chromedp.Navigate(r.url + "/h5/"))
+	b.Run(chromedp.Navigate(r.URL + "/h5/"))
 	wait("#doctors", "李明")
 	wait("#deps", "心血管内科")
 	wait("#total", "共 2 位医生")
@@ -75,7 +76,7 @@ func TestPatientJourney(t *testing.T) {
 	b.Click("#send-code")
 	wait("#send-code", "秒后重发")
 	var code string
-	r.waitFor("the SMS code", func() bool { code = r.sms.LastCode(r.demo.Phone); return code != "" })
+	r.WaitFor("the SMS code", func() bool { code = r.SMS.LastCode(r.demo.Phone); return code != "" })
 	typeIn("#code", code)
 	shot("login")
 	b.Click("#login")
@@ -156,7 +157,7 @@ func TestPatientJourney(t *testing.T) {
 	shot("book-follow-up-rule")
 	// The department's pilot setting turns the rule off. Meanwhile others
 	// took the slot's last places (quota 2): the API's refusal again.
-	r.exec(`UPDATE departments SET online_follow_up_only = 0 WHERE id = 'd1'`)
+	r.Exec(`UPDATE departments SET online_follow_up_only = 0 WHERE id = 'd1'`)
 	for _, other := range []string{"P-other-1", "P-other-2"} {
 		if code, msg := r.cli("POST", "/api/booking/bookings", map[string]string{"slot_id": "s1:0", "patient_id": other}, nil); code != 201 {
 			t.Fatalf("another patient books: %d %s", code, msg)
@@ -194,10 +195,10 @@ func TestPatientJourney(t *testing.T) {
 	photo := filepath.Join(t.TempDir(), "bp.png")
 	writePNG(t, photo)
 	b.Run(chromedp.SetUploadFiles(chromedp.CSS("#msg-image"), []string{photo}))
-	r.waitFor("the photo in the chat", func() bool {
+	r.WaitFor("the photo in the chat", func() bool {
 		return eval(`String(document.querySelectorAll('#chat .bubble img').length)`) == "1"
 	})
-	r.waitFor("the photo to load", func() bool {
+	r.WaitFor("the photo to load", func() bool {
 		return eval(`String((document.querySelector('#chat .bubble img')||{}).naturalWidth||0)`) == "64"
 	})
 	// A voice message: MediaRecorder records the microphone (here a tone:
@@ -212,7 +213,7 @@ func TestPatientJourney(t *testing.T) {
 	wait("#btn-voice", "停止")
 	time.Sleep(1200 * time.Millisecond)
 	b.Click("#btn-voice")
-	r.waitFor("the voice message in the chat", func() bool {
+	r.WaitFor("the voice message in the chat", func() bool {
 		return eval(`String(document.querySelectorAll('#chat .bubble audio').length)`) == "1"
 	})
 	shot("waiting")
@@ -331,7 +332,7 @@ func TestPatientJourney(t *testing.T) {
 	b.Click(`#stars button[data-score="5"]`)
 	typeIn("#comment", "李医生很耐心，解释得很清楚。")
 	b.Click("#rate-submit")
-	r.waitFor("the rating's answer", func() bool {
+	r.WaitFor("the rating's answer", func() bool {
 		txt := b.Text("#rate")
 		return strings.Contains(txt, "感谢") || strings.Contains(txt, "暂未开通")
 	})
@@ -339,8 +340,8 @@ func TestPatientJourney(t *testing.T) {
 	shot("rated")
 
 	// 消息, 我的问诊, 我的订单, 诊间支付: each answers, deployed or not.
-	b.Run(chromedp.Navigate(r.url + "/h5/#/messages"))
-	r.waitFor("the message center", func() bool {
+	b.Run(chromedp.Navigate(r.URL + "/h5/#/messages"))
+	r.WaitFor("the message center", func() bool {
 		txt := b.Text("#view")
 		return !strings.Contains(txt, "加载中")
 	})
@@ -353,22 +354,22 @@ func TestPatientJourney(t *testing.T) {
 		t.Fatalf("unread badge %q", n)
 	}
 	b.Click("#read-all")
-	r.waitFor("the badge to clear", func() bool { return eval(`String(document.getElementById('badge').hidden)`) == "true" })
+	r.WaitFor("the badge to clear", func() bool { return eval(`String(document.getElementById('badge').hidden)`) == "true" })
 	if n := eval(`String(document.querySelectorAll('#notices .unread').length)`); n != "0" {
 		t.Fatalf("%s notices still unread", n)
 	}
-	b.Run(chromedp.Navigate(r.url + "/h5/#/visits"))
+	b.Run(chromedp.Navigate(r.URL + "/h5/#/visits"))
 	wait("#visit-list", "图文")
 	shot("visits")
 	// 我的订单: the visit fee and the prescription, paid.
-	b.Run(chromedp.Navigate(r.url + "/h5/#/orders"))
+	b.Run(chromedp.Navigate(r.URL + "/h5/#/orders"))
 	wait("#order-list", "¥20.00")
 	wait("#order-list", "¥23.50")
 	wait("#order-list", "已支付")
 	shot("orders")
 	// 诊间支付 reads the HIS through the hospital's appliance, not connected
 	// here: the API's message, with the linked member to choose.
-	b.Run(chromedp.Navigate(r.url + "/h5/#/bills"))
+	b.Run(chromedp.Navigate(r.URL + "/h5/#/bills"))
 	wait("#bill-member", r.demo.Name)
 	wait("#view", "医院系统暂时无法连接")
 	shot("bills")
@@ -382,12 +383,12 @@ func TestPatientJourney(t *testing.T) {
 	if code, msg := r.cli("POST", "/api/booking/bookings", map[string]string{"slot_id": "s2:0", "patient_id": self}, &late); code != 201 {
 		t.Fatalf("book s2:0: %d %s", code, msg)
 	}
-	r.exec(`UPDATE bookings SET created_at = ? WHERE id = ?`, ihos.FormatTime(time.Now().Add(-16*time.Minute)), late.ID)
-	r.waitFor("the unpaid booking to expire", func() bool {
+	r.Exec(`UPDATE bookings SET created_at = ? WHERE id = ?`, ihos.FormatTime(time.Now().Add(-16*time.Minute)), late.ID)
+	r.WaitFor("the unpaid booking to expire", func() bool {
 		r.cli("GET", "/api/booking/bookings/"+late.ID, nil, &late)
 		return late.Status == "cancelled"
 	})
-	b.Run(chromedp.Navigate(r.url + "/h5/#/pay/" + late.ID))
+	b.Run(chromedp.Navigate(r.URL + "/h5/#/pay/" + late.ID))
 	wait("#countdown", "该预约已取消：超时未支付")
 	if eval(`String(document.getElementById('pay').disabled)`) != "true" {
 		t.Fatal("an expired booking can still be paid")
@@ -395,7 +396,7 @@ func TestPatientJourney(t *testing.T) {
 	shot("pay-expired")
 
 	// 退出登录.
-	b.Run(chromedp.Navigate(r.url + "/h5/#/me"))
+	b.Run(chromedp.Navigate(r.URL + "/h5/#/me"))
 	b.Run(chromedp.Evaluate[chromedp.Void](`window.confirm = function () { return true; }`))
 	b.Click("#logout")
 	wait("#title", "找医生")
@@ -442,10 +443,9 @@ func writePNG(t *testing.T, path string) {
 // a login (a link in a message) to log in first and then to that screen.
 func TestDirectoryAndDeepLinks(t *testing.T) {
 	r := newRig(t)
-	now := ihos.FormatTime(time.Now())
 	for i := range 23 {
-		r.exec(`INSERT INTO staff (id, hospital_id, institution_id, department_id, job_no, name, kind, title, specialty, online, enabled, version, created_at, updated_at)
-			VALUES (?, ?, 'i1', 'd2', ?, ?, 'doctor', '住院医师', '糖尿病随访', 1, 1, 1, ?, ?)`, fmt.Sprintf("dx%02d", i), testHosp, fmt.Sprintf("K%03d", i), fmt.Sprintf("医生%02d", i), now, now)
+		r.Staff(cloudtest.Staff{ID: fmt.Sprintf("dx%02d", i), Department: "d2", JobNo: fmt.Sprintf("K%03d", i), Name: fmt.Sprintf("医生%02d", i),
+			Kind: ihos.StaffDoctor, Title: "住院医师", Specialty: "糖尿病随访", Online: true})
 	}
 	b := browsertest.New(t)
 	b.Run(chromedp.EmulateViewport(375, 812, chromedp.EmulateScale(2)))
@@ -453,13 +453,13 @@ func TestDirectoryAndDeepLinks(t *testing.T) {
 		return browsertest.Get(b, chromedp.Evaluate[string](`String(document.querySelectorAll('#doctors .doc').length)`))
 	}
 
-	b.Run(chromedp.Navigate(r.url + "/h5/"))
+	b.Run(chromedp.Navigate(r.URL + "/h5/"))
 	b.WaitText("#total", "共 25 位医生")
 	if n := count(); n != "20" {
 		t.Fatalf("first page: %s doctors", n)
 	}
 	b.Click("#more")
-	r.waitFor("the second page", func() bool { return count() == "25" })
+	r.WaitFor("the second page", func() bool { return count() == "25" })
 	if browsertest.Get(b, chromedp.Evaluate[bool](`!!document.getElementById('more')`)) {
 		t.Fatal("加载更多 after the last page")
 	}
@@ -469,12 +469,12 @@ func TestDirectoryAndDeepLinks(t *testing.T) {
 	b.Screenshot("department")
 
 	// A link to the visit list, opened without a session: log in, then there.
-	b.Run(chromedp.Navigate(r.url + "/h5/#/visits"))
+	b.Run(chromedp.Navigate(r.URL + "/h5/#/visits"))
 	b.Visible("#phone")
 	b.Run(chromedp.SendKeys(chromedp.CSS("#phone"), r.demo.Phone))
 	b.Click("#send-code")
 	var code string
-	r.waitFor("the SMS code", func() bool { code = r.sms.LastCode(r.demo.Phone); return code != "" })
+	r.WaitFor("the SMS code", func() bool { code = r.SMS.LastCode(r.demo.Phone); return code != "" })
 	b.Run(chromedp.SendKeys(chromedp.CSS("#code"), code))
 	b.Click("#login")
 	b.Visible("#rn-name") // verify the real name first

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"ihos"
+	"ihos/internal/worker"
 	"ihos/payments"
 )
 
@@ -54,12 +55,7 @@ func (s *Service) Pay(ctx context.Context, id, payerID string) (*payments.PayRes
 }
 
 // Kick makes Run look for work now (after a payment changed).
-func (s *Service) Kick() {
-	select {
-	case s.kickCh() <- struct{}{}:
-	default:
-	}
-}
+func (s *Service) Kick() { worker.Kick(s.kickCh()) }
 
 func (s *Service) kickCh() chan struct{} {
 	s.kickOnce.Do(func() { s.kick = make(chan struct{}, 1) })
@@ -79,20 +75,10 @@ func (s *Service) Run(ctx context.Context) {
 		every = 2 * time.Second
 	}
 	ctx = ihos.WithActor(ctx, ihos.System) // the audit records the worker's steps as the system's
-	for {
-		if _, err := s.Process(ctx); err != nil && ctx.Err() == nil {
-			s.log().Warn("prescriptions: follow-up pass", "err", err)
-		}
-		t := time.NewTimer(every)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		case <-s.kickCh():
-			t.Stop()
-		}
-	}
+	worker.Loop(ctx, every, s.kickCh(), s.log(), "prescriptions: follow-up pass", func(ctx context.Context) error {
+		_, err := s.Process(ctx)
+		return err
+	})
 }
 
 func (s *Service) log() *slog.Logger {

@@ -77,7 +77,7 @@ func TestPayThenSentToHIS(t *testing.T) {
 		h := &flakyHIS{fail: 2, placed: map[string][]his.Order{}}
 		f.svc.Payments, f.svc.HIS = pay, h
 
-		v := f.visit(f.patient("1970-01-01", false), true)
+		v := f.Visit(f.patient("1970-01-01", false), true)
 		p, err := f.svc.Create(ctx, doctor, draft(v.ID))
 		if err != nil {
 			t.Fatal(err)
@@ -111,7 +111,7 @@ func TestPayThenSentToHIS(t *testing.T) {
 		if got, _ := f.svc.Get(ctx, p.ID); got.Status != prescriptions.StatusApproved {
 			t.Fatalf("unpaid prescription moved to %s", got.Status)
 		}
-		f.exec(`UPDATE payments SET status = ?, paid_at = ? WHERE business_id = ?`, ihos.PaymentPaid, ihos.FormatTime(time.Now()), p.ID)
+		f.Exec(`UPDATE payments SET status = ?, paid_at = ? WHERE business_id = ?`, ihos.PaymentPaid, ihos.FormatTime(time.Now()), p.ID)
 		// The HIS is unreachable for two passes: the prescription stays paid
 		// and is sent on the pass after.
 		for i := 0; i < 2; i++ {
@@ -157,12 +157,12 @@ func TestGuardianIsTheBookingAccount(t *testing.T) {
 		ctx := admin
 		child := time.Now().AddDate(-3, 0, 0).Format(time.DateOnly)
 		patient := f.patient(child, true) // ACC1's holder is the guardian
-		now := ihos.FormatTime(f.now)
-		f.exec(`INSERT INTO patient_members (id, account_id, hospital_id, patient_id, relation, guardian, birth_date, created_at, updated_at) VALUES (?, 'ACC2', ?, ?, 'other', 0, ?, ?, ?)`,
+		now := ihos.FormatTime(f.Now)
+		f.Exec(`INSERT INTO patient_members (id, account_id, hospital_id, patient_id, relation, guardian, birth_date, created_at, updated_at) VALUES (?, 'ACC2', ?, ?, 'other', 0, ?, ?, ?)`,
 			ihos.NewID(), hospital, patient, child, now, now)
 		book := func(account string) string {
-			v := f.visit(patient, true)
-			f.exec(`INSERT INTO bookings (id, hospital_id, slot_id, schedule_id, staff_id, department_id, patient_id, visit_type, start_at, end_at, status, account_id, version, created_at, updated_at)
+			v := f.Visit(patient, true)
+			f.Exec(`INSERT INTO bookings (id, hospital_id, slot_id, schedule_id, staff_id, department_id, patient_id, visit_type, start_at, end_at, status, account_id, version, created_at, updated_at)
 				VALUES (?, ?, 'S:0', 'S', ?, 'DEP1', ?, 'text', ?, ?, 'booked', ?, 1, ?, ?)`, v.BookingID, hospital, doctor, patient, now, now, account, now, now)
 			return v.ID
 		}

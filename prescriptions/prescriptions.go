@@ -23,17 +23,17 @@
 //     version (Revise), every status change is a prescription_events row
 //     (append only) and an audit record with the before and after.
 //
-// The signing (the doctor's key lives on the appliance) and the HIS order go
-// through the small interfaces Signer and HIS, implemented over the sync RPC
-// (cloud/signer.go; the appliance answers RPCSign in appliance/clinical.go
-// and his.RPCPlaceOrder in package his).
+// The signing (the doctor's key lives on the appliance), the HIS order and
+// the history and audit of every change are package clinical's, shared with
+// the outpatient records and exam orders (package emr); the signer and the
+// HIS are implemented over the sync RPC (cloud/signer.go; the appliance
+// answers RPCSign in appliance/clinical.go and his.RPCPlaceOrder in package
+// his).
 package prescriptions
 
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,10 +46,8 @@ import (
 
 	"ihos"
 	"ihos/accounts"
-	"ihos/certs"
-	"ihos/certs/esign"
+	"ihos/clinical"
 	"ihos/his"
-	"ihos/internal/audit"
 	"ihos/internal/sqldb"
 	"ihos/sync"
 	"ihos/visits"
@@ -57,8 +55,8 @@ import (
 
 // Statuses.
 const (
-	StatusDraft       = "draft"
-	StatusSigned      = "signed"
+	StatusDraft       = clinical.StatusDraft
+	StatusSigned      = clinical.StatusSigned
 	StatusUnderReview = "under_review"
 	StatusApproved    = "approved"
 	StatusRejected    = "rejected"
@@ -68,26 +66,23 @@ const (
 
 // StatusLabels are the statuses as doctors, pharmacists and patients see them.
 var StatusLabels = map[string]string{
-	StatusDraft: "草稿", StatusSigned: "已签名", StatusUnderReview: "待审核", StatusApproved: "审核通过",
-	StatusRejected: "已驳回", StatusPaid: "已支付", StatusSentToHIS: "已发送至医院",
+	StatusDraft: clinical.LabelDraft, StatusSigned: clinical.LabelSigned, StatusUnderReview: "待审核", StatusApproved: "审核通过",
+	StatusRejected: "已驳回", StatusPaid: "已支付", StatusSentToHIS: clinical.LabelSentToHIS,
 }
 
 // MaxItems is the most drugs one prescription may hold (处方管理办法 第六条:
 // 每张处方不得超过 5 种药品).
 const MaxItems = 5
 
-// Signer signs a document with a staff member's e-signature (certs/esign on
-// the appliance, reached over the sync RPC): it returns the detached PKCS#7
-// over esign.Canonical(doc).
-type Signer interface {
-	Sign(ctx context.Context, staffID, pin string, doc []byte) (sig []byte, err error)
-}
+// Signer is the doctor's e-signature, as every clinical document uses it.
+type Signer = clinical.Signer
 
-// HIS places an order with a hospital's HIS (his.Service.PlaceOrder on the
-// appliance, reached over the sync RPC his.RPCPlaceOrder). Orders carry a
-// Key (the prescription's id), so a repeated call places nothing twice.
-type HIS interface {
-	PlaceOrder(ctx context.Context, hospital string, req his.OrderRequest) ([]his.Order, error)
+// HIS receives the pharmacy order, keyed by the prescription's id.
+type HIS = clinical.HIS
+
+// journal keeps the history and audit of prescriptions.
+func (s *Service) journal() clinical.Journal {
+	return clinical.Journal{DB: s.DB, Capture: s.Capture, Table: "prescriptions", Events: "prescription_events", Key: "prescription_id", Action: "prescription"}
 }
 
 // Entities declares the prescription data the appliance receives
@@ -232,6 +227,19 @@ func (s *Service) afterEnd() time.Duration {
 		return s.AfterEnd
 	}
 	return 24 * time.Hour
+}
+
+// writableVisit reads visit id and checks that by may write or sign a
+// prescription for it (writable).
+func (s *Service) writableVisit(ctx context.Context, by, id string) (*visits.Visit, error) {
+	v, err := s.visit(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.writable(ctx, by, v); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // writable checks that by may write or sign a prescription for v: the
@@ -405,10 +413,7 @@ func cleanText(d *Draft) error {
 }
 
 func (s *Service) visit(ctx context.Context, id string) (*visits.Visit, error) {
-	if id == "" {
-		return nil, ihos.Invalid(map[string]string{"visit_id": "请指定问诊"})
-	}
-	return s.Visits.Get(ctx, visits.System, id)
+	return clinical.Visit(ctx, s.Visits, id)
 }
 
 // Create writes a new draft for a visit.
@@ -435,11 +440,8 @@ func (s *Service) newVersion(ctx context.Context, by string, d Draft, prev *Pres
 	if err := cleanText(&d); err != nil {
 		return nil, err
 	}
-	v, err := s.visit(ctx, d.VisitID)
+	v, err := s.writableVisit(ctx, by, d.VisitID)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.writable(ctx, by, v); err != nil {
 		return nil, err
 	}
 	items, total, err := s.price(ctx, v.HospitalID, d.Items)
@@ -461,7 +463,7 @@ func (s *Service) newVersion(ctx context.Context, by string, d Draft, prev *Pres
 	err = s.DB.Tx(ctx, func(tx *sql.Tx) error {
 		_, err := s.DB.TxExec(ctx, tx, `INSERT INTO prescriptions (id, hospital_id, series_id, revision, previous_id, visit_id, patient_id, doctor_id,
 			department_id, status, diagnosis, note, items, total_fen, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
-			p.ID, p.HospitalID, p.SeriesID, p.Revision, nullString(p.PreviousID), p.VisitID, p.PatientID, p.DoctorID, p.DepartmentID,
+			p.ID, p.HospitalID, p.SeriesID, p.Revision, sqldb.NullString(p.PreviousID), p.VisitID, p.PatientID, p.DoctorID, p.DepartmentID,
 			p.Status, p.Diagnosis, p.Note, string(itemsJSON), p.TotalFen, ihos.FormatTime(now), ihos.FormatTime(now))
 		if err != nil {
 			return err
@@ -492,11 +494,8 @@ func (s *Service) Update(ctx context.Context, by, id string, d Draft) (*Prescrip
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.visit(ctx, cur.VisitID)
+	v, err := s.writableVisit(ctx, by, cur.VisitID)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.writable(ctx, by, v); err != nil {
 		return nil, err
 	}
 	items, total, err := s.price(ctx, v.HospitalID, d.Items)
@@ -533,24 +532,17 @@ type signedDocument struct {
 
 // Document returns the canonical JSON of p that its doctor signs.
 func Document(p *Prescription, at time.Time) ([]byte, error) {
-	raw, err := json.Marshal(signedDocument{Type: "prescription", ID: p.ID, SeriesID: p.SeriesID, Revision: p.Revision,
+	return clinical.Document(signedDocument{Type: "prescription", ID: p.ID, SeriesID: p.SeriesID, Revision: p.Revision,
 		HospitalID: p.HospitalID, VisitID: p.VisitID, PatientID: p.PatientID, DoctorID: p.DoctorID, DepartmentID: p.DepartmentID,
 		Diagnosis: p.Diagnosis, Note: p.Note, Items: p.Items, TotalFen: p.TotalFen, WrittenAt: ihos.FormatTime(at)})
-	if err != nil {
-		return nil, ihos.Internal(err)
-	}
-	return esign.Canonical(raw)
 }
 
 // Sign signs a draft with its doctor's e-signature (pin unlocks the key):
 // the lines are priced again from the current catalogue and checked against
 // every rule first, so what is signed is what may be prescribed now.
 func (s *Service) Sign(ctx context.Context, by, id, pin string) (*Prescription, error) {
-	if s.Signer == nil {
-		return nil, ihos.Errorf(ihos.EUnavailable, "电子签名服务暂不可用，请稍后再签名")
-	}
-	if pin == "" {
-		return nil, ihos.Invalid(map[string]string{"pin": "请输入签名密码"})
+	if err := clinical.CanSign(s.Signer, pin); err != nil {
+		return nil, err
 	}
 	p, err := s.Get(ctx, id)
 	if err != nil {
@@ -559,11 +551,7 @@ func (s *Service) Sign(ctx context.Context, by, id, pin string) (*Prescription, 
 	if p.Status != StatusDraft {
 		return nil, ihos.Errorf(ihos.EConflict, "处方%s，不能再签名", StatusLabels[p.Status])
 	}
-	v, err := s.visit(ctx, p.VisitID)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.writable(ctx, by, v); err != nil {
+	if _, err := s.writableVisit(ctx, by, p.VisitID); err != nil {
 		return nil, err
 	}
 	in := make([]ItemInput, len(p.Items))
@@ -573,27 +561,16 @@ func (s *Service) Sign(ctx context.Context, by, id, pin string) (*Prescription, 
 	if p.Items, p.TotalFen, err = s.price(ctx, p.HospitalID, in); err != nil {
 		return nil, err
 	}
-	now := s.now()
-	doc, err := Document(p, now)
+	sg, err := clinical.Sign(ctx, s.Signer, by, pin, s.now(), func(at time.Time) ([]byte, error) { return Document(p, at) })
 	if err != nil {
 		return nil, err
 	}
-	// The signature may take a round trip to the appliance: no transaction
-	// is held meanwhile, and the draft must be unchanged when it is stored.
-	sig, err := s.Signer.Sign(ctx, by, pin, doc)
-	if err != nil {
-		return nil, err
-	}
-	if len(sig) == 0 {
-		return nil, ihos.Internal(errors.New("prescriptions: empty signature"))
-	}
-	sum := certs.SM3Sum(doc)
 	return s.transition(ctx, by, id, StatusSigned, "", func(cur *Prescription) (string, error) {
 		if cur.Status != StatusDraft || cur.Version != p.Version {
 			return "", ihos.Errorf(ihos.EConflict, "处方在签名期间已被修改，请重新签名")
 		}
 		cur.Items, cur.TotalFen = p.Items, p.TotalFen
-		cur.Status, cur.SignedDoc, cur.DocSM3, cur.Signature, cur.SignedAt = StatusSigned, string(doc), hex.EncodeToString(sum[:]), sig, now
+		cur.Status, cur.SignedDoc, cur.DocSM3, cur.Signature, cur.SignedAt = StatusSigned, sg.Doc, sg.SM3, sg.Sig, sg.At
 		return fmt.Sprintf("医生 %s 电子签名处方（文档 SM3 %s）", by, cur.DocSM3), nil
 	})
 }
@@ -756,21 +733,11 @@ func (s *Service) SendToHIS(ctx context.Context, by, id string) (*Prescription, 
 // orderRequest is the pharmacy order of p, with the patient's HIS record,
 // the doctor's job number and the department's code.
 func (s *Service) orderRequest(ctx context.Context, p *Prescription) (his.OrderRequest, error) {
-	req := his.OrderRequest{Kind: ihos.CatalogDrug, ClinicalInfo: p.Diagnosis}
-	err := s.DB.QueryRowContext(ctx, `SELECT his_patient_id FROM patient_links WHERE patient_id = ? AND status = 'linked' AND deleted_at IS NULL`, p.PatientID).Scan(&req.Patient.HISID)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = s.DB.QueryRowContext(ctx, `SELECT his_patient_id FROM patient_members WHERE patient_id = ? AND his_patient_id <> '' AND deleted_at IS NULL ORDER BY created_at LIMIT 1`, p.PatientID).Scan(&req.Patient.HISID)
-	}
-	if errors.Is(err, sql.ErrNoRows) {
-		return req, ihos.Errorf(ihos.EConflict, "患者尚未关联医院 HIS 档案，处方无法发送至医院")
-	}
+	req, err := clinical.OrderRequest(ctx, s.DB, clinical.Parties{PatientID: p.PatientID, DoctorID: p.DoctorID, DepartmentID: p.DepartmentID, What: "处方"})
 	if err != nil {
-		return req, ihos.Internal(err)
+		return req, err
 	}
-	// Names and codes are for the HIS's display; a missing row leaves them empty.
-	_ = s.DB.QueryRowContext(ctx, `SELECT name FROM patients WHERE id = ?`, p.PatientID).Scan(&req.Patient.Name)
-	_ = s.DB.QueryRowContext(ctx, `SELECT job_no, name FROM staff WHERE id = ?`, p.DoctorID).Scan(&req.DoctorCode, &req.DoctorName)
-	_ = s.DB.QueryRowContext(ctx, `SELECT code, name FROM departments WHERE id = ?`, p.DepartmentID).Scan(&req.DepartmentCode, &req.DepartmentName)
+	req.Kind, req.ClinicalInfo = ihos.CatalogDrug, p.Diagnosis
 	for i, it := range p.Items {
 		req.Items = append(req.Items, ihos.HISOrderLine{Code: it.Code, Name: it.Name, Quantity: fmt.Sprint(it.Quantity), Unit: it.Unit,
 			Dose: it.Dose, DoseUnit: it.DoseUnit, Frequency: it.Frequency, Route: it.Route})
@@ -786,20 +753,10 @@ func (s *Service) orderRequest(ctx context.Context, p *Prescription) (his.OrderR
 // one transaction with its history row and its audit record (before and
 // after). to is the new status, or "update" for a draft rewritten in place.
 func (s *Service) transition(ctx context.Context, by, id, to, reason string, change func(*Prescription) (string, error)) (*Prescription, error) {
-	var p *Prescription
-	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
-		before, err := scan(s.DB.TxQueryRow(ctx, tx, `SELECT `+cols+` FROM prescriptions WHERE id = ? AND deleted_at IS NULL`+s.DB.ForUpdate(), id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return errNotFound
-		}
-		if err != nil {
-			return err
-		}
-		after := *before
-		summary, err := change(&after)
-		if err != nil {
-			return err
-		}
+	lock := func(tx *sql.Tx) (*Prescription, error) {
+		return clinical.Lock(ctx, s.DB, tx, "prescriptions", cols, id, scan, errNotFound)
+	}
+	p, err := clinical.Transition(ctx, s.DB, lock, change, func(tx *sql.Tx, before, after *Prescription, summary string) error {
 		after.Version++
 		after.UpdatedAt = s.now()
 		items, err := json.Marshal(after.Items)
@@ -809,21 +766,16 @@ func (s *Service) transition(ctx context.Context, by, id, to, reason string, cha
 		if _, err := s.DB.TxExec(ctx, tx, `UPDATE prescriptions SET status = ?, diagnosis = ?, note = ?, items = ?, total_fen = ?, signed_doc = ?, doc_sm3 = ?,
 			signature = ?, signed_at = ?, submitted_at = ?, reviewer_id = ?, reviewed_at = ?, review_reason = ?, payment_id = ?, paid_at = ?,
 			his_orders = ?, sent_at = ?, version = ?, updated_at = ? WHERE id = ?`,
-			after.Status, after.Diagnosis, after.Note, string(items), after.TotalFen, nullString(after.SignedDoc), after.DocSM3,
-			nullString(encodeSig(after.Signature)), nullTime(after.SignedAt), nullTime(after.SubmittedAt), after.ReviewerID,
-			nullTime(after.ReviewedAt), after.ReviewReason, after.PaymentID, nullTime(after.PaidAt), strings.Join(after.HISOrders, ","),
-			nullTime(after.SentAt), after.Version, ihos.FormatTime(after.UpdatedAt), id); err != nil {
+			after.Status, after.Diagnosis, after.Note, string(items), after.TotalFen, sqldb.NullString(after.SignedDoc), after.DocSM3,
+			clinical.SignatureColumn(after.Signature), sqldb.NullTime(after.SignedAt), sqldb.NullTime(after.SubmittedAt), after.ReviewerID,
+			sqldb.NullTime(after.ReviewedAt), after.ReviewReason, after.PaymentID, sqldb.NullTime(after.PaidAt), strings.Join(after.HISOrders, ","),
+			sqldb.NullTime(after.SentAt), after.Version, ihos.FormatTime(after.UpdatedAt), id); err != nil {
 			return err
 		}
-		action := to
 		if to == "update" {
-			to = ""
+			return s.record(ctx, tx, before, after, by, "", reason, to, summary)
 		}
-		if err := s.record(ctx, tx, before, &after, by, to, reason, action, summary); err != nil {
-			return err
-		}
-		p = &after
-		return nil
+		return s.record(ctx, tx, before, after, by, to, reason, to, summary)
 	})
 	if err != nil {
 		return nil, err
@@ -835,47 +787,20 @@ func (s *Service) transition(ctx context.Context, by, id, to, reason string, cha
 // record appends the history row of a status change (to != "", or a
 // creation) and the audit record, and captures the rows for the appliance.
 func (s *Service) record(ctx context.Context, tx *sql.Tx, before, after *Prescription, by, to, reason, action, summary string) error {
-	refs := []sync.Ref{{Entity: "prescriptions", ID: after.ID}}
-	from := ""
+	c := clinical.Change{HospitalID: after.HospitalID, ID: after.ID, Action: action, To: to, Actor: by, At: after.UpdatedAt, Summary: summary,
+		Before: clinical.View(before, auditView), After: auditView(after), Columns: map[string]string{"reason": reason}}
 	if before != nil {
-		from = before.Status
+		c.From = before.Status
 	} else {
-		to = after.Status
+		c.To = after.Status
 	}
-	if to != "" {
-		ev := ihos.NewID()
-		now := ihos.FormatTime(after.UpdatedAt)
-		if _, err := s.DB.TxExec(ctx, tx, `INSERT INTO prescription_events (id, hospital_id, prescription_id, from_status, to_status, actor_id, reason, at, version, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)`, ev, after.HospitalID, after.ID, from, to, ihos.Truncate(by, 64), reason, now, now); err != nil {
-			return err
-		}
-		refs = append(refs, sync.Ref{Entity: "prescription_events", ID: ev})
-	}
-	var beforeJSON json.RawMessage
-	if before != nil {
-		b, err := json.Marshal(auditView(before))
-		if err != nil {
-			return err
-		}
-		beforeJSON = b
-	}
-	afterJSON, err := json.Marshal(auditView(after))
-	if err != nil {
-		return err
-	}
-	if err := audit.Append(ctx, s.DB, tx, audit.Entry{Action: "prescription." + action, Resource: "prescriptions", RecordID: after.ID,
-		Summary: ihos.Truncate(summary, 500), Before: beforeJSON, After: afterJSON}); err != nil {
-		return err
-	}
-	if s.Capture == nil {
-		return nil
-	}
-	return s.Capture(ctx, tx, refs...)
+	c.Event = c.To != ""
+	return s.journal().Record(ctx, tx, c)
 }
 
 // auditView is a prescription in the audit log: the signature blob and the
 // signed document are summarised by the document's digest.
-func auditView(p *Prescription) Prescription {
+func auditView(p *Prescription) any {
 	v := *p
 	v.SignedDoc, v.Signature = "", nil
 	return v
@@ -889,12 +814,9 @@ func (s *Service) committed() {
 
 // Get returns one prescription version.
 func (s *Service) Get(ctx context.Context, id string) (*Prescription, error) {
-	p, err := scan(s.DB.QueryRowContext(ctx, `SELECT `+cols+` FROM prescriptions WHERE id = ? AND deleted_at IS NULL`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errNotFound
-	}
+	p, err := clinical.Get(ctx, s.DB, "prescriptions", cols, id, scan, errNotFound)
 	if err != nil {
-		return nil, ihos.Internal(err)
+		return nil, err
 	}
 	return label(p), nil
 }
@@ -910,47 +832,31 @@ func (s *Service) History(ctx context.Context, id string) ([]Event, error) {
 		return nil, err
 	}
 	rows, err := s.DB.QueryContext(ctx, `SELECT from_status, to_status, actor_id, reason, at FROM prescription_events WHERE prescription_id = ? ORDER BY at, id`, id)
-	if err != nil {
-		return nil, ihos.Internal(err)
-	}
-	defer rows.Close()
-	out := []Event{}
-	for rows.Next() {
+	return sqldb.Collect(rows, err, func(row sqldb.Scanner) (Event, error) {
 		var e Event
 		var at string
-		if err := rows.Scan(&e.From, &e.To, &e.ActorID, &e.Reason, &at); err != nil {
-			return nil, ihos.Internal(err)
-		}
-		e.At = parseTime(at)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+		err := row.Scan(&e.From, &e.To, &e.ActorID, &e.Reason, &at)
+		e.At = sqldb.ParseTime(at)
+		return e, err
+	})
 }
 
 func (s *Service) list(ctx context.Context, where string, args ...any) ([]*Prescription, error) {
 	rows, err := s.DB.QueryContext(ctx, `SELECT `+cols+` FROM prescriptions `+where, args...)
-	if err != nil {
-		return nil, ihos.Internal(err)
-	}
-	defer rows.Close()
-	out := []*Prescription{}
-	for rows.Next() {
-		p, err := scan(rows)
+	return sqldb.Collect(rows, err, func(row sqldb.Scanner) (*Prescription, error) {
+		p, err := scan(row)
 		if err != nil {
-			return nil, ihos.Internal(err)
+			return nil, err
 		}
-		out = append(out, label(p))
-	}
-	return out, rows.Err()
+		return label(p), nil
+	})
 }
 
 const cols = `id, hospital_id, series_id, revision, previous_id, visit_id, patient_id, doctor_id, department_id, status, diagnosis, note,
 	items, total_fen, signed_doc, doc_sm3, signature, signed_at, submitted_at, reviewer_id, reviewed_at, review_reason, payment_id, paid_at,
 	his_orders, sent_at, version, created_at, updated_at`
 
-type scanner interface{ Scan(...any) error }
-
-func scan(row scanner) (*Prescription, error) {
+func scan(row sqldb.Scanner) (*Prescription, error) {
 	var p Prescription
 	var prev, doc, sig, signed, submitted, reviewed, paid, sent sql.NullString
 	var items, orders, created, updated string
@@ -962,52 +868,20 @@ func scan(row scanner) (*Prescription, error) {
 	if err := json.Unmarshal([]byte(items), &p.Items); err != nil {
 		return nil, err
 	}
-	if sig.String != "" {
-		b, err := base64.StdEncoding.DecodeString(sig.String)
-		if err != nil {
-			return nil, err
-		}
-		p.Signature = b
+	var err error
+	if p.Signature, err = clinical.ScanSignature(sig); err != nil {
+		return nil, err
 	}
 	if orders != "" {
 		p.HISOrders = strings.Split(orders, ",")
 	}
 	p.PreviousID, p.SignedDoc = prev.String, doc.String
-	p.SignedAt, p.SubmittedAt, p.ReviewedAt = parseTime(signed.String), parseTime(submitted.String), parseTime(reviewed.String)
-	p.PaidAt, p.SentAt, p.CreatedAt, p.UpdatedAt = parseTime(paid.String), parseTime(sent.String), parseTime(created), parseTime(updated)
+	p.SignedAt, p.SubmittedAt, p.ReviewedAt = sqldb.ParseTime(signed.String), sqldb.ParseTime(submitted.String), sqldb.ParseTime(reviewed.String)
+	p.PaidAt, p.SentAt, p.CreatedAt, p.UpdatedAt = sqldb.ParseTime(paid.String), sqldb.ParseTime(sent.String), sqldb.ParseTime(created), sqldb.ParseTime(updated)
 	return &p, nil
 }
 
 func label(p *Prescription) *Prescription {
 	p.StatusLabel, p.Total = StatusLabels[p.Status], ihos.FormatYuan(p.TotalFen)
 	return p
-}
-
-func encodeSig(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return base64.StdEncoding.EncodeToString(b)
-}
-
-func nullString(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
-func nullTime(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return ihos.FormatTime(t)
-}
-
-func parseTime(s string) time.Time {
-	if s == "" {
-		return time.Time{}
-	}
-	t, _ := ihos.ParseTime(s)
-	return t
 }

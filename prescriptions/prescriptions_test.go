@@ -1,97 +1,50 @@
 package prescriptions_test
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/emmansun/gmsm/smx509"
 
 	"ihos"
-	"ihos/certs/ca"
 	"ihos/certs/esign"
-	"ihos/his"
-	"ihos/internal/auth"
+	"ihos/clinical/clinicaltest"
 	"ihos/internal/sqldb"
 	"ihos/internal/sqldb/sqldbtest"
 	"ihos/prescriptions"
 	"ihos/visits"
 )
 
-var admin = ihos.WithActor(context.Background(), ihos.Actor{UserID: "t", Username: "t", Role: auth.RoleSysAdmin})
-
-const (
-	hospital   = "H1"
-	doctor     = "DOC1"
-	otherDoc   = "DOC2"
-	pharmacist = "PH1"
-	pin        = "246810"
+var (
+	admin   = clinicaltest.Admin
+	refused = clinicaltest.Refused
+	errText = clinicaltest.ErrText
 )
 
-// esignSigner is the Signer over a real certs/esign service: the signature
-// stored is a real detached PKCS#7 that verifies against the hospital CA.
-type esignSigner struct{ s *esign.Service }
+const (
+	hospital   = clinicaltest.Hospital
+	doctor     = clinicaltest.Doctor
+	otherDoc   = clinicaltest.OtherDoctor
+	pharmacist = "PH1"
+	pin        = clinicaltest.PIN
+)
 
-func (e esignSigner) Sign(ctx context.Context, staffID, pin string, doc []byte) ([]byte, error) {
-	sig, err := e.s.Sign(ctx, staffID, pin, doc)
-	return sig.P7, err
-}
-
-// recordingHIS is the HIS: it records the orders it is given.
-type recordingHIS struct {
-	n    atomic.Int64
-	reqs []his.OrderRequest
-}
-
-func (h *recordingHIS) PlaceOrder(ctx context.Context, hospital string, req his.OrderRequest) ([]his.Order, error) {
-	h.reqs = append(h.reqs, req)
-	var out []his.Order
-	for _, it := range req.Items {
-		out = append(out, his.Order{ID: fmt.Sprintf("ORD%d", h.n.Add(1)), Kind: req.Kind, PatientHISID: req.Patient.HISID, Code: it.Code, Name: it.Name, Status: his.OrderQueued})
-	}
-	return out, nil
-}
-
-// Fixture is a hospital with a drug catalogue, a doctor enrolled for
-// e-signature, a pharmacist and visits. Exported fields are used by the
-// cloud's HTTP tests through NewFixture.
+// fixture is the hospital (package clinicaltest) with a pharmacist and a
+// drug catalogue, and the service under test.
 type fixture struct {
-	t      testing.TB
-	db     *sqldb.DB
-	svc    *prescriptions.Service
-	visits *visits.Service
-	root   *smx509.Certificate
-	his    *recordingHIS
-	now    time.Time
-}
-
-func (f *fixture) exec(q string, args ...any) {
-	f.t.Helper()
-	if _, err := f.db.ExecContext(admin, q, args...); err != nil {
-		f.t.Fatalf("%s: %v", q, err)
-	}
+	*clinicaltest.Fixture
+	svc *prescriptions.Service
 }
 
 func newFixture(t testing.TB, db *sqldb.DB) *fixture {
 	t.Helper()
-	c, err := ca.Open(admin, db, ca.Options{Dir: t.TempDir(), Name: "测试医院 CA"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sign := &esign.Service{DB: db, CA: c, KEK: bytes.Repeat([]byte{7}, 16)}
-	if _, err := sign.Enroll(admin, doctor, "王医生", pin); err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{t: t, db: db, root: c.Certificate(), his: &recordingHIS{}, now: time.Now().UTC()}
-	f.visits = &visits.Service{DB: db}
-	f.svc = &prescriptions.Service{DB: db, Visits: f.visits, Signer: esignSigner{sign}, HIS: f.his}
-	now := ihos.FormatTime(f.now)
+	h := clinicaltest.New(t, db, clinicaltest.Staff{ID: pharmacist, Kind: ihos.StaffPharmacist, Name: "赵药师"})
+	f := &fixture{Fixture: h, svc: &prescriptions.Service{DB: db, Visits: h.Visits, Signer: h.Signer, HIS: h.HIS}}
+	now := ihos.FormatTime(f.Now)
 	for _, d := range []struct {
 		code, name string
 		price      int64
@@ -105,14 +58,9 @@ func newFixture(t testing.TB, db *sqldb.DB) *fixture {
 		{"TRI", "三唑仑片", 400, "PSY1", 1},
 		{"OLD", "停用药", 100, "", 0},
 	} {
-		f.exec(`INSERT INTO his_catalog (id, hospital_id, kind, code, name, spec, unit, price_fen, flags, enabled, created_at, updated_at)
+		f.Exec(`INSERT INTO his_catalog (id, hospital_id, kind, code, name, spec, unit, price_fen, flags, enabled, created_at, updated_at)
 			VALUES (?, ?, 'DRUG', ?, ?, '5mg*28片', '盒', ?, ?, ?, ?, ?)`, ihos.NewID(), hospital, d.code, d.name, d.price, d.flags, d.enabled, now, now)
 	}
-	for _, s := range []struct{ id, kind, name string }{{doctor, "doctor", "王医生"}, {otherDoc, "doctor", "李医生"}, {pharmacist, "pharmacist", "赵药师"}} {
-		f.exec(`INSERT INTO staff (id, hospital_id, institution_id, department_id, job_no, name, kind, created_at, updated_at) VALUES (?, ?, 'I1', 'DEP1', ?, ?, ?, ?, ?)`,
-			s.id, hospital, "J"+s.id, s.name, s.kind, now, now)
-	}
-	f.exec(`INSERT INTO departments (id, hospital_id, institution_id, code, name, created_at, updated_at) VALUES ('DEP1', ?, 'I1', 'NK', '心内科', ?, ?)`, hospital, now, now)
 	return f
 }
 
@@ -120,35 +68,17 @@ func newFixture(t testing.TB, db *sqldb.DB) *fixture {
 // account, its holder their guardian or not, linked to the HIS.
 func (f *fixture) patient(birth string, guardian bool) string {
 	id := ihos.NewID()
-	now := ihos.FormatTime(f.now)
+	now := ihos.FormatTime(f.Now)
 	g := 0
 	if guardian {
 		g = 1
 	}
-	f.exec(`INSERT INTO patients (id, hospital_id, name, birth_year, created_at, updated_at) VALUES (?, ?, '张三', ?, ?, ?)`, id, hospital, birth[:4], now, now)
-	f.exec(`INSERT INTO patient_members (id, account_id, hospital_id, patient_id, relation, guardian, birth_date, created_at, updated_at) VALUES (?, 'ACC1', ?, ?, 'child', ?, ?, ?, ?)`,
+	f.Exec(`INSERT INTO patients (id, hospital_id, name, birth_year, created_at, updated_at) VALUES (?, ?, '张三', ?, ?, ?)`, id, hospital, birth[:4], now, now)
+	f.Exec(`INSERT INTO patient_members (id, account_id, hospital_id, patient_id, relation, guardian, birth_date, created_at, updated_at) VALUES (?, 'ACC1', ?, ?, 'child', ?, ?, ?, ?)`,
 		ihos.NewID(), hospital, id, g, birth, now, now)
-	f.exec(`INSERT INTO patient_links (id, hospital_id, patient_id, his_patient_id, method, confidence, status, created_at, updated_at) VALUES (?, ?, ?, ?, 'id_number', 100, 'linked', ?, ?)`,
+	f.Exec(`INSERT INTO patient_links (id, hospital_id, patient_id, his_patient_id, method, confidence, status, created_at, updated_at) VALUES (?, ?, ?, ?, 'id_number', 100, 'linked', ?, ?)`,
 		ihos.NewID(), hospital, id, "HIS-"+id[:8], now, now)
 	return id
-}
-
-var bookings atomic.Int64
-
-// visit opens a visit of patient with doctor; accepted: the doctor accepted it.
-func (f *fixture) visit(patient string, accepted bool) *visits.Visit {
-	f.t.Helper()
-	v, err := f.visits.Open(admin, visits.VisitSpec{HospitalID: hospital, BookingID: fmt.Sprintf("B%d", bookings.Add(1)), PatientID: patient,
-		DoctorID: doctor, DepartmentID: "DEP1", Type: visits.TypeText, BookedAt: f.now})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	if accepted {
-		if v, err = f.visits.Accept(admin, visits.Party{Role: visits.RoleDoctor, ID: doctor}, v.ID); err != nil {
-			f.t.Fatal(err)
-		}
-	}
-	return v
 }
 
 func draft(visit string, items ...prescriptions.ItemInput) prescriptions.Draft {
@@ -158,34 +88,11 @@ func draft(visit string, items ...prescriptions.ItemInput) prescriptions.Draft {
 	return prescriptions.Draft{VisitID: visit, Diagnosis: "原发性高血压（I10）", Items: items}
 }
 
-func refused(t *testing.T, what string, err error, code, msg string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("%s: accepted, want %s", what, code)
-	}
-	if ihos.ErrorCode(err) != code || !strings.Contains(errText(err), msg) {
-		t.Fatalf("%s: got %s %q, want %s containing %q", what, ihos.ErrorCode(err), errText(err), code, msg)
-	}
-}
-
-// errText is the message with the field messages of an invalid error.
-func errText(err error) string {
-	var e *ihos.Error
-	if errors.As(err, &e) {
-		s := e.Message
-		for _, v := range e.Fields {
-			s += " " + v
-		}
-		return s
-	}
-	return err.Error()
-}
-
 func TestHappyPath(t *testing.T) {
 	sqldbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
 		f := newFixture(t, db)
 		ctx := admin
-		v := f.visit(f.patient("1980-05-01", false), true)
+		v := f.Visit(f.patient("1980-05-01", false), true)
 		p, err := f.svc.Create(ctx, doctor, draft(v.ID, prescriptions.ItemInput{Code: "AML5", Quantity: 2, PriceFen: 1}, prescriptions.ItemInput{Code: "MET", Quantity: 1}))
 		if err != nil {
 			t.Fatal(err)
@@ -209,7 +116,7 @@ func TestHappyPath(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ver, err := esign.Verify(ctx, []byte(got.SignedDoc), got.Signature, []*smx509.Certificate{f.root}); err != nil || ver.Signer != "王医生" {
+		if ver, err := esign.Verify(ctx, []byte(got.SignedDoc), got.Signature, []*smx509.Certificate{f.Root}); err != nil || ver.Signer != "王医生" {
 			t.Fatalf("verify: %+v %v", ver, err)
 		}
 		if !strings.Contains(got.SignedDoc, `"code":"AML5"`) || !strings.Contains(got.SignedDoc, `"total_fen":7050`) {
@@ -242,9 +149,9 @@ func TestHappyPath(t *testing.T) {
 		if p, err = f.svc.SendToHIS(ctx, "system", p.ID); err != nil || p.Status != prescriptions.StatusSentToHIS || len(p.HISOrders) != 1 {
 			t.Fatalf("send: %+v %v", p, err)
 		}
-		if len(f.his.reqs) != 1 || f.his.reqs[0].Kind != ihos.CatalogDrug || f.his.reqs[0].Items[0].Quantity != "3" ||
-			f.his.reqs[0].DoctorCode != "J"+doctor || f.his.reqs[0].DepartmentCode != "NK" || !strings.HasPrefix(f.his.reqs[0].Patient.HISID, "HIS-") {
-			t.Fatalf("HIS order: %+v", f.his.reqs)
+		if len(f.HIS.Reqs) != 1 || f.HIS.Reqs[0].Kind != ihos.CatalogDrug || f.HIS.Reqs[0].Items[0].Quantity != "3" ||
+			f.HIS.Reqs[0].DoctorCode != "J"+doctor || f.HIS.Reqs[0].DepartmentCode != "NK" || !strings.HasPrefix(f.HIS.Reqs[0].Patient.HISID, "HIS-") {
+			t.Fatalf("HIS order: %+v", f.HIS.Reqs)
 		}
 		h, err := f.svc.History(ctx, p.ID)
 		if err != nil {
@@ -274,7 +181,7 @@ func TestCatalogueRules(t *testing.T) {
 	sqldbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
 		f := newFixture(t, db)
 		ctx := admin
-		v := f.visit(f.patient("1980-05-01", false), true)
+		v := f.Visit(f.patient("1980-05-01", false), true)
 		for _, tc := range []struct{ code, msg string }{
 			{"MOR", "麻醉药品、精神药品不能在互联网医院开具：吗啡缓释片"},
 			{"TRI", "麻醉药品、精神药品不能在互联网医院开具：三唑仑片"},
@@ -294,7 +201,7 @@ func TestCatalogueRules(t *testing.T) {
 		if err != nil || p.TotalFen != 1800 {
 			t.Fatalf("price tampering: %+v %v", p, err)
 		}
-		f.exec(`UPDATE his_catalog SET price_fen = 1900 WHERE code = 'MET'`)
+		f.Exec(`UPDATE his_catalog SET price_fen = 1900 WHERE code = 'MET'`)
 		if p, err = f.svc.Sign(ctx, doctor, p.ID, pin); err != nil || p.TotalFen != 1900 {
 			t.Fatalf("sign repriced: %+v %v", p, err)
 		}
@@ -302,7 +209,7 @@ func TestCatalogueRules(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.exec(`UPDATE his_catalog SET flags = 'PSY2' WHERE code = 'MET'`)
+		f.Exec(`UPDATE his_catalog SET flags = 'PSY2' WHERE code = 'MET'`)
 		_, err = f.svc.Sign(ctx, doctor, p.ID, pin)
 		refused(t, "sign a now psychotropic drug", err, ihos.EForbidden, "二甲双胍缓释片")
 	})
@@ -313,13 +220,13 @@ func TestDoctorAndVisitRules(t *testing.T) {
 		f := newFixture(t, db)
 		ctx := admin
 		patient := f.patient("1980-05-01", false)
-		v := f.visit(patient, true)
+		v := f.Visit(patient, true)
 		_, err := f.svc.Create(ctx, otherDoc, draft(v.ID))
 		refused(t, "not the attending doctor", err, ihos.EForbidden, "只有该问诊的接诊医生可以开具处方")
-		waiting := f.visit(patient, false)
+		waiting := f.Visit(patient, false)
 		_, err = f.svc.Create(ctx, doctor, draft(waiting.ID))
 		refused(t, "visit waiting", err, ihos.EConflict, "问诊尚未开始，不能开具处方")
-		cancelled, err := f.visits.Cancel(ctx, visits.System, f.visit(patient, false).ID, "")
+		cancelled, err := f.Visits.Cancel(ctx, visits.System, f.Visit(patient, false).ID, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -335,7 +242,7 @@ func TestDoctorAndVisitRules(t *testing.T) {
 		_, err = f.svc.Submit(ctx, doctor, p.ID)
 		refused(t, "submit unsigned", err, ihos.EConflict, "须先由医生电子签名")
 		// Just ended: still writable; a day later: not.
-		if _, err := f.visits.End(ctx, visits.Party{Role: visits.RoleDoctor, ID: doctor}, v.ID, ""); err != nil {
+		if _, err := f.Visits.End(ctx, visits.Party{Role: visits.RoleDoctor, ID: doctor}, v.ID, ""); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := f.svc.Sign(ctx, doctor, p.ID, pin); err != nil {
@@ -352,16 +259,16 @@ func TestChildNeedsGuardian(t *testing.T) {
 		f := newFixture(t, db)
 		ctx := admin
 		child := time.Now().AddDate(-3, 0, 0).Format(time.DateOnly)
-		v := f.visit(f.patient(child, false), true)
+		v := f.Visit(f.patient(child, false), true)
 		_, err := f.svc.Create(ctx, doctor, draft(v.ID))
 		refused(t, "child without guardian", err, ihos.EForbidden, "6 岁以下儿童须由监护人陪同问诊")
-		if _, err := f.svc.Create(ctx, doctor, draft(f.visit(f.patient(child, true), true).ID)); err != nil {
+		if _, err := f.svc.Create(ctx, doctor, draft(f.Visit(f.patient(child, true), true).ID)); err != nil {
 			t.Fatalf("child with guardian: %v", err)
 		}
 		// The Guardian hook decides when set.
 		var asked string
 		f.svc.Guardian = func(ctx context.Context, v *visits.Visit) (bool, error) { asked = v.BookingID; return false, nil }
-		g := f.visit(f.patient(child, true), true)
+		g := f.Visit(f.patient(child, true), true)
 		_, err = f.svc.Create(ctx, doctor, draft(g.ID))
 		refused(t, "hook refuses", err, ihos.EForbidden, "监护人")
 		if asked != g.BookingID {
@@ -374,7 +281,7 @@ func TestReviewAndRevision(t *testing.T) {
 	sqldbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
 		f := newFixture(t, db)
 		ctx := admin
-		v := f.visit(f.patient("1980-05-01", false), true)
+		v := f.Visit(f.patient("1980-05-01", false), true)
 		submitted := func() *prescriptions.Prescription {
 			p, err := f.svc.Create(ctx, doctor, draft(v.ID))
 			if err == nil {
@@ -438,7 +345,7 @@ func TestHistoryAppendOnly(t *testing.T) {
 	sqldbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
 		f := newFixture(t, db)
 		ctx := admin
-		v := f.visit(f.patient("1980-05-01", false), true)
+		v := f.Visit(f.patient("1980-05-01", false), true)
 		p, err := f.svc.Create(ctx, doctor, draft(v.ID))
 		if err != nil {
 			t.Fatal(err)

@@ -215,17 +215,26 @@ func stored(in PlanInput) (diagnoses, drugs, exams string, err error) {
 	return string(b[0]), string(b[1]), string(b[2]), nil
 }
 
+// preparePlan checks d may keep plans and in is a valid plan (cleaning
+// it), and returns its diagnoses, drugs and exams as their columns hold them.
+func (s *Service) preparePlan(ctx context.Context, d Doctor, in *PlanInput) (dg, dr, ex string, err error) {
+	if err := check(d); err != nil {
+		return "", "", "", err
+	}
+	if err := s.validatePlan(ctx, d, in); err != nil {
+		return "", "", "", err
+	}
+	if dg, dr, ex, err = stored(*in); err != nil {
+		return "", "", "", ihos.Internal(err)
+	}
+	return dg, dr, ex, nil
+}
+
 // CreatePlan saves a new plan of the doctor's.
 func (s *Service) CreatePlan(ctx context.Context, d Doctor, in PlanInput) (*Plan, error) {
-	if err := check(d); err != nil {
-		return nil, err
-	}
-	if err := s.validatePlan(ctx, d, &in); err != nil {
-		return nil, err
-	}
-	dg, dr, ex, err := stored(in)
+	dg, dr, ex, err := s.preparePlan(ctx, d, &in)
 	if err != nil {
-		return nil, ihos.Internal(err)
+		return nil, err
 	}
 	id, now := ihos.NewID(), ihos.FormatTime(s.now())
 	err = s.DB.Tx(ctx, func(tx *sql.Tx) error {
@@ -261,15 +270,9 @@ func (s *Service) uniquePlanName(ctx context.Context, tx *sql.Tx, d Doctor, id, 
 
 // UpdatePlan replaces an enabled plan of the doctor's.
 func (s *Service) UpdatePlan(ctx context.Context, d Doctor, id string, in PlanInput) (*Plan, error) {
-	if err := check(d); err != nil {
-		return nil, err
-	}
-	if err := s.validatePlan(ctx, d, &in); err != nil {
-		return nil, err
-	}
-	dg, dr, ex, err := stored(in)
+	dg, dr, ex, err := s.preparePlan(ctx, d, &in)
 	if err != nil {
-		return nil, ihos.Internal(err)
+		return nil, err
 	}
 	err = s.DB.Tx(ctx, func(tx *sql.Tx) error {
 		before, err := s.lockPlan(ctx, tx, d, id)
