@@ -14,7 +14,72 @@ import (
 
 	"ihos/appliance"
 	"ihos/internal/browsertest"
+	"ihos/internal/sqldb"
 )
+
+// seedOnlineFixture puts the day of online visits (appliance.SeedOnlineVisits)
+// on the demo appliance's replica, its doctors taken from the demo hospital:
+// two in cardiology, one in paediatrics, and a pharmacist. one reads a
+// single value from the database.
+func seedOnlineFixture(t *testing.T, db *sqldb.DB) (ids appliance.OnlineFixtureIDs, one func(q string, args ...any) string) {
+	t.Helper()
+	one = func(q string, args ...any) string {
+		t.Helper()
+		var s string
+		if err := db.QueryRowContext(context.Background(), q, args...).Scan(&s); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return s
+	}
+	cardio, peds := one(`SELECT id FROM departments WHERE name = '心血管内科'`), one(`SELECT id FROM departments WHERE name = '儿科'`)
+	ids = appliance.OnlineFixtureIDs{Dept1: cardio, Dept2: peds,
+		Doc1:       one(`SELECT id FROM staff WHERE kind = 'doctor' AND department_id = ? ORDER BY job_no LIMIT 1`, cardio),
+		Doc3:       one(`SELECT id FROM staff WHERE kind = 'doctor' AND department_id = ? ORDER BY job_no DESC LIMIT 1`, cardio),
+		Doc2:       one(`SELECT id FROM staff WHERE kind = 'doctor' AND department_id = ? ORDER BY job_no LIMIT 1`, peds),
+		Pharmacist: one(`SELECT id FROM staff WHERE kind = 'pharmacist' ORDER BY job_no LIMIT 1`),
+	}
+	appliance.SeedOnlineVisits(t, db, ids, appliance.OnlineFixtureDay)
+	return ids, one
+}
+
+// consolePage reads and drives the console page open in the browser.
+type consolePage struct {
+	t *testing.T
+	b *browsertest.Browser
+}
+
+// text is the trimmed text of the element sel.
+func (p consolePage) text(sel string) string {
+	p.t.Helper()
+	return strings.TrimSpace(browsertest.Get(p.b, chromedp.Text(chromedp.CSS(sel))))
+}
+
+// load clicks sel and waits for the page it loads.
+func (p consolePage) load(sel string) {
+	p.t.Helper()
+	browsertest.Get(p.b, chromedp.WaitEvent(page.LoadEventFired, nil, chromedp.Click(chromedp.CSS(sel))))
+}
+
+// needsSession checks the link sel answers 401 to a request without the
+// page's session cookie.
+func (p consolePage) needsSession(sel string) {
+	p.t.Helper()
+	href := browsertest.Get(p.b, chromedp.Evaluate[string](`document.querySelector(`+strconv.Quote(sel)+`).href`))
+	resp, err := http.Get(href)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		p.t.Errorf("%s without a session: %d", sel, resp.StatusCode)
+	}
+}
+
+// count is the number of elements sel matches.
+func (p consolePage) count(sel string) int {
+	p.t.Helper()
+	return browsertest.Get(p.b, chromedp.Evaluate[int](`document.querySelectorAll(`+strconv.Quote(sel)+`).length`))
+}
 
 // TestOnlineVisitsConsoleBrowser drives the console's 互联网诊疗 reports on a
 // demo appliance whose replica holds a day of online visits
@@ -26,45 +91,17 @@ func TestOnlineVisitsConsoleBrowser(t *testing.T) {
 	b := browsertest.New(t)
 	dir := t.TempDir()
 	in := startAppliance(t, filepath.Join(dir, "data"), filepath.Join(dir, "creds.json"))
-	db := in.app.Node.DB
-	ctx := context.Background()
-	one := func(q string, args ...any) string {
-		t.Helper()
-		var s string
-		if err := db.QueryRowContext(ctx, q, args...).Scan(&s); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		return s
-	}
-	cardio := one(`SELECT id FROM departments WHERE name = '心血管内科'`)
-	peds := one(`SELECT id FROM departments WHERE name = '儿科'`)
-	ids := appliance.OnlineFixtureIDs{Dept1: cardio, Dept2: peds,
-		Doc1:       one(`SELECT id FROM staff WHERE kind = 'doctor' AND department_id = ? ORDER BY job_no LIMIT 1`, cardio),
-		Doc3:       one(`SELECT id FROM staff WHERE kind = 'doctor' AND department_id = ? ORDER BY job_no DESC LIMIT 1`, cardio),
-		Doc2:       one(`SELECT id FROM staff WHERE kind = 'doctor' AND department_id = ? ORDER BY job_no LIMIT 1`, peds),
-		Pharmacist: one(`SELECT id FROM staff WHERE kind = 'pharmacist' ORDER BY job_no LIMIT 1`),
-	}
+	ids, one := seedOnlineFixture(t, in.app.Node.DB)
 	if ids.Doc1 == ids.Doc3 {
 		t.Fatal("the demo hospital needs two cardiology doctors")
 	}
+	cardio := ids.Dept1
 	doc1Name := one(`SELECT name FROM staff WHERE id = ?`, ids.Doc1)
 	doc2Name := one(`SELECT name FROM staff WHERE id = ?`, ids.Doc2)
-	day := appliance.OnlineFixtureDay
-	appliance.SeedOnlineVisits(t, db, ids, day)
-	date := day.Format("2006-01-02")
+	date := appliance.OnlineFixtureDay.Format("2006-01-02")
 
-	text := func(sel string) string {
-		t.Helper()
-		return strings.TrimSpace(browsertest.Get(b, chromedp.Text(chromedp.CSS(sel))))
-	}
-	load := func(sel string) {
-		t.Helper()
-		browsertest.Get(b, chromedp.WaitEvent(page.LoadEventFired, nil, chromedp.Click(chromedp.CSS(sel))))
-	}
-	count := func(sel string) int {
-		t.Helper()
-		return browsertest.Get(b, chromedp.Evaluate[int](`document.querySelectorAll(`+strconv.Quote(sel)+`).length`))
-	}
+	p := consolePage{t, b}
+	text, load, count := p.text, p.load, p.count
 	contains := func(what, got string, wants ...string) {
 		t.Helper()
 		for _, w := range wants {
@@ -129,15 +166,7 @@ func TestOnlineVisitsConsoleBrowser(t *testing.T) {
 		t.Errorf("张三's text visits: %d rows", n)
 	}
 	exports("#export-csv", "#export-xlsx")
-	href := browsertest.Get(b, chromedp.Evaluate[string](`document.getElementById('export-csv').href`))
-	resp, err := http.Get(href)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("export without a session: %d", resp.StatusCode)
-	}
+	p.needsSession("#export-csv")
 
 	// V1's detail: history, booking and condition, messages, prescriptions,
 	// EMR, payments and the invoice.
@@ -245,24 +274,8 @@ func TestOnlineVisitsConsoleBrowser(t *testing.T) {
 func TestOnlineVisitsAPI(t *testing.T) {
 	dir := t.TempDir()
 	in := startAppliance(t, filepath.Join(dir, "data"), filepath.Join(dir, "creds.json"))
-	db := in.app.Node.DB
-	ctx := context.Background()
-	one := func(q string, args ...any) string {
-		t.Helper()
-		var s string
-		if err := db.QueryRowContext(ctx, q, args...).Scan(&s); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		return s
-	}
-	cardio, peds := one(`SELECT id FROM departments WHERE name = '心血管内科'`), one(`SELECT id FROM departments WHERE name = '儿科'`)
-	ids := appliance.OnlineFixtureIDs{Dept1: cardio, Dept2: peds,
-		Doc1:       one(`SELECT id FROM staff WHERE kind = 'doctor' AND department_id = ? ORDER BY job_no LIMIT 1`, cardio),
-		Doc3:       one(`SELECT id FROM staff WHERE kind = 'doctor' AND department_id = ? ORDER BY job_no DESC LIMIT 1`, cardio),
-		Doc2:       one(`SELECT id FROM staff WHERE kind = 'doctor' AND department_id = ? ORDER BY job_no LIMIT 1`, peds),
-		Pharmacist: one(`SELECT id FROM staff WHERE kind = 'pharmacist' ORDER BY job_no LIMIT 1`),
-	}
-	appliance.SeedOnlineVisits(t, db, ids, appliance.OnlineFixtureDay)
+	ids, _ := seedOnlineFixture(t, in.app.Node.DB)
+	peds := ids.Dept2
 	date := appliance.OnlineFixtureDay.Format("2006-01-02")
 
 	get := func(c *client, path string, want int, v any) {

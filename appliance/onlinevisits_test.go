@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"ihos"
+	"ihos/internal/console"
 	"ihos/internal/sqldb"
 	"ihos/internal/sqldb/sqldbtest"
 )
@@ -366,7 +367,7 @@ func TestOnlineVisitReports(t *testing.T) {
 			if err := f.withPeriod(noon, monthStart); err != nil {
 				t.Fatal(err)
 			}
-			if from, to := periodDates(f.From, f.To); from != "2026-03-01" || to != "2026-03-10" {
+			if from, to := console.Dates(f.From, f.To); from != "2026-03-01" || to != "2026-03-10" {
 				t.Fatalf("default period %s – %s", from, to)
 			}
 			w, err := o.workload(admin, f)

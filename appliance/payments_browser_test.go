@@ -2,14 +2,12 @@ package appliance_test
 
 import (
 	"context"
-	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"ihos"
@@ -105,18 +103,8 @@ func TestPaymentConsoleBrowser(t *testing.T) {
 		insertReplicaPayment(t, db, p)
 	}
 
-	text := func(sel string) string {
-		t.Helper()
-		return strings.TrimSpace(browsertest.Get(b, chromedp.Text(chromedp.CSS(sel))))
-	}
-	load := func(sel string) {
-		t.Helper()
-		browsertest.Get(b, chromedp.WaitEvent(page.LoadEventFired, nil, chromedp.Click(chromedp.CSS(sel))))
-	}
-	count := func(sel string) int {
-		t.Helper()
-		return browsertest.Get(b, chromedp.Evaluate[int](`document.querySelectorAll(`+strconv.Quote(sel)+`).length`))
-	}
+	p := consolePage{t, b}
+	text, load, count := p.text, p.load, p.count
 
 	b.Run(chromedp.Navigate(in.srv.URL+"/console/login"),
 		chromedp.SendKeys(chromedp.ID("username"), creds.Username), chromedp.SendKeys(chromedp.ID("password"), creds.Password))
@@ -219,15 +207,7 @@ func TestPaymentConsoleBrowser(t *testing.T) {
 			t.Errorf("%s: %s", sel, got)
 		}
 	}
-	href := browsertest.Get(b, chromedp.Evaluate[string](`document.getElementById('export-csv').href`))
-	resp, err := http.Get(href)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("export without a session: %d", resp.StatusCode)
-	}
+	p.needsSession("#export-csv")
 
 	if errs := b.ConsoleErrors(); len(errs) > 0 {
 		t.Errorf("browser console errors: %v", errs)

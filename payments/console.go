@@ -1,22 +1,21 @@
 package payments
 
 import (
-	"bytes"
 	"context"
 	_ "embed"
-	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"ihos"
+	"ihos/internal/admin"
 	"ihos/internal/audit"
 	"ihos/internal/console"
+	"ihos/internal/export"
 	"ihos/internal/web"
 )
 
@@ -44,46 +43,21 @@ var (
 	businessOrder = []string{ihos.PayVisitFee, ihos.PayConsultation, ihos.PayClinicOrder, ihos.PayPrescription, ihos.PayNursingOrder, ihos.PayNursingConsumables, ihos.PayDeliveryFee, ihos.PayOutpatientBill}
 )
 
-// option is one choice of a select.
-type option struct{ Value, Label string }
-
-func options(keys []string, label func(string) string) []option {
-	out := make([]option, len(keys))
-	for i, k := range keys {
-		out[i] = option{k, label(k)}
-	}
-	return out
-}
-
 // filterOptions are the choices of the filter form: channels, statuses,
 // business types, and the departments and doctors by name.
-func (s *Service) filterOptions(ctx context.Context) (map[string][]option, error) {
-	out := map[string][]option{
-		"Channels": options(channelOrder, func(k string) string { return ihos.ChannelLabels[k] }),
-		"Statuses": options(statusOrder, ihos.PaymentStatusLabel),
-		"Types":    options(businessOrder, func(k string) string { return ihos.BusinessTypeLabels[k] }),
+func (s *Service) filterOptions(ctx context.Context) (map[string][]admin.Option, error) {
+	out := map[string][]admin.Option{
+		"Channels": console.Labeled(channelOrder, func(k string) string { return ihos.ChannelLabels[k] }),
+		"Statuses": console.Labeled(statusOrder, ihos.PaymentStatusLabel),
+		"Types":    console.Labeled(businessOrder, func(k string) string { return ihos.BusinessTypeLabels[k] }),
 	}
 	for key, q := range map[string]string{
 		"Departments": `SELECT id, name FROM departments WHERE deleted_at IS NULL ORDER BY sort_order, name LIMIT 500`,
 		"Doctors":     `SELECT id, name FROM staff WHERE deleted_at IS NULL AND kind = 'doctor' ORDER BY name LIMIT 1000`,
 	} {
-		rows, err := s.DB.QueryContext(ctx, q)
+		opts, err := console.Options(ctx, s.DB, q)
 		if err != nil {
-			return nil, ihos.Internal(err)
-		}
-		var opts []option
-		for rows.Next() {
-			var o option
-			if err := rows.Scan(&o.Value, &o.Label); err != nil {
-				rows.Close()
-				return nil, ihos.Internal(err)
-			}
-			opts = append(opts, o)
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, ihos.Internal(err)
+			return nil, err
 		}
 		out[key] = opts
 	}
@@ -127,13 +101,13 @@ func (s *Service) rowNames(ctx context.Context, ps []*ihos.Payment) (rowNames, e
 	}
 	var n rowNames
 	var err error
-	if n.patients, err = s.names(ctx, "patients", pat); err != nil {
+	if n.patients, err = console.Names(ctx, s.DB, "patients", pat); err != nil {
 		return n, err
 	}
-	if n.doctors, err = s.names(ctx, "staff", doc); err != nil {
+	if n.doctors, err = console.Names(ctx, s.DB, "staff", doc); err != nil {
 		return n, err
 	}
-	n.departments, err = s.names(ctx, "departments", dept)
+	n.departments, err = console.Names(ctx, s.DB, "departments", dept)
 	return n, err
 }
 
@@ -155,41 +129,12 @@ type eventRow struct {
 	FromLabel, ToLabel, ReasonLabel, DetailText string
 }
 
-// filterMessage is what the page says about a filter it could not read.
-func filterMessage(err error) string {
-	var e *ihos.Error
-	if errors.As(err, &e) && len(e.Fields) > 0 {
-		keys := make([]string, 0, len(e.Fields))
-		for k := range e.Fields {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var msgs []string
-		for _, k := range keys {
-			msgs = append(msgs, e.Fields[k])
-		}
-		return "查询条件有误：" + strings.Join(msgs, "；")
-	}
-	return ihos.ErrorMessage(err)
-}
-
-// formValues are the raw query values the form shows again.
-func formValues(q url.Values) map[string]string {
-	out := map[string]string{}
-	for _, k := range []string{"from", "to", "channel", "status", "business_type", "patient", "doctor", "department"} {
-		out[k] = strings.TrimSpace(q.Get(k))
-	}
-	return out
-}
+// filterKeys are the query parameters of the filter form.
+var filterKeys = []string{"from", "to", "channel", "status", "business_type", "patient", "doctor", "department"}
 
 // exportQuery is the filter part of q with format set, for the export links.
 func exportQuery(q url.Values, format string, drop ...string) string {
-	u := url.Values{}
-	for _, k := range []string{"from", "to", "channel", "status", "business_type", "patient", "doctor", "department"} {
-		if v := strings.TrimSpace(q.Get(k)); v != "" {
-			u.Set(k, v)
-		}
-	}
+	u := console.Filters(q, filterKeys)
 	for _, k := range drop {
 		u.Del(k)
 	}
@@ -211,17 +156,14 @@ func (s *Service) Page() console.Page {
 			if err != nil {
 				return nil, err
 			}
-			data := map[string]any{"Q": formValues(q), "Options": opts}
+			data := map[string]any{"Q": console.FormValues(q, filterKeys), "Options": opts}
 			list := url.Values{}
 			for k, v := range q {
 				if k != "id" && k != "msg" {
 					list[k] = v
 				}
 			}
-			data["ListURL"] = "/console/x/payments"
-			if len(list) > 0 {
-				data["ListURL"] = "/console/x/payments?" + list.Encode()
-			}
+			data["ListURL"] = console.Link("/console/x/payments", list)
 			if id := strings.TrimSpace(q.Get("id")); id != "" {
 				d, err := s.Detail(ctx, id)
 				if err != nil {
@@ -241,7 +183,7 @@ func (s *Service) Page() console.Page {
 			}
 			f, err := ParseFilter(q)
 			if err != nil {
-				data["Error"] = filterMessage(err)
+				data["Error"] = console.FilterError(err)
 				f = Filter{}
 			}
 			f.PageSize = 20
@@ -260,42 +202,18 @@ func (s *Service) Page() console.Page {
 			rows := make([]orderRow, len(page.Items))
 			for i, it := range page.Items {
 				rows[i] = n.row(it)
-				u := url.Values{}
-				for k, v := range list {
-					u[k] = v
-				}
+				u := maps.Clone(list)
 				u.Set("id", it.ID)
-				rows[i].DetailURL = "/console/x/payments?" + u.Encode()
+				rows[i].DetailURL = console.Link("/console/x/payments", u)
 			}
 			pages := int(math.Ceil(float64(page.Total) / float64(page.PageSize)))
-			prev, next := pageLinks(q, page.Page, pages)
+			prev, next := console.PageLinks("/console/x/payments", list, page.Page, pages)
 			data["Rows"], data["Total"], data["Page"], data["Pages"], data["Prev"], data["Next"] = rows, page.Total, page.Page, pages, prev, next
 			data["CSV"] = "/api/admin/payments/export?" + exportQuery(q, "csv")
 			data["XLSX"] = "/api/admin/payments/export?" + exportQuery(q, "xlsx")
 			return data, nil
 		},
 	}
-}
-
-// pageLinks returns the links to the previous and next page ("" at either end).
-func pageLinks(q url.Values, page, pages int) (prev, next string) {
-	link := func(p int) string {
-		u := url.Values{}
-		for k, v := range q {
-			if k != "msg" && k != "id" {
-				u[k] = v
-			}
-		}
-		u.Set("page", strconv.Itoa(p))
-		return "/console/x/payments?" + u.Encode()
-	}
-	if page > 1 {
-		prev = link(page - 1)
-	}
-	if page < pages {
-		next = link(page + 1)
-	}
-	return prev, next
 }
 
 // statsFilter reads the statistics' filter from q: the period defaults to
@@ -314,11 +232,6 @@ func (s *Service) statsFilter(q url.Values) (Filter, error) {
 	}
 	f.Status, f.Page, f.PageSize = "", 0, 0
 	return f, nil
-}
-
-// periodText is the period [from, to) as dates: "2024-01-01 至 2024-01-31".
-func periodText(from, to time.Time) (string, string) {
-	return from.In(ihos.Shanghai).Format(time.DateOnly), to.Add(-time.Nanosecond).In(ihos.Shanghai).Format(time.DateOnly)
 }
 
 // StatsPage is the console's 医保运营统计: for a period, the number of
@@ -345,7 +258,7 @@ func (s *Service) StatsPage() console.Page {
 				if ihos.ErrorCode(err) != ihos.EInvalid {
 					return nil, err
 				}
-				data["Error"] = filterMessage(err)
+				data["Error"] = console.FilterError(err)
 				if f, err = s.statsFilter(url.Values{}); err != nil {
 					return nil, err
 				}
@@ -353,8 +266,8 @@ func (s *Service) StatsPage() console.Page {
 					return nil, err
 				}
 			}
-			form := formValues(q)
-			form["from"], form["to"] = periodText(f.From, f.To)
+			form := console.FormValues(q, filterKeys)
+			form["from"], form["to"] = console.Dates(f.From, f.To)
 			eq := url.Values{}
 			for k, v := range form {
 				eq.Set(k, v)
@@ -380,7 +293,7 @@ func (s *Service) ExportRoutes(mux *http.ServeMux, authorize Authorizer) {
 	guard := web.Guard(mux, authorize)
 	handle := func(pattern string, fn web.AuthorizedFunc) { guard(pattern, "payments.read", fn) }
 	handle("GET /api/admin/payments/export", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
-		format, err := exportFormat(r)
+		format, err := export.Format(r)
 		if err != nil {
 			return err
 		}
@@ -396,10 +309,10 @@ func (s *Service) ExportRoutes(mux *http.ServeMux, authorize Authorizer) {
 		if err := s.auditExport(ctx, fmt.Sprintf("导出支付订单 %s（%d 条；条件 %s）", strings.ToUpper(format), len(t.Rows), exportQuery(r.URL.Query(), format))); err != nil {
 			return err
 		}
-		return writeExport(w, format, name, t)
+		return export.Write(w, format, name, t)
 	})
 	handle("GET /api/admin/payments/stats/export", func(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
-		format, err := exportFormat(r)
+		format, err := export.Format(r)
 		if err != nil {
 			return err
 		}
@@ -411,79 +324,22 @@ func (s *Service) ExportRoutes(mux *http.ServeMux, authorize Authorizer) {
 		if err != nil {
 			return err
 		}
-		from, to := periodText(st.From, st.To)
+		from, to := console.Dates(st.From, st.To)
 		if err := s.auditExport(ctx, fmt.Sprintf("导出医保运营统计 %s（%s 至 %s）", strings.ToUpper(format), from, to)); err != nil {
 			return err
 		}
-		return writeExport(w, format, "医保运营统计_"+from+"至"+to, StatsTables(st)...)
+		return export.Write(w, format, "医保运营统计_"+from+"至"+to, StatsTables(st)...)
 	})
-}
-
-func exportFormat(r *http.Request) (string, error) {
-	switch f := r.URL.Query().Get("format"); f {
-	case "", "csv":
-		return "csv", nil
-	case "xlsx":
-		return "xlsx", nil
-	}
-	return "", ihos.Invalid(map[string]string{"format": "导出格式应为 csv 或 xlsx"})
 }
 
 func (s *Service) auditExport(ctx context.Context, summary string) error {
 	return audit.Record(ctx, s.DB, audit.Entry{Action: "export", Resource: "payments", Summary: summary})
 }
 
-// writeExport writes the tables as a download named name plus the format's
-// extension. The whole file is built first, so an error still answers as
-// JSON, not as half a file.
-func writeExport(w http.ResponseWriter, format, name string, tables ...Table) error {
-	var buf bytes.Buffer
-	var err error
-	ctype := "text/csv; charset=utf-8"
-	if format == "xlsx" {
-		ctype = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-		err = WriteXLSX(&buf, tables...)
-	} else {
-		err = WriteCSV(&buf, tables...)
-	}
-	if err != nil {
-		return ihos.Internal(err)
-	}
-	w.Header().Set("Content-Type", ctype)
-	w.Header().Set("Content-Disposition", ContentDisposition(name+"."+format))
-	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	_, err = w.Write(buf.Bytes())
-	return err
-}
-
-// ContentDisposition is an attachment header for a file name that may be
-// Chinese: an ASCII fallback in filename (non-ASCII replaced by _) and the
-// real name in filename* (RFC 5987/6266), which every current browser uses.
-func ContentDisposition(name string) string {
-	var ascii, enc strings.Builder
-	for _, r := range name {
-		if r < 0x80 && r >= 0x20 && r != '"' && r != '\\' {
-			ascii.WriteRune(r)
-		} else {
-			ascii.WriteByte('_')
-		}
-	}
-	for _, b := range []byte(name) {
-		if b < 0x80 && (b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || strings.IndexByte("!#$&+-.^_`|~", b) >= 0) {
-			enc.WriteByte(b)
-		} else {
-			fmt.Fprintf(&enc, "%%%02X", b)
-		}
-	}
-	return `attachment; filename="` + ascii.String() + `"; filename*=UTF-8''` + enc.String()
-}
-
 // OrdersTable is the order list of f for export, newest first: every matching
 // payment (f's paging is ignored), at most MaxExportRows.
-func (s *Service) OrdersTable(ctx context.Context, f Filter) (Table, error) {
-	t := Table{Name: "支付订单", Header: []string{"下单时间", "支付时间", "订单号", "业务类型", "业务单号", "摘要", "患者", "医生", "科室",
+func (s *Service) OrdersTable(ctx context.Context, f Filter) (export.Table, error) {
+	t := export.Table{Name: "支付订单", Header: []string{"下单时间", "支付时间", "订单号", "业务类型", "业务单号", "摘要", "患者", "医生", "科室",
 		"支付方式", "订单状态", "订单总额(元)", "医保基金(元)", "个人账户(元)", "现金(元)", "已退款(元)", "渠道交易号"}}
 	cond, args := adminWhere(ctx, f, "created_at")
 	var n int
@@ -525,21 +381,21 @@ func (s *Service) OrdersTable(ctx context.Context, f Filter) (Table, error) {
 		r := names.row(item(p))
 		t.Rows = append(t.Rows, []any{local(p.CreatedAt), local(p.PaidAt), p.OutTradeNo, r.BusinessTypeLabel, p.BusinessID, p.Subject,
 			r.PatientName, r.DoctorName, r.DepartmentName, r.ChannelLabel, p.StatusLabel,
-			Yuan(p.Total), Yuan(p.FundPay), Yuan(p.AccountPay), Yuan(p.CashPay), Yuan(p.Refunded), p.TransactionID})
+			export.Yuan(p.Total), export.Yuan(p.FundPay), export.Yuan(p.AccountPay), export.Yuan(p.CashPay), export.Yuan(p.Refunded), p.TransactionID})
 	}
 	return t, nil
 }
 
 // StatsTables are the statistics for export: the summary, then per day,
 // department, channel and business type.
-func StatsTables(st *Stats) []Table {
-	from, to := periodText(st.From, st.To)
+func StatsTables(st *Stats) []export.Table {
+	from, to := console.Dates(st.From, st.To)
 	amounts := []string{"笔数", "订单总额(元)", "医保基金(元)", "个人账户(元)", "现金(元)", "已退款(元)", "净收入(元)"}
 	cells := func(v Sums) []any {
-		return []any{v.Count, Yuan(v.Total), Yuan(v.Fund), Yuan(v.Account), Yuan(v.Cash), Yuan(v.Refunded), Yuan(v.Net())}
+		return []any{v.Count, export.Yuan(v.Total), export.Yuan(v.Fund), export.Yuan(v.Account), export.Yuan(v.Cash), export.Yuan(v.Refunded), export.Yuan(v.Net())}
 	}
-	table := func(name, first string, rows []StatsRow, withTotal bool) Table {
-		t := Table{Name: name, Header: append([]string{first}, amounts...)}
+	table := func(name, first string, rows []StatsRow, withTotal bool) export.Table {
+		t := export.Table{Name: name, Header: append([]string{first}, amounts...)}
 		for _, r := range rows {
 			t.Rows = append(t.Rows, append([]any{r.Label}, cells(r.Sums)...))
 		}
@@ -548,9 +404,9 @@ func StatsTables(st *Stats) []Table {
 		}
 		return t
 	}
-	summary := Table{Name: "汇总", Header: append([]string{"统计区间"}, amounts...),
+	summary := export.Table{Name: "汇总", Header: append([]string{"统计区间"}, amounts...),
 		Rows: [][]any{append([]any{from + " 至 " + to}, cells(st.Overall)...)}}
-	return []Table{summary,
+	return []export.Table{summary,
 		table("按日", "日期", st.Days, true),
 		table("按科室", "科室", st.Departments, true),
 		table("按支付方式", "支付方式", st.Channels, true),

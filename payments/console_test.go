@@ -11,8 +11,10 @@ import (
 	"testing"
 
 	"ihos"
+	"ihos/internal/admin"
 	"ihos/internal/audit"
 	"ihos/internal/console"
+	"ihos/internal/export/exporttest"
 	"ihos/internal/sqldb"
 	"ihos/internal/sqldb/sqldbtest"
 )
@@ -116,7 +118,7 @@ func TestOrderExport(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" {
 			t.Fatalf("xlsx: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
-		names, sheets := readXLSX(t, body)
+		names, sheets := exporttest.ReadXLSX(t, body)
 		if len(names) != 1 || names[0] != "支付订单" {
 			t.Fatalf("sheets %q", names)
 		}
@@ -195,7 +197,7 @@ func TestStatsExport(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("xlsx status %d", resp.StatusCode)
 		}
-		names, sheets := readXLSX(t, body)
+		names, sheets := exporttest.ReadXLSX(t, body)
 		if strings.Join(names, " ") != "汇总 按日 按科室 按支付方式 按业务类型" {
 			t.Fatalf("sheets %q", names)
 		}
@@ -244,7 +246,7 @@ func TestConsolePages(t *testing.T) {
 	if data["CSV"] != "/api/admin/payments/export?format=csv&status=paid" {
 		t.Errorf("csv link %v", data["CSV"])
 	}
-	if opts := data["Options"].(map[string][]option); len(opts["Departments"]) != 1 || opts["Departments"][0].Label != "内科" || len(opts["Statuses"]) != 8 {
+	if opts := data["Options"].(map[string][]admin.Option); len(opts["Departments"]) != 1 || opts["Departments"][0].Label != "内科" || len(opts["Statuses"]) != 8 {
 		t.Errorf("options %+v", opts)
 	}
 

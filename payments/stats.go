@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"ihos"
+	"ihos/internal/console"
 )
 
 // TakingStatuses are the statuses of payments whose money was taken: only
@@ -140,7 +141,7 @@ func (s *Service) Stats(ctx context.Context, f Filter) (*Stats, error) {
 	for id := range depts {
 		ids = append(ids, id)
 	}
-	names, err := s.names(ctx, "departments", ids)
+	names, err := console.Names(ctx, s.DB, "departments", ids)
 	if err != nil {
 		return nil, err
 	}
@@ -210,48 +211,4 @@ func adminWhere(ctx context.Context, f Filter, timeCol string) (string, []any) {
 		add("department_id = ?", dept)
 	}
 	return " WHERE " + strings.Join(where, " AND "), args
-}
-
-// nameTables are the tables names may look in.
-var nameTables = map[string]bool{"departments": true, "staff": true, "patients": true}
-
-// names maps the ids of records of table (departments, staff, patients) to
-// their names; ids not found are left out.
-func (s *Service) names(ctx context.Context, table string, ids []string) (map[string]string, error) {
-	out := map[string]string{}
-	if !nameTables[table] {
-		return nil, ihos.Errorf(ihos.EInternal, "names: table %s", table)
-	}
-	var want []string
-	seen := map[string]bool{}
-	for _, id := range ids {
-		if id != "" && !seen[id] {
-			seen[id] = true
-			want = append(want, id)
-		}
-	}
-	for chunk := range slices.Chunk(want, 500) {
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
-		}
-		rows, err := s.DB.QueryContext(ctx, `SELECT id, name FROM `+table+` WHERE id IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)`, args...)
-		if err != nil {
-			return nil, ihos.Internal(err)
-		}
-		for rows.Next() {
-			var id, name string
-			if err := rows.Scan(&id, &name); err != nil {
-				rows.Close()
-				return nil, ihos.Internal(err)
-			}
-			out[id] = name
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, ihos.Internal(err)
-		}
-	}
-	return out, nil
 }

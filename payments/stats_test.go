@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"ihos"
+	"ihos/internal/console"
 	"ihos/internal/sqldb"
 	"ihos/internal/sqldb/sqldbtest"
 )
@@ -220,7 +221,7 @@ func TestStatsRefusesBadPeriods(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if from, to := periodText(f.From, f.To); from != "2025-03-01" || to != "2025-03-01" {
+	if from, to := console.Dates(f.From, f.To); from != "2025-03-01" || to != "2025-03-01" {
 		t.Errorf("default period %s to %s", from, to)
 	}
 }

@@ -1,4 +1,8 @@
-package payments
+// Package export writes the console's downloads: tables of text, counts and
+// amounts as CSV or as an Excel workbook, answered as an attachment. The
+// payment statistics and the online-visit reports build their tables and
+// leave the file format to this package, so every download looks the same.
+package export
 
 import (
 	"archive/zip"
