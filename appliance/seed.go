@@ -206,7 +206,7 @@ func seedDemo(ctx context.Context, s *admin.Store) (string, error) {
 		rec := map[string]any{
 			"institution_id": deptInst[p.dept], "department_id": depts[p.dept],
 			"job_no": fmt.Sprintf("%s%04d", map[string]string{ihos.StaffDoctor: "D", ihos.StaffNurse: "N", ihos.StaffPharmacist: "P", ihos.StaffTechnician: "T", ihos.StaffAdmin: "A"}[p.kind], 1001+i),
-			"name":   string(surnames[(i*7)%len(surnames)]) + givenNames[(i*11)%len(givenNames)],
+			"name":   demoName(i),
 			"gender": gender, "kind": p.kind, "title": p.title,
 			"phone":          fmt.Sprintf("139%08d", 20000000+i*7919),
 			"id_number":      demoIDNumber(year-28-seniority, i),
@@ -224,6 +224,14 @@ func seedDemo(ctx context.Context, s *admin.Store) (string, error) {
 		}
 	}
 	return depts["XNK"], nil
+}
+
+// demoName is the name of demo person i: the two formulas repeat after 5 and
+// 30 people, so from the 31st on the given name moves on one, keeping all 36
+// names distinct (a pharmacist named like the doctor made a review look like
+// the doctor's own).
+func demoName(i int) string {
+	return string(surnames[(i*7)%len(surnames)]) + givenNames[(i*11+i/len(givenNames))%len(givenNames)]
 }
 
 func indexOf(list []string, s string) int {

@@ -301,7 +301,7 @@ func doctorVisitLink(visit string) string  { return "/doctor/#/visit/" + visit }
 const (
 	patientVisitsLink  = "/h5/#/visits"
 	patientOrdersLink  = "/h5/#/orders"
-	patientReportsLink = "/h5/#/messages" // no report screen yet: the message center itself
+	patientReportsLink = "/h5/#/reports" // the H5 检查检验报告 screen
 )
 
 // toAll makes one draft per recipient.

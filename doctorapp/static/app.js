@@ -901,6 +901,11 @@
     pane.innerHTML = '<div class="loading">正在加载处方…</div>';
     let list = [];
     try { list = (await get('/api/prescriptions?visit=' + encodeURIComponent(room.id))).items || []; } catch (e) { pane.innerHTML = '<div class="card error-box">' + esc(e.full) + '</div>'; return; }
+    // Opened straight on 处方 (a reload, the tab): the diagnosis comes
+    // from the visit's EMR, as when it was written in this room.
+    if (!room.diagnoses && !list.length) {
+      try { const rec = await get('/api/visits/' + encodeURIComponent(room.id) + '/emr'); room.diagnoses = (rec && rec.diagnoses) || []; } catch (e) { /* none yet */ }
+    }
     const ph = await phrases();
     const favs = await favourites('drug');
     let plans = [];

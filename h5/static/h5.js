@@ -747,9 +747,12 @@
     var slotBox = h('div', { id: 'slots' });
     var slots = [];
     function drawSlots() {
-      var mine = slots.filter(function (s) { return !type || s.visit_type === type; });
+      var all = slots.filter(function (s) { return !type || s.visit_type === type; });
+      // Times already gone are left out: on a phone a day of half-hour
+      // sittings would bury the few bookable ones under a wall of 已过期.
+      var mine = all.filter(function (s) { return s.status !== 'past'; });
       if (!mine.length) {
-        slotBox.replaceChildren(empty(slots.length ? '当天没有该问诊方式的号源' : '当天暂无号源', '请选择其他日期'));
+        slotBox.replaceChildren(empty(all.length ? '当天的号源时段已过' : slots.length ? '当天没有该问诊方式的号源' : '当天暂无号源', '请选择其他日期'));
         return;
       }
       var grid = h('div', { class: 'slots' });
@@ -1018,6 +1021,14 @@
     try { doc = await api('GET', '/api/public/doctors/' + encodeURIComponent(v.doctor_id)); } catch (e) { doc = null; }
     var docName = doc ? doc.name : '医生';
     setTitle(docName + (doc ? ' ' + doc.title : '') + ' · ' + v.type_label);
+    // The booked time slot (the visit itself knows only when it was booked).
+    var slotText = '';
+    if (v.booking_id) {
+      try {
+        var bk = await api('GET', '/api/booking/bookings/' + encodeURIComponent(v.booking_id));
+        if (bk.start_at) slotText = fmtTime(bk.start_at) + (bk.end_at ? '-' + fmtClock(bk.end_at) : '');
+      } catch (e) { slotText = ''; }
+    }
 
     var status = h('div', { class: 'spread card', style: 'padding:10px 14px', id: 'visit-status' });
     var queue = h('div', { class: 'queue', id: 'queue', hidden: true });
@@ -1052,7 +1063,7 @@
     function drawStatus() {
       var cancel = null;
       if (v.status === 'waiting' && v.booking_id) {
-        cancel = h('button', { type: 'button', class: 'btn danger small', text: '取消预约' });
+        cancel = h('button', { type: 'button', class: 'btn danger small', style: 'white-space:nowrap;flex:none', text: '取消预约' });
         cancel.addEventListener('click', async function () {
           if (!window.confirm('取消后问诊费将原路退回，确定取消吗？')) return;
           try {
@@ -1064,7 +1075,8 @@
       }
       status.replaceChildren();
       add(status, [h('div', null, h('b', { text: v.status_label }), ' ',
-        h('span', { class: 'muted', text: v.type_label + ' · ' + fmtTime(v.booked_at) }),
+        h('span', { class: 'muted', text: v.type_label }),
+        h('div', { class: 'muted small', id: 'visit-slot', text: slotText ? '预约时段 ' + slotText : '预约于 ' + fmtTime(v.booked_at) }),
         (v.type === 'voice' || v.type === 'video') && canPost() ? h('div', { class: 'muted small',
           text: '医生将发起' + (v.type === 'video' ? '视频' : '语音') + '通话，请保持页面打开；也可在此发送文字、图片和语音。' }) : null), cancel]);
       queue.hidden = v.status !== 'waiting';
@@ -1237,7 +1249,10 @@
       if (ratingDrawn) return;
       ratingDrawn = true;
       var score = 0;
-      var TAGS = ['回复及时', '解答专业', '态度和蔼', '耐心细致', '建议有帮助'];
+      // The tags the cloud offers (GET /api/public/rating-tags): it checks
+      // them on submit, so the page never offers one it would refuse.
+      var TAGS = [];
+      var maxTags = 0;
       var picked = {};
       var starBox = h('div', { class: 'stars', id: 'stars', role: 'radiogroup', 'aria-label': '评分' });
       for (var i = 1; i <= 5; i++) {
@@ -1250,11 +1265,21 @@
           starBox.appendChild(b);
         })(i);
       }
-      var tagBox = h('div', { class: 'chips', style: 'flex-wrap:wrap' }, TAGS.map(function (t) {
-        var c = h('button', { type: 'button', class: 'chip', text: t });
-        c.addEventListener('click', function () { picked[t] = !picked[t]; c.classList.toggle('on', picked[t]); });
-        return c;
-      }));
+      var tagBox = h('div', { class: 'chips', id: 'rate-tags', style: 'flex-wrap:wrap' });
+      tryAPI('GET', '/api/public/rating-tags').then(function (r) {
+        TAGS = (r && r.tags) || [];
+        maxTags = (r && r.max_tags) || 0;
+        tagBox.replaceChildren.apply(tagBox, TAGS.map(function (t) {
+          var c = h('button', { type: 'button', class: 'chip', text: t, 'data-tag': t });
+          c.addEventListener('click', function () {
+            var n = TAGS.filter(function (x) { return picked[x]; }).length;
+            if (!picked[t] && maxTags && n >= maxTags) { toast('最多选择 ' + maxTags + ' 个标签'); return; }
+            picked[t] = !picked[t];
+            c.classList.toggle('on', picked[t]);
+          });
+          return c;
+        }));
+      }).catch(function () { /* rating without tags */ });
       var comment = h('textarea', { id: 'comment', maxlength: '500', placeholder: '说说您对本次问诊的感受（选填）' });
       var err = h('div', { class: 'formerr', hidden: true });
       var submit = h('button', { type: 'button', class: 'btn block', id: 'rate-submit', text: '提交评价' });
