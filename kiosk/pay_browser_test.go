@@ -164,6 +164,9 @@ func TestKioskPayBrowser(t *testing.T) {
 	b.Screenshot("pay-cancelled")
 	click("#result-done")
 	visible("#screen-fees")
+	// The fees are read again when the screen returns; a tap before they
+	// are there selects nothing.
+	waitText("#fee-sum", "18.30")
 
 	// Left alone on the QR screen: the countdown runs out and the payment
 	// is cancelled.

@@ -733,6 +733,9 @@
     state.pay = null;
     state.paying = false;
     state.selected = {};
+    // Show the empty selection at once (buttons off) rather than the paid
+    // one, until the fees read again select what is still unpaid.
+    if (state.overview) { feeSelection(); }
     refreshOverview();
     show(state.session ? 'fees' : 'start');
   }
