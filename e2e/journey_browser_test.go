@@ -242,8 +242,7 @@ func TestJourneyBrowser(t *testing.T) {
 	waitJS(t, rb, "back to the queue", 20*time.Second, `location.hash === '#/home'`)
 	rb.Visible("#queue .empty")
 	rb.Screenshot("pharmacist-approved")
-	// The doctor's room shows the review when looked at again.
-	db.Run(chromedp.Reload())
+	// The doctor's open prescription shows the review live.
 	waitText(t, db, "#rx-status", "审核通过")
 
 	// ---- 4. the patient: EMR, prescription, payment ----

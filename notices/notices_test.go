@@ -237,8 +237,10 @@ func TestNoticesFromChanges(t *testing.T) {
 			l[3].Body != "您的处方已由药师审核通过，金额 123.45 元，请及时支付。" || l[1].Body != "张医生已签署本次问诊的电子病历，可在问诊详情中查看。" {
 			t.Fatalf("bodies: %q %q %q %q", l[0].Body, l[1].Body, l[2].Body, l[3].Body)
 		}
-		if d := list(t, svc, doc)[0]; d.Title != "处方被药师驳回" || d.Body != "驳回原因：剂量过大。请修改后重新提交。" {
-			t.Fatalf("doctor %+v", d)
+		// The prescribing doctor hears of both reviews, newest first.
+		if ds := list(t, svc, doc); len(ds) < 2 || ds[0].Title != "处方审核通过" || ds[0].Body != "药师已审核通过您开具的处方，等待患者支付。" ||
+			ds[1].Title != "处方被药师驳回" || ds[1].Body != "驳回原因：剂量过大。请修改后重新提交。" {
+			t.Fatalf("doctor %+v", ds)
 		}
 		if got := list(t, svc, a3); titles(got) != "检查检验报告已出" || got[0].Body != "血常规报告已出，请及时查看。" {
 			t.Fatalf("A3: %s", titles(got))

@@ -440,7 +440,16 @@ func (s *Service) derive(ctx context.Context, tx *sql.Tx, q queued) ([]draft, er
 			total, _ := strconv.ParseInt(q.v("total_fen"), 10, 64)
 			d.kind, d.title, d.key = KindRxApproved, "处方审核通过", "rx_approved:"+q.rowID
 			d.body = fmt.Sprintf("您的处方已由药师审核通过，金额 %s 元，请及时支付。", ihos.FormatYuan(total))
-			return toAll(rcs, d), nil
+			out := toAll(rcs, d)
+			if doctor := q.v("doctor_id"); doctor != "" {
+				// The prescribing doctor learns the review's outcome either way.
+				dd := base
+				dd.to = Recipient{Kind: ToStaff, ID: doctor}
+				dd.kind, dd.title, dd.subject, dd.key, dd.link = KindRxApproved, "处方审核通过", q.rowID, "rx_approved:"+q.rowID, doctorVisitLink(visit)
+				dd.body = "药师已审核通过您开具的处方，等待患者支付。"
+				out = append(out, dd)
+			}
+			return out, nil
 		}
 		d.kind, d.title, d.key = KindRxRejected, "处方未通过审核", "rx_rejected:"+q.rowID
 		d.body = "药师审核未通过，医生将修改后重新开具处方。"

@@ -580,8 +580,14 @@
     // On a wide screen the chat is always there: the side shows the record.
     const sideTab = tab === 'chat' ? (window.innerWidth >= 1000 ? 'emr' : null) : tab;
     if (sideTab === 'emr') await paneEMR(room, side, alive);
-    else if (sideTab === 'rx') await paneRx(room, side, alive);
-    else if (sideTab === 'exam') await paneExam(room, side, alive);
+    else if (sideTab === 'rx') {
+      // The pharmacist's review shows at once in the open prescription.
+      onFeed((name, data) => {
+        if (name === 'notice' && data && (data.kind === 'rx_approved' || data.kind === 'rx_rejected') && alive() &&
+          String(data.link || '').indexOf(id) >= 0) paneRx(room, side, alive);
+      });
+      await paneRx(room, side, alive);
+    } else if (sideTab === 'exam') await paneExam(room, side, alive);
     else if (sideTab === 'record') await paneRecord(room, side, alive);
   }
 
@@ -595,7 +601,7 @@
     $('#room-head').innerHTML = '<div class="rh-main"><a class="back" href="#/home">‹ 工作台</a>' + patientLine(info) +
       '<span class="tag">' + esc(v.type_label) + '</span><span class="status s-' + esc(v.status) + '" id="visit-status">' + esc(v.status_label) + '</span>' +
       (v.status === 'waiting' && v.queue_position ? '<span class="queue">第 ' + esc(v.queue_position) + ' 位</span>' : '') +
-      '</div>' + condition(info) + '<div class="rh-actions"><span class="muted small">预约 ' + esc(fmtTime(v.booked_at)) + (v.accepted_at ? ' · 接诊 ' + esc(fmtTime(v.accepted_at)) : '') + '</span>' + actions + '</div>';
+      '</div>' + condition(info) + '<div class="rh-actions"><span class="muted small">' + (info.slot_start ? '预约时段 ' + esc(fmtTime(info.slot_start)) + (info.slot_end ? '-' + esc(fmtClock(info.slot_end)) : '') : '预约 ' + esc(fmtTime(v.booked_at))) + (v.accepted_at ? ' · 接诊 ' + esc(fmtTime(v.accepted_at)) : '') + '</span>' + actions + '</div>';
     const a = $('#accept-btn');
     if (a) a.onclick = () => transition(room, 'accept', a);
     const e = $('#end-btn');
