@@ -204,6 +204,8 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	// Sealed columns cross under the hospital's transit key, fetched from the
 	// cloud once (decision 0014). Set before the link starts relaying.
 	replica.Keys = &sync.Keys{Local: n.Sealer, Dir: filepath.Join(cfg.DataDir, "keys")}
+	emrs := newEMRHIS() // signed EMRs from the cloud to the HIS (emrhis.go)
+	replica.Follow = emrs.follow
 	if a.Link, err = sync.StartLeaf(lctx, n.Broker, replica, cfg.HospitalID); err != nil {
 		stop()
 		n.Close()
@@ -220,6 +222,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	a.HIS = a.his.svc
+	emrs.start(a.HIS)
 	if err := a.serveClinical(a.Link, cfg.HospitalID); err != nil { // prescriptions.RPCSign (clinical.go)
 		a.Close()
 		return nil, err
