@@ -52,9 +52,8 @@ func seedDemoConsultation(ctx context.Context, s *admin.Store) error {
 }
 
 // demoSittings keeps the demo doctor's sittings (在线问诊排班) for today and
-// the next days: 图文 all day in 30-minute slots, 视频 in the evening, so the
-// demo can be booked and seen whenever it runs. Sittings already there are
-// left alone.
+// the next days: 图文 all day, 视频 in the evening, so the demo can be booked
+// and seen whenever it runs. Sittings already there are left alone.
 func (a *App) demoSittings(ctx context.Context, jobNo string) {
 	sys := asSystem(ctx)
 	var staffID string
@@ -66,18 +65,34 @@ func (a *App) demoSittings(ctx context.Context, jobNo string) {
 	today := time.Now().In(ihos.Shanghai)
 	for d := range demoScheduleDays {
 		day := today.AddDate(0, 0, d).Format(time.DateOnly)
-		for _, sit := range []struct{ start, end, vt string }{
-			{"00:00", "23:59", masterdata.VisitText},
-			{"18:00", "21:00", masterdata.VisitVideo},
+		// A slot is bookable until it starts and a sitting may be seen from
+		// 15 minutes before it, so a sitting's last slot must start no
+		// earlier than 15 minutes before the next sitting does: 15-minute
+		// slots until 23:30, then six short ones until 23:59 (the next day's
+		// sitting opens at 23:45). Some slot can then be booked and seen at
+		// once at any time of day.
+		for _, sit := range []struct {
+			start, end, vt string
+			minutes, count int64
+		}{
+			{"00:00", "23:30", masterdata.VisitText, 15, 0},
+			{"23:30", "23:59", masterdata.VisitText, 0, 6},
+			{"18:00", "21:00", masterdata.VisitVideo, 30, 0},
 		} {
 			var n int
-			a.Node.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM online_schedules WHERE staff_id = ? AND visit_date = ? AND visit_type = ? AND deleted_at IS NULL`,
-				staffID, day, sit.vt).Scan(&n)
+			a.Node.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM online_schedules WHERE staff_id = ? AND visit_date = ? AND visit_type = ? AND start_time = ? AND deleted_at IS NULL`,
+				staffID, day, sit.vt, sit.start).Scan(&n)
 			if n > 0 {
 				continue
 			}
-			if _, err := a.Store.Create(sys, res, admin.Record{"staff_id": staffID, "visit_date": day, "start_time": sit.start,
-				"end_time": sit.end, "visit_type": sit.vt, "slot_minutes": int64(30), "note": "演示排班"}); err != nil {
+			rec := admin.Record{"staff_id": staffID, "visit_date": day, "start_time": sit.start,
+				"end_time": sit.end, "visit_type": sit.vt, "note": "演示排班"}
+			if sit.count > 0 {
+				rec["slot_count"] = sit.count
+			} else {
+				rec["slot_minutes"] = sit.minutes
+			}
+			if _, err := a.Store.Create(sys, res, rec); err != nil {
 				slog.WarnContext(ctx, "demo: sitting not created", "day", day, "err", err)
 			}
 		}

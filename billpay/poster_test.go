@@ -104,8 +104,15 @@ func TestChargePostedOnce(t *testing.T) {
 		unpaid := paymentRow(t, db, ihos.PaymentPaying, 100)
 		itemRow(t, db, unpaid, patient, "NOPE", 100)
 		item := itemRow(t, db, pay, patient, fee.FeeID, fee.AmountFen)
-		if n := process(t, poster); n != 1 {
+		// The pass counts the HIS's answers too, which may already be in.
+		if n := process(t, poster); n < 1 {
 			t.Fatalf("first pass posted %d", n)
+		}
+		var charges, strays int
+		db.QueryRow(`SELECT COUNT(*) FROM bill_postings WHERE payment_id = ?`, pay).Scan(&charges)
+		db.QueryRow(`SELECT COUNT(*) FROM bill_postings WHERE payment_id = ?`, unpaid).Scan(&strays)
+		if charges != 1 || strays != 0 {
+			t.Fatalf("first pass: %d postings of the paid bill, %d of the unpaid one", charges, strays)
 		}
 		got := waitPosting(t, poster, pay, 1, billpay.StatusAccepted)
 		b := got[0]
