@@ -22,7 +22,6 @@ package accounts
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"regexp"
 	"strings"
 	"time"
@@ -145,22 +144,7 @@ func (s *Service) record(ctx context.Context, tx *sql.Tx, action, resource, id, 
 // ErrNoSession is the answer to a request without a valid patient session.
 var ErrNoSession = ihos.Errorf(ihos.EUnauthorized, "未登录或登录已过期，请重新登录")
 
-// tx runs fn in a transaction and keeps fn's refusal apart from the
-// transaction's error: a refusal commits what fn wrote (a wrong code's
-// attempt count) and is returned as the result.
+// tx is DB.TxRefusing: fn's refusal commits what fn wrote and is returned.
 func (s *Service) tx(ctx context.Context, fn func(tx *sql.Tx) (refusal error, err error)) error {
-	var refusal error
-	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		refusal, err = fn(tx)
-		return err
-	})
-	if err != nil {
-		var e *ihos.Error
-		if errors.As(err, &e) {
-			return err
-		}
-		return ihos.Internal(err)
-	}
-	return refusal
+	return s.DB.TxRefusing(ctx, fn)
 }

@@ -34,7 +34,7 @@ func BenchmarkBook(b *testing.B) {
 func benchBook(b *testing.B, db *sqldb.DB) {
 	const slots, clients = 100, 64
 	ctx := context.Background()
-	raw := rawCommits(b)
+	raw := sqldbtest.RawCommitRate(b, filepath.Join(b.TempDir(), "raw.db"))
 	f := standard(b, db)
 	replica, err := sync.NewReplica(ctx, db, sync.Cloud, "cloud", entities.Registry())
 	if err != nil {
@@ -99,33 +99,4 @@ func benchBook(b *testing.B, db *sqldb.DB) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(raw, "raw-commits/s")
 	b.ReportMetric(rate/raw, "vs-raw")
-}
-
-// rawCommits is the rate of trivial single-row INSERT+COMMIT transactions,
-// one after another, on a fresh SQLite file through sqldb's write path
-// (WAL, synchronous=FULL: one fsync per commit).
-func rawCommits(b *testing.B) float64 {
-	ctx := context.Background()
-	db, err := sqldb.Open(ctx, filepath.Join(b.TempDir(), "raw.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `CREATE TABLE raw_commits (id INTEGER PRIMARY KEY, v VARCHAR(36) NOT NULL)`)
-		return err
-	}); err != nil {
-		b.Fatal(err)
-	}
-	const n = 3000
-	start := time.Now()
-	for i := range n {
-		if err := db.Tx(ctx, func(tx *sql.Tx) error {
-			_, err := db.TxExec(ctx, tx, `INSERT INTO raw_commits (id, v) VALUES (?, ?)`, i, "raw")
-			return err
-		}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return n / time.Since(start).Seconds()
 }

@@ -1,8 +1,6 @@
 package cloud_test
 
 import (
-	"context"
-	"database/sql"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -12,7 +10,6 @@ import (
 	"time"
 
 	"ihos/booking"
-	"ihos/internal/sqldb"
 	"ihos/internal/sqldb/sqldbtest"
 )
 
@@ -40,7 +37,7 @@ func BenchmarkBookingAtRelease(b *testing.B) {
 
 func benchBookingAtRelease(b *testing.B, dsn string, clients int) {
 	const slots = 100
-	raw := rawCommitRate(b, filepath.Join(b.TempDir(), "raw.db"))
+	raw := sqldbtest.RawCommitRate(b, filepath.Join(b.TempDir(), "raw.db"))
 	r := newBookRig(b, dsn)
 	r.seed()
 	quota := (b.N + slots - 1) / slots
@@ -117,35 +114,4 @@ func benchBookingAtRelease(b *testing.B, dsn string, clients int) {
 	b.ReportMetric(raw, "raw-commits/s")
 	b.ReportMetric(rate/raw, "vs-raw")
 	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(len(lat)), "cpu-ms/booking")
-}
-
-// rawCommitRate is the rate of trivial write transactions (one single-row
-// INSERT, then COMMIT) on a fresh SQLite file at path, one after another
-// through sqldb's write path: WAL, synchronous=FULL, so each commit is one
-// fsync of the WAL. It is this machine's ceiling for one-commit-per-request
-// designs, measured where the booking database lives.
-func rawCommitRate(b *testing.B, path string) float64 {
-	ctx := context.Background()
-	db, err := sqldb.Open(ctx, path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `CREATE TABLE raw_commits (id INTEGER PRIMARY KEY, v VARCHAR(36) NOT NULL)`)
-		return err
-	}); err != nil {
-		b.Fatal(err)
-	}
-	const n = 3000
-	start := time.Now()
-	for i := range n {
-		if err := db.Tx(ctx, func(tx *sql.Tx) error {
-			_, err := db.TxExec(ctx, tx, `INSERT INTO raw_commits (id, v) VALUES (?, ?)`, i, "raw")
-			return err
-		}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return n / time.Since(start).Seconds()
 }

@@ -19,7 +19,6 @@ package staffauth
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	stdsync "sync"
 	"time"
@@ -168,22 +167,7 @@ func (s *Service) now() time.Time {
 // today is the Asia/Shanghai date of now.
 func (s *Service) today() string { return s.now().In(ihos.Shanghai).Format(time.DateOnly) }
 
-// tx runs fn in a transaction and keeps fn's refusal apart from the
-// transaction's error: a refusal commits what fn wrote (a failure count) and
-// is returned as the result.
+// tx is DB.TxRefusing: fn's refusal commits what fn wrote and is returned.
 func (s *Service) tx(ctx context.Context, fn func(tx *sql.Tx) (refusal error, err error)) error {
-	var refusal error
-	err := s.DB.Tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		refusal, err = fn(tx)
-		return err
-	})
-	if err != nil {
-		var e *ihos.Error
-		if errors.As(err, &e) {
-			return err
-		}
-		return ihos.Internal(err)
-	}
-	return refusal
+	return s.DB.TxRefusing(ctx, fn)
 }

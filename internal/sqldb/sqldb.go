@@ -108,6 +108,28 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 }
 
+// TxRefusing runs fn in a transaction and keeps fn's refusal apart from the
+// transaction's error: a refusal (a wrong SMS code, a locked account) commits
+// what fn wrote, such as an attempt count, and is returned as the result; a
+// failure rolls back and comes back as an internal error unless it already
+// is an *ihos.Error.
+func (db *DB) TxRefusing(ctx context.Context, fn func(tx *sql.Tx) (refusal error, err error)) error {
+	var refusal error
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		refusal, err = fn(tx)
+		return err
+	})
+	if err != nil {
+		var e *ihos.Error
+		if errors.As(err, &e) {
+			return err
+		}
+		return ihos.Internal(err)
+	}
+	return refusal
+}
+
 func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {

@@ -58,6 +58,40 @@ func TestTxRollsBackOnError(t *testing.T) {
 	})
 }
 
+// TxRefusing commits what fn wrote before refusing and returns the refusal;
+// a failure rolls back and comes back as an internal error.
+func TestTxRefusing(t *testing.T) {
+	sqldbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		now := ihos.FormatTime(time.Now())
+		insert := func(tx *sql.Tx, code string) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO institutions (id, code, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
+				ihos.NewID(), code, "拒绝测试", now, now)
+			return err
+		}
+		refused := ihos.Errorf(ihos.EForbidden, "验证码错误")
+		err := db.TxRefusing(ctx, func(tx *sql.Tx) (error, error) { return refused, insert(tx, "R001") })
+		if err != refused {
+			t.Fatalf("refusal: %v", err)
+		}
+		err = db.TxRefusing(ctx, func(tx *sql.Tx) (error, error) {
+			if err := insert(tx, "R002"); err != nil {
+				return nil, err
+			}
+			return nil, errors.New("disk full")
+		})
+		if ihos.ErrorCode(err) != ihos.EInternal {
+			t.Fatalf("failure: %v", err)
+		}
+		var kept, rolled int
+		db.QueryRowContext(ctx, `SELECT COUNT(*) FROM institutions WHERE code = 'R001'`).Scan(&kept)
+		db.QueryRowContext(ctx, `SELECT COUNT(*) FROM institutions WHERE code = 'R002'`).Scan(&rolled)
+		if kept != 1 || rolled != 0 {
+			t.Fatalf("refused write kept %d, failed write kept %d", kept, rolled)
+		}
+	})
+}
+
 // Concurrent writers must all succeed: on SQLite they queue on the single write
 // connection instead of failing with SQLITE_BUSY.
 func TestConcurrentWriters(t *testing.T) {

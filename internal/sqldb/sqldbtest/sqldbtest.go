@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -90,4 +91,36 @@ func MySQLDSN(t testing.TB) string {
 	})
 	cfg.DBName = name
 	return "mysql://" + cfg.FormatDSN()
+}
+
+// RawCommitRate is the rate of trivial write transactions (one single-row
+// INSERT, then COMMIT) on a fresh SQLite file at path, one after another
+// through sqldb's write path: WAL, synchronous=FULL, so each commit is one
+// fsync of the WAL. It is the machine's ceiling for one-commit-per-request
+// designs, which the booking benchmarks report themselves against.
+func RawCommitRate(tb testing.TB, path string) float64 {
+	tb.Helper()
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `CREATE TABLE raw_commits (id INTEGER PRIMARY KEY, v VARCHAR(36) NOT NULL)`)
+		return err
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	const n = 3000
+	start := time.Now()
+	for i := range n {
+		if err := db.Tx(ctx, func(tx *sql.Tx) error {
+			_, err := db.TxExec(ctx, tx, `INSERT INTO raw_commits (id, v) VALUES (?, ?)`, i, "raw")
+			return err
+		}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return n / time.Since(start).Seconds()
 }
