@@ -46,7 +46,7 @@ type Sim struct {
 	url    string
 	srv    *simulate.Server
 	mu     sync.Mutex
-	mode   simulate.Mode
+	mode   simulate.Switch
 	people map[string]string // ID number → name
 	calls  int
 }
@@ -72,12 +72,14 @@ func Start(ctx context.Context, cfg Config) (*Sim, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sim{cfg: cfg, url: "http://" + l.Addr().String(), mode: simulate.Mode{Name: simulate.Up}, people: map[string]string{}}
+	s := &Sim{cfg: cfg, url: "http://" + l.Addr().String(), people: map[string]string{}}
+	s.mode.ErrorText = "核验服务异常"
+	s.mode.Set(simulate.Mode{Name: simulate.Up})
 	for _, p := range append(DemoPeople(), cfg.People...) {
 		s.Add(p)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+idverify.Path, simulate.Service(s.getMode, "实名认证服务维护中", s.verify))
+	mux.HandleFunc("POST "+idverify.Path, simulate.Service(s.mode.Get, "实名认证服务维护中", s.verify))
 	mux.HandleFunc("GET /control", s.state)
 	mux.HandleFunc("POST /control/mode", simulate.ModeHandler(s.SetMode, s.state))
 	mux.HandleFunc("POST /control/people", func(w http.ResponseWriter, r *http.Request) {
@@ -116,27 +118,12 @@ func (s *Sim) Calls() int {
 	return s.calls
 }
 
-func (s *Sim) getMode() simulate.Mode {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.mode
-}
-
 // SetMode sets how the service behaves.
-func (s *Sim) SetMode(m simulate.Mode) error {
-	m, err := m.Check("核验服务异常")
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.mode = m
-	s.mu.Unlock()
-	return nil
-}
+func (s *Sim) SetMode(m simulate.Mode) error { return s.mode.Set(m) }
 
 func (s *Sim) state(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	n, m, calls := len(s.people), s.mode, s.calls
+	n, m, calls := len(s.people), s.mode.Get(), s.calls
 	s.mu.Unlock()
 	simulate.JSON(w, http.StatusOK, map[string]any{"mode": m.JSON(), "people": n, "calls": calls})
 }
@@ -152,7 +139,7 @@ func (s *Sim) verify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	m := s.mode
+	m := s.mode.Get()
 	name, known := s.people[strings.ToUpper(req.IDCardNo)]
 	s.calls++
 	s.mu.Unlock()

@@ -21,6 +21,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	stdsync "sync"
 	"time"
 )
 
@@ -171,4 +172,33 @@ func JSON(w http.ResponseWriter, status int, v any) {
 // down mode's answer.
 func Message(w http.ResponseWriter, status int, text string) {
 	JSON(w, status, map[string]string{"message": text})
+}
+
+// Switch holds a simulator's current Mode for its request handlers and its
+// control page, which change and read it from different goroutines.
+type Switch struct {
+	// ErrorText is the default text of the error mode (Mode.Check).
+	ErrorText string
+
+	mu   stdsync.Mutex
+	mode Mode
+}
+
+// Get returns the current mode.
+func (s *Switch) Get() Mode {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mode
+}
+
+// Set checks m and makes it the current mode.
+func (s *Switch) Set(m Mode) error {
+	m, err := m.Check(s.ErrorText)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.mode = m
+	s.mu.Unlock()
+	return nil
 }

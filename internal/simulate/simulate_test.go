@@ -63,3 +63,15 @@ func TestModeHandler(t *testing.T) {
 		t.Errorf("bad JSON: %d", w.Code)
 	}
 }
+
+// A Switch fills the error text in and refuses an unknown mode, keeping the
+// one it had.
+func TestSwitch(t *testing.T) {
+	s := &Switch{ErrorText: "服务异常"}
+	if err := s.Set(Mode{Name: Error}); err != nil || s.Get().Text != "服务异常" {
+		t.Fatalf("error mode: %+v %v", s.Get(), err)
+	}
+	if err := s.Set(Mode{Name: "sideways"}); err == nil || s.Get().Name != Error {
+		t.Fatalf("unknown mode: %v, now %+v", err, s.Get())
+	}
+}

@@ -64,7 +64,7 @@ type Sim struct {
 	url  string
 	srv  *simulate.Server
 	mu   sync.Mutex
-	mode simulate.Mode
+	mode simulate.Switch
 	msgs []Message
 	seen map[string]time.Time // SignatureNonce → when
 }
@@ -84,9 +84,11 @@ func Start(ctx context.Context, cfg Config) (*Sim, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sim{cfg: cfg, url: "http://" + l.Addr().String(), mode: simulate.Mode{Name: simulate.Up}, seen: map[string]time.Time{}}
+	s := &Sim{cfg: cfg, url: "http://" + l.Addr().String(), seen: map[string]time.Time{}}
+	s.mode.ErrorText = "短信发送失败"
+	s.mode.Set(simulate.Mode{Name: simulate.Up})
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /{$}", simulate.Service(s.getMode, "短信平台维护中", s.send))
+	mux.HandleFunc("POST /{$}", simulate.Service(s.mode.Get, "短信平台维护中", s.send))
 	mux.HandleFunc("GET /control", s.state)
 	mux.HandleFunc("POST /control/mode", simulate.ModeHandler(s.SetMode, s.state))
 	mux.HandleFunc("GET /control/messages", func(w http.ResponseWriter, r *http.Request) {
@@ -102,23 +104,8 @@ func (s *Sim) URL() string { return s.url + "/" }
 // Close stops the simulator.
 func (s *Sim) Close() error { return s.srv.Close() }
 
-func (s *Sim) getMode() simulate.Mode {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.mode
-}
-
 // SetMode sets how the service behaves.
-func (s *Sim) SetMode(m simulate.Mode) error {
-	m, err := m.Check("短信发送失败")
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.mode = m
-	s.mu.Unlock()
-	return nil
-}
+func (s *Sim) SetMode(m simulate.Mode) error { return s.mode.Set(m) }
 
 // Messages returns the messages sent to phone ("" for all), oldest first.
 func (s *Sim) Messages(phone string) []Message {
@@ -144,7 +131,7 @@ func (s *Sim) LastCode(phone string) string {
 
 func (s *Sim) state(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	n, m := len(s.msgs), s.mode
+	n, m := len(s.msgs), s.mode.Get()
 	s.mu.Unlock()
 	simulate.JSON(w, http.StatusOK, map[string]any{"mode": m.JSON(), "messages": n})
 }
@@ -194,7 +181,7 @@ func (s *Sim) send(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	m := s.mode
+	m := s.mode.Get()
 	s.mu.Unlock()
 	if nonce == "" || used {
 		answer(http.StatusBadRequest, "SignatureNonceUsed", "Specified signature nonce was used already.")
