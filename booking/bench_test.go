@@ -5,14 +5,11 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
-	"slices"
-	stdsync "sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"ihos/booking"
 	"ihos/internal/entities"
+	"ihos/internal/loadtest"
 	"ihos/internal/sqldb"
 	"ihos/internal/sqldb/sqldbtest"
 	"ihos/sync"
@@ -46,57 +43,26 @@ func benchBook(b *testing.B, db *sqldb.DB) {
 	quota := (b.N + slots - 1) / slots
 	f.rule("", 7, "08:00", quota)
 	sched := f.schedule("doc1", "2026-12-03", "08:00", "16:20", "text", 5, 0)
-	var (
-		next  atomic.Int64
-		fails atomic.Int64
-		mu    stdsync.Mutex
-		lat   []time.Duration
-		wg    stdsync.WaitGroup
-	)
 	b.ResetTimer()
-	start := time.Now()
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(b.N) {
-					break
-				}
-				t0 := time.Now()
-				if _, err := f.svc.Book(ctx, booking.Request{SlotID: slot(sched, int(i%slots)), PatientID: fmt.Sprintf("P%07d", i)}); err != nil {
-					if fails.Add(1) == 1 {
-						b.Errorf("booking %d: %v", i, err)
-					}
-					continue
-				}
-				mine = append(mine, time.Since(t0))
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
+	res := loadtest.Run(clients, b.N, func(i int) error {
+		_, err := f.svc.Book(ctx, booking.Request{SlotID: slot(sched, i%slots), PatientID: fmt.Sprintf("P%07d", i)})
+		return err
+	})
 	b.StopTimer()
+	if res.FirstErr != nil {
+		b.Errorf("%d bookings failed, the first: %v", res.Failed, res.FirstErr)
+	}
 	var rows, counters, over int
 	db.QueryRow(`SELECT COUNT(*) FROM bookings WHERE status <> 'cancelled'`).Scan(&rows)
 	db.QueryRow(`SELECT COALESCE(SUM(booked), 0) FROM booking_slots`).Scan(&counters)
 	db.QueryRow(`SELECT COUNT(*) FROM booking_slots WHERE booked > ?`, quota).Scan(&over)
-	if rows != counters || rows != len(lat) || over != 0 {
-		b.Fatalf("oversold: %d rows, counters %d, %d answered, %d slots over quota", rows, counters, len(lat), over)
+	if rows != counters || rows != len(res.Latencies) || over != 0 {
+		b.Fatalf("oversold: %d rows, counters %d, %d answered, %d slots over quota", rows, counters, len(res.Latencies), over)
 	}
-	if len(lat) == 0 {
+	if len(res.Latencies) == 0 {
 		return
 	}
-	slices.Sort(lat)
-	rate := float64(len(lat)) / elapsed.Seconds()
-	b.ReportMetric(rate, "bookings/s")
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	res.Report(b, "bookings")
 	b.ReportMetric(raw, "raw-commits/s")
-	b.ReportMetric(rate/raw, "vs-raw")
+	b.ReportMetric(res.Rate()/raw, "vs-raw")
 }

@@ -3,13 +3,10 @@ package cloud_test
 import (
 	"fmt"
 	"path/filepath"
-	"slices"
-	stdsync "sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"ihos/booking"
+	"ihos/internal/loadtest"
 	"ihos/internal/sqldb/sqldbtest"
 )
 
@@ -43,45 +40,20 @@ func benchBookingAtRelease(b *testing.B, dsn string, clients int) {
 	quota := (b.N + slots - 1) / slots
 	r.exec(`UPDATE release_rules SET quota = ?`, quota)
 	sched := r.schedule(tomorrow(), "08:00", "16:20", "text", 5)
-	var (
-		next atomic.Int64
-		mu   stdsync.Mutex
-		lat  []time.Duration
-		fail atomic.Int64
-		wg   stdsync.WaitGroup
-	)
 	b.ResetTimer()
 	cpu0 := processCPU()
-	start := time.Now()
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(b.N) {
-					break
-				}
-				t0 := time.Now()
-				code, msg := r.do("POST", "/api/booking/bookings", booking.Request{SlotID: fmt.Sprintf("%s:%d", sched, i%slots), PatientID: fmt.Sprintf("P%07d", i)}, nil, false)
-				if code != 201 {
-					if fail.Add(1) == 1 {
-						b.Errorf("booking %d: %d %s", i, code, msg)
-					}
-					continue
-				}
-				mine = append(mine, time.Since(t0))
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
+	res := loadtest.Run(clients, b.N, func(i int) error {
+		code, msg := r.do("POST", "/api/booking/bookings", booking.Request{SlotID: fmt.Sprintf("%s:%d", sched, i%slots), PatientID: fmt.Sprintf("P%07d", i)}, nil, false)
+		if code != 201 {
+			return fmt.Errorf("booking %d: %d %s", i, code, msg)
+		}
+		return nil
+	})
 	cpu := processCPU() - cpu0
 	b.StopTimer()
+	if res.FirstErr != nil {
+		b.Errorf("%d bookings failed, the first: %v", res.Failed, res.FirstErr)
+	}
 
 	// Zero oversell: one more patient per slot is refused, and the counters
 	// and the rows agree with what was booked.
@@ -103,15 +75,11 @@ func benchBookingAtRelease(b *testing.B, dsn string, clients int) {
 	if rows != counters || over != 0 {
 		b.Fatalf("oversold: %d booking rows, counters %d, %d slots over quota %d", rows, counters, over, quota)
 	}
-	if len(lat) == 0 {
+	if len(res.Latencies) == 0 {
 		return
 	}
-	slices.Sort(lat)
-	rate := float64(len(lat)) / elapsed.Seconds()
-	b.ReportMetric(rate, "bookings/s")
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	res.Report(b, "bookings")
 	b.ReportMetric(raw, "raw-commits/s")
-	b.ReportMetric(rate/raw, "vs-raw")
-	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(len(lat)), "cpu-ms/booking")
+	b.ReportMetric(res.Rate()/raw, "vs-raw")
+	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(len(res.Latencies)), "cpu-ms/booking")
 }

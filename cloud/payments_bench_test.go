@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
-	stdsync "sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -19,6 +17,7 @@ import (
 
 	"ihos"
 	"ihos/cloud"
+	"ihos/internal/loadtest"
 	"ihos/internal/sqldb/sqldbtest"
 	"ihos/paychannel"
 	"ihos/paychannel/paysim"
@@ -128,65 +127,40 @@ func benchPayThroughChannel(b *testing.B, dsn, alg string, clients int) {
 	}
 	r := newPayRig(b, dsn, adjust)
 	r.mode(paysim.Mode{AutoPay: true})
-	var (
-		next  atomic.Int64
-		polls atomic.Int64
-		mu    stdsync.Mutex
-		lat   []time.Duration
-		wg    stdsync.WaitGroup
-	)
+	var polls atomic.Int64
 	run := fmt.Sprint(time.Now().UnixNano())
 	b.ResetTimer()
 	cpu0 := processCPU()
-	start := time.Now()
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			for {
-				i := next.Add(1)
-				if i > int64(b.N) {
-					break
-				}
-				t0 := time.Now()
-				var res payments.PayResult
-				req := cloud.OrderRequest{HospitalID: testHosp, BusinessType: ihos.PayConsultation, BusinessID: fmt.Sprintf("B%s-%d", run, i),
-					PatientID: "P1", Amount: 2500, Subject: "图文问诊", OpenID: "oBench"}
-				if code := r.call("POST", "/api/pay/orders", req, &res); code != 200 || res.Payment == nil {
-					b.Errorf("create: %d", code)
-					return
-				}
-				p := res.Payment
-				for p.Status != ihos.PaymentPaid {
-					if time.Since(t0) > 30*time.Second {
-						b.Errorf("payment %s still %s", p.ID, p.Status)
-						return
-					}
-					time.Sleep(5 * time.Millisecond)
-					p = r.get(p.ID)
-					polls.Add(1)
-				}
-				mine = append(mine, time.Since(t0))
+	res := loadtest.Run(clients, b.N, func(i int) error {
+		t0 := time.Now()
+		var pr payments.PayResult
+		req := cloud.OrderRequest{HospitalID: testHosp, BusinessType: ihos.PayConsultation, BusinessID: fmt.Sprintf("B%s-%d", run, i),
+			PatientID: "P1", Amount: 2500, Subject: "图文问诊", OpenID: "oBench"}
+		if code := r.call("POST", "/api/pay/orders", req, &pr); code != 200 || pr.Payment == nil {
+			return fmt.Errorf("create: %d", code)
+		}
+		p := pr.Payment
+		for p.Status != ihos.PaymentPaid {
+			if time.Since(t0) > 30*time.Second {
+				return fmt.Errorf("payment %s still %s", p.ID, p.Status)
 			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
+			time.Sleep(5 * time.Millisecond)
+			p = r.get(p.ID)
+			polls.Add(1)
+		}
+		return nil
+	})
 	cpu := processCPU() - cpu0
 	b.StopTimer()
-	if len(lat) == 0 {
+	if res.FirstErr != nil {
+		b.Errorf("%d orders failed, the first: %v", res.Failed, res.FirstErr)
+	}
+	if len(res.Latencies) == 0 {
 		return
 	}
-	slices.Sort(lat)
-	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "orders/s")
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-	b.ReportMetric(float64(polls.Load())/float64(len(lat)), "polls/order")
-	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(len(lat)), "cpu-ms/order")
+	res.Report(b, "orders")
+	b.ReportMetric(float64(polls.Load())/float64(len(res.Latencies)), "polls/order")
+	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(len(res.Latencies)), "cpu-ms/order")
 }
 
 // processCPU is the CPU time (user + system) this process has used: the
