@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 
-	"ihos"
 	"ihos/internal/web"
 )
 
@@ -20,18 +19,12 @@ const CSRFHeader = "X-CSRF-Token"
 // every unsafe method (a browser never attaches a bearer token by itself).
 // The payment and booking APIs use it for their patient routes.
 func (s *Service) Authorize(r *http.Request) (Patient, error) {
-	tok, fromCookie := web.SessionToken(r, CookieName)
-	if tok == "" || len(tok) > 100 {
-		return Patient{}, ErrNoSession
-	}
-	p, csrf, err := s.lookup(r.Context(), web.SessionTokenHash(tok))
-	if err != nil {
-		return Patient{}, err
-	}
-	if fromCookie && !web.SafeMethod(r.Method) && !web.CSRFValid(r, CSRFHeader, csrf) {
-		return Patient{}, web.ErrCSRF
-	}
-	return p, nil
+	return web.Authorize(s.cookie(), r, ErrNoSession, s.lookup)
+}
+
+// cookie is how the patient session travels over HTTP.
+func (s *Service) cookie() web.SessionCookie {
+	return web.SessionCookie{Name: CookieName, CSRFHeader: CSRFHeader, Secure: s.SecureCookie}
 }
 
 // Handler is a patient route's handler: ctx carries the patient as the
@@ -40,14 +33,7 @@ type Handler func(ctx context.Context, p Patient, w http.ResponseWriter, r *http
 
 // Handle registers fn at pattern behind Authorize.
 func (s *Service) Handle(mux *http.ServeMux, pattern string, fn Handler) {
-	mux.Handle(pattern, web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		p, err := s.Authorize(r)
-		if err != nil {
-			return err
-		}
-		ctx := ihos.WithActor(r.Context(), p.Actor(web.ClientIP(r), web.RequestID(r.Context())))
-		return fn(ctx, p, w, r)
-	}))
+	web.HandleSession(mux, pattern, s.Authorize, fn)
 }
 
 // Routes registers the patient account API:
@@ -87,8 +73,7 @@ func (s *Service) Routes(mux *http.ServeMux) {
 		if err != nil {
 			return err
 		}
-		http.SetCookie(w, &http.Cookie{Name: CookieName, Value: sess.Token, Path: "/", Expires: sess.ExpiresAt,
-			HttpOnly: true, Secure: s.SecureCookie, SameSite: http.SameSiteLaxMode})
+		s.cookie().Set(w, sess.Token, sess.ExpiresAt)
 		web.WriteJSON(w, http.StatusOK, sess)
 		return nil
 	}))
@@ -100,7 +85,7 @@ func (s *Service) Routes(mux *http.ServeMux) {
 		if err := s.Logout(r.Context(), tok); err != nil {
 			return err
 		}
-		http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.SecureCookie})
+		s.cookie().Clear(w)
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}))

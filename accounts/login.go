@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"ihos"
@@ -171,9 +170,7 @@ func (s *Service) Login(ctx context.Context, hospital, phone, code, ip, userAgen
 		if _, err := s.DB.TxExec(ctx, tx, `UPDATE patient_accounts SET last_login_at = ? WHERE id = ?`, ts, p.AccountID); err != nil {
 			return nil, err
 		}
-		if _, err := s.DB.TxExec(ctx, tx, `INSERT INTO patient_sessions (token_hash, account_id, csrf_token, ip, user_agent, created_at, expires_at, last_seen_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, web.SessionTokenHash(sess.Token), p.AccountID, sess.CSRF, ihos.Truncate(ip, 64), ihos.Truncate(userAgent, 200),
-			ts, ihos.FormatTime(sess.ExpiresAt), ts); err != nil {
+		if err := s.sessions().Insert(ctx, tx, sess.Token, sess.CSRF, p.AccountID, ip, userAgent, now, sess.ExpiresAt); err != nil {
 			return nil, err
 		}
 		return nil, audit.Append(ctx, s.DB, tx, audit.Entry{ActorID: p.AccountID, ActorName: masked, IP: ip, Action: audit.ActionLogin,
@@ -230,18 +227,8 @@ func (s *Service) lookup(ctx context.Context, th string) (Patient, string, error
 	if err != nil {
 		return Patient{}, "", ihos.Internal(err)
 	}
-	now := s.now()
-	exp, _ := ihos.ParseTime(expires)
-	last, _ := ihos.ParseTime(seen)
-	if enabled == 0 || !now.Before(exp) || now.Sub(last) > s.IdleTimeout {
-		s.drop(ctx, th)
+	if !s.sessions().Live(ctx, th, enabled != 0, expires, seen, s.now(), s.IdleTimeout) {
 		return Patient{}, "", ErrNoSession
-	}
-	if now.Sub(last) > time.Minute {
-		s.DB.Tx(ctx, func(tx *sql.Tx) error {
-			_, err := s.DB.TxExec(ctx, tx, `UPDATE patient_sessions SET last_seen_at = ? WHERE token_hash = ?`, ihos.FormatTime(now), th)
-			return err
-		})
 	}
 	phone, err := s.Sealer.Open(sealed)
 	if err != nil {
@@ -253,14 +240,9 @@ func (s *Service) lookup(ctx context.Context, th string) (Patient, string, error
 	return p, csrf, nil
 }
 
-func (s *Service) drop(ctx context.Context, th string) {
-	err := s.DB.Tx(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
-		_, err := s.DB.TxExec(ctx, tx, `DELETE FROM patient_sessions WHERE token_hash = ?`, th)
-		return err
-	})
-	if err != nil {
-		slog.ErrorContext(ctx, "accounts: drop session", "err", err)
-	}
+// sessions is the patient_sessions table's mechanics.
+func (s *Service) sessions() web.Sessions {
+	return web.Sessions{DB: s.DB, Table: "patient_sessions", Owner: "account_id", Log: "accounts"}
 }
 
 // Logout ends the session of token.
@@ -271,7 +253,7 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 		return err
 	}
 	return s.tx(ctx, func(tx *sql.Tx) (error, error) {
-		if _, err := s.DB.TxExec(ctx, tx, `DELETE FROM patient_sessions WHERE token_hash = ?`, th); err != nil {
+		if err := s.sessions().Delete(ctx, tx, th); err != nil {
 			return nil, err
 		}
 		return nil, audit.Append(ctx, s.DB, tx, audit.Entry{ActorID: p.AccountID, ActorName: p.Phone, Action: audit.ActionLogout,
@@ -282,7 +264,7 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 // Revoke ends every session of an account (a disabled account, a lost phone).
 func (s *Service) Revoke(ctx context.Context, accountID, reason string) error {
 	return s.tx(ctx, func(tx *sql.Tx) (error, error) {
-		if _, err := s.DB.TxExec(ctx, tx, `DELETE FROM patient_sessions WHERE account_id = ?`, accountID); err != nil {
+		if err := s.sessions().DeleteOwner(ctx, tx, accountID); err != nil {
 			return nil, err
 		}
 		return nil, s.record(ctx, tx, "revoke_sessions", "patient_accounts", accountID, "结束患者账号的全部登录："+reason)

@@ -19,16 +19,12 @@ import (
 	"ihos/einvoice/einvsim"
 	"ihos/his"
 	"ihos/his/hissim"
-	"ihos/idverify"
-	"ihos/idverify/idsim"
 	"ihos/internal/admin"
 	"ihos/internal/auth"
 	"ihos/internal/node"
 	"ihos/internal/sqldb/sqldbtest"
 	"ihos/payments"
 	"ihos/prescriptions"
-	"ihos/sms"
-	"ihos/sms/smssim"
 	"ihos/visits"
 )
 
@@ -202,18 +198,7 @@ func testFollowUpJourney(t *testing.T, s *payStack, credsPath string) {
 	// The patient: SMS login, real name (张三, P000001, diagnosed with
 	// hypertension in cardiology), a parent (P000002, diagnosed in
 	// endocrinology only), both linked to the HIS.
-	smsSim, err := smssim.Start(ctx, smssim.Config{AccessKeyID: "k", AccessKeySecret: "s", SignName: "示例医院", TemplateCode: "SMS_1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer smsSim.Close()
-	idSim, err := idsim.Start(ctx, idsim.Config{AppCode: "app"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idSim.Close()
-	s.cloud.Patients.SMS = &sms.Client{URL: smsSim.URL(), AccessKeyID: "k", AccessKeySecret: "s", SignName: "示例医院", TemplateCode: "SMS_1"}
-	s.cloud.Patients.IDs = &idverify.Client{URL: idSim.URL(), AppCode: "app"}
+	smsSim := patientSims(t, s.cloud)
 	phone := "13800138000"
 	if code, e := call(t, "POST", s.cloudURL+"/api/patient/sms-code", "", "", "", map[string]string{"phone": phone}, nil); code != http.StatusNoContent {
 		t.Fatalf("sms-code: %d %+v", code, e)

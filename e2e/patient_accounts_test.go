@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"ihos/cloud"
 	"ihos/his/hissim"
 	"ihos/idverify"
 	"ihos/idverify/idsim"
@@ -41,21 +42,7 @@ func TestPatientAccountSignUpRealNameAndHISLink(t *testing.T) {
 
 func testPatientAccount(t *testing.T, o setup) {
 	s := startWith(t, o)
-	ctx := context.Background()
-	smsSim, err := smssim.Start(ctx, smssim.Config{AccessKeyID: "k", AccessKeySecret: "s", SignName: "示例医院", TemplateCode: "SMS_1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer smsSim.Close()
-	idSim, err := idsim.Start(ctx, idsim.Config{AppCode: "app"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idSim.Close()
-	// The harness starts the cloud without these settings; before any
-	// patient request, give the service the simulators' clients.
-	s.cloud.Patients.SMS = &sms.Client{URL: smsSim.URL(), AccessKeyID: "k", AccessKeySecret: "s", SignName: "示例医院", TemplateCode: "SMS_1"}
-	s.cloud.Patients.IDs = &idverify.Client{URL: idSim.URL(), AppCode: "app"}
+	smsSim := patientSims(t, s.cloud)
 
 	phone := "13812345678"
 	if code := postJSON(t, s.cloudURL+"/api/patient/sms-code", "", map[string]string{"phone": phone}, nil); code != http.StatusNoContent {
@@ -126,4 +113,27 @@ func testPatientAccount(t *testing.T, o setup) {
 	if code := postJSON(t, s.cloudURL+"/api/patient/members/"+par.ID+"/link-his", sess.Token, nil, &errBody); code != http.StatusServiceUnavailable {
 		t.Fatalf("link with the HIS down: %d %v", code, errBody)
 	}
+}
+
+// patientSims starts the SMS and identity-verification simulators for a
+// test and gives the cloud's patient accounts (and through them the staff
+// real-name check) their clients, and returns the SMS simulator, whose
+// codes the test reads: the harness starts the cloud without
+// these settings, so this must come before any patient request.
+func patientSims(t *testing.T, c *cloud.App) *smssim.Sim {
+	t.Helper()
+	ctx := context.Background()
+	smsSim, err := smssim.Start(ctx, smssim.Config{AccessKeyID: "k", AccessKeySecret: "s", SignName: "示例医院", TemplateCode: "SMS_1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { smsSim.Close() })
+	idSim, err := idsim.Start(ctx, idsim.Config{AppCode: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idSim.Close() })
+	c.Patients.SMS = &sms.Client{URL: smsSim.URL(), AccessKeyID: "k", AccessKeySecret: "s", SignName: "示例医院", TemplateCode: "SMS_1"}
+	c.Patients.IDs = &idverify.Client{URL: idSim.URL(), AppCode: "app"}
+	return smsSim
 }

@@ -9,8 +9,6 @@ import (
 	"ihos"
 	"ihos/internal/admin"
 	"ihos/internal/sqldb/sqldbtest"
-	"ihos/sms"
-	"ihos/sms/smssim"
 )
 
 // The hospital opens app access for a doctor on the console (开通互联网诊疗账号,
@@ -26,12 +24,7 @@ func TestStaffAppLogin(t *testing.T) {
 func testStaffAppLogin(t *testing.T, o setup) {
 	s := startWith(t, o)
 	ctx := context.Background()
-	smsSim, err := smssim.Start(ctx, smssim.Config{AccessKeyID: "k", AccessKeySecret: "s", SignName: "示例医院", TemplateCode: "SMS_1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer smsSim.Close()
-	s.cloud.Patients.SMS = &sms.Client{URL: smsSim.URL(), AccessKeyID: "k", AccessKeySecret: "s", SignName: "示例医院", TemplateCode: "SMS_1"}
+	smsSim := patientSims(t, s.cloud)
 
 	depts, _ := s.appliance.Store.Resource("departments")
 	dp, err := s.appliance.Store.List(adminCtx, depts, admin.Query{Filters: map[string]string{"code": "XNK"}})

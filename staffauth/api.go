@@ -37,18 +37,12 @@ func (s *Service) Authorize(r *http.Request) (Staff, error) {
 
 // authorize is Authorize that admits a session that must change its password.
 func (s *Service) authorize(r *http.Request) (Staff, error) {
-	tok, fromCookie := web.SessionToken(r, CookieName)
-	if tok == "" || len(tok) > 100 {
-		return Staff{}, ErrNoSession
-	}
-	st, csrf, err := s.lookup(r.Context(), web.SessionTokenHash(tok))
-	if err != nil {
-		return Staff{}, err
-	}
-	if fromCookie && !web.SafeMethod(r.Method) && !web.CSRFValid(r, CSRFHeader, csrf) {
-		return Staff{}, web.ErrCSRF
-	}
-	return st, nil
+	return web.Authorize(s.cookie(), r, ErrNoSession, s.lookup)
+}
+
+// cookie is how the staff session travels over HTTP.
+func (s *Service) cookie() web.SessionCookie {
+	return web.SessionCookie{Name: CookieName, CSRFHeader: CSRFHeader, Secure: s.SecureCookie}
 }
 
 // Handler is a staff route's handler: ctx carries the staff member as the
@@ -61,14 +55,7 @@ func (s *Service) Handle(mux *http.ServeMux, pattern string, fn Handler) {
 }
 
 func (s *Service) handle(mux *http.ServeMux, pattern string, authorize func(*http.Request) (Staff, error), fn Handler) {
-	mux.Handle(pattern, web.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		st, err := authorize(r)
-		if err != nil {
-			return err
-		}
-		ctx := ihos.WithActor(r.Context(), st.Actor(web.ClientIP(r), web.RequestID(r.Context())))
-		return fn(ctx, st, w, r)
-	}))
+	web.HandleSession(mux, pattern, authorize, fn)
 }
 
 // Routes registers the staff app's login API:
@@ -92,8 +79,7 @@ func (s *Service) Routes(mux *http.ServeMux) {
 		if err != nil {
 			return err
 		}
-		http.SetCookie(w, &http.Cookie{Name: CookieName, Value: sess.Token, Path: "/", Expires: sess.ExpiresAt,
-			HttpOnly: true, Secure: s.SecureCookie, SameSite: http.SameSiteLaxMode})
+		s.cookie().Set(w, sess.Token, sess.ExpiresAt)
 		web.WriteJSON(w, http.StatusOK, sess)
 		return nil
 	}))
@@ -117,7 +103,7 @@ func (s *Service) Routes(mux *http.ServeMux) {
 		if err := s.Logout(ctx, tok); err != nil {
 			return err
 		}
-		http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.SecureCookie})
+		s.cookie().Clear(w)
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})

@@ -111,7 +111,6 @@ func (s *Service) Login(ctx context.Context, phone, password, ip, userAgent stri
 		return nil, errCredentials
 	}
 	now := s.now()
-	ts := ihos.FormatTime(now)
 	rows, err := s.DB.QueryContext(ctx, accountQuery+`WHERE l.phone_bidx = ?`, s.Sealer.Index(phone))
 	if err != nil {
 		return nil, ihos.Internal(err)
@@ -189,9 +188,7 @@ func (s *Service) Login(ctx context.Context, phone, password, ip, userAgent stri
 		if err := s.setState(ctx, tx, match.ID, "failed_attempts = 0, locked_until = NULL"); err != nil {
 			return nil, err
 		}
-		if _, err := s.DB.TxExec(ctx, tx, `INSERT INTO staff_app_sessions (token_hash, staff_id, csrf_token, ip, user_agent, created_at, expires_at, last_seen_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, web.SessionTokenHash(sess.Token), match.ID, sess.CSRF, ihos.Truncate(ip, 64), ihos.Truncate(userAgent, 200),
-			ts, ihos.FormatTime(sess.ExpiresAt), ts); err != nil {
+		if err := s.sessions().Insert(ctx, tx, sess.Token, sess.CSRF, match.ID, ip, userAgent, now, sess.ExpiresAt); err != nil {
 			return nil, err
 		}
 		return nil, audit.Append(ctx, s.DB, tx, audit.Entry{ActorID: match.ID, ActorName: match.Name, IP: ip, Action: audit.ActionLogin,
@@ -262,18 +259,8 @@ func (s *Service) lookup(ctx context.Context, th string) (Staff, string, error) 
 	if err != nil {
 		return Staff{}, "", ihos.Internal(err)
 	}
-	now := s.now()
-	exp, _ := ihos.ParseTime(expires)
-	last, _ := ihos.ParseTime(seen)
-	if a.refusal() != nil || !now.Before(exp) || now.Sub(last) > s.IdleTimeout {
-		s.drop(ctx, `token_hash = ?`, th)
+	if !s.sessions().Live(ctx, th, a.refusal() == nil, expires, seen, s.now(), s.IdleTimeout) {
 		return Staff{}, "", ErrNoSession
-	}
-	if now.Sub(last) > time.Minute {
-		s.DB.Tx(ctx, func(tx *sql.Tx) error {
-			_, err := s.DB.TxExec(ctx, tx, `UPDATE staff_app_sessions SET last_seen_at = ? WHERE token_hash = ?`, ihos.FormatTime(now), th)
-			return err
-		})
 	}
 	var one int
 	err = s.DB.QueryRowContext(ctx, `SELECT 1 FROM staff_realname_checks WHERE staff_id = ? AND day = ?`, a.ID, s.today()).Scan(&one)
@@ -284,14 +271,9 @@ func (s *Service) lookup(ctx context.Context, th string) (Staff, string, error) 
 	return a.Staff, csrf, nil
 }
 
-func (s *Service) drop(ctx context.Context, where string, args ...any) {
-	err := s.DB.Tx(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
-		_, err := s.DB.TxExec(ctx, tx, `DELETE FROM staff_app_sessions WHERE `+where, args...)
-		return err
-	})
-	if err != nil {
-		slog.ErrorContext(ctx, "staffauth: drop session", "err", err)
-	}
+// sessions is the staff_app_sessions table's mechanics.
+func (s *Service) sessions() web.Sessions {
+	return web.Sessions{DB: s.DB, Table: "staff_app_sessions", Owner: "staff_id", Log: "staffauth"}
 }
 
 // Logout ends the session of token.
@@ -302,7 +284,7 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 		return err
 	}
 	return s.tx(ctx, func(tx *sql.Tx) (error, error) {
-		if _, err := s.DB.TxExec(ctx, tx, `DELETE FROM staff_app_sessions WHERE token_hash = ?`, th); err != nil {
+		if err := s.sessions().Delete(ctx, tx, th); err != nil {
 			return nil, err
 		}
 		return nil, audit.Append(ctx, s.DB, tx, audit.Entry{ActorID: st.ID, ActorName: st.Name, Action: audit.ActionLogout,
@@ -313,7 +295,7 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 // Revoke ends every session of a staff member.
 func (s *Service) Revoke(ctx context.Context, staffID, reason string) error {
 	return s.tx(ctx, func(tx *sql.Tx) (error, error) {
-		if _, err := s.DB.TxExec(ctx, tx, `DELETE FROM staff_app_sessions WHERE staff_id = ?`, staffID); err != nil {
+		if err := s.sessions().DeleteOwner(ctx, tx, staffID); err != nil {
 			return nil, err
 		}
 		return nil, audit.Append(ctx, s.DB, tx, audit.Entry{Action: "revoke_sessions", Resource: "staff_app_logins", RecordID: staffID,
